@@ -1,0 +1,195 @@
+#include "app/runtime.hpp"
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include "app/preflight.hpp"
+#include "app/stats.hpp"
+#include "conf/host_check.hpp"
+
+namespace ngstack::app {
+
+namespace {
+std::atomic<bool> g_stop{false};
+
+void on_signal(int) { g_stop.store(true); }
+
+void fail(const std::string& msg) { std::fprintf(stderr, "ngstack: error: %s\n", msg.c_str()); }
+
+stack::Xconnect make_xconnect(const conf::Config& cfg, const std::vector<PortRuntime>& ports) {
+  std::vector<stack::XconnectPath> paths(cfg.ports.size());
+  for (const auto& fp : cfg.forwarder.paths) {
+    auto& p = paths[fp.in_port];
+    p.active = true;
+    p.out_port = fp.out_port;
+    if (fp.dst_mac) {
+      p.rewrite = true;
+      std::copy(fp.dst_mac->begin(), fp.dst_mac->end(), p.dst.addr_bytes);
+      p.src = ports[fp.out_port].mac;
+    }
+  }
+  return stack::Xconnect(std::move(paths));
+}
+
+// Builds the workers, each with its rx queues, its tx queue index and buffers.
+void make_workers(Runtime& rt) {
+  std::vector<uint16_t> port_ids;
+  for (const auto& p : rt.ports) port_ids.push_back(p.port_id);
+  const stack::Xconnect fwd = make_xconnect(rt.cfg, rt.ports);
+  for (std::size_t i = 0; i < rt.cfg.workers.list.size(); ++i) {
+    const auto& wc = rt.cfg.workers.list[i];
+    auto w = std::make_unique<Worker>(wc.lcore, static_cast<uint16_t>(i), rt.cfg.workers.burst, port_ids, fwd, g_stop);
+    for (const auto& ref : wc.rx) {
+      auto q = std::make_unique<WorkerRxQueue>();
+      q->cfg_port = ref.port;
+      q->port_id = rt.ports[ref.port].port_id;
+      q->queue = ref.queue;
+      w->rxqs.push_back(std::move(q));
+    }
+    if (w->rxqs.empty()) spdlog::warn("worker on lcore {} polls no rx queue; it will idle", wc.lcore);
+    rt.workers.push_back(std::move(w));
+  }
+}
+
+// Tears down what start-up built, in reverse. Returns the mempool check.
+std::vector<MempoolCheck> teardown(Runtime& rt) {
+  std::vector<MempoolCheck> checks;
+  close_ports(rt.ports);
+  if (rt.pool) {
+    checks.push_back({rt.pool->name, rt.pool->size, rte_mempool_avail_count(rt.pool)});
+    rte_mempool_free(rt.pool);
+    rt.pool = nullptr;
+  }
+  return checks;
+}
+
+std::string eal_failure_hint(int err) {
+  switch (err) {
+    case EACCES: return " (permission denied: run as root)";
+    case ENOMEM: return " (not enough memory: raise eal.memory_mb, or reserve hugepages)";
+    case EALREADY: return " (EAL already initialised)";
+    default: return "";
+  }
+}
+}  // namespace
+
+int run(const conf::Config& cfg, const Options& opts) {
+  if (auto st = check_root(geteuid()); !st) return fail(st.error()), kExitError;
+  if (!cfg.eal.no_huge)
+    if (auto st = check_hugepages(read_text_file("/proc/meminfo"), read_text_file("/proc/mounts")); !st)
+      return fail(st.error()), kExitError;
+  if (auto st = conf::check_lcores(cfg, conf::usable_cpus()); !st) return fail(st.error()), kExitError;
+
+  std::vector<std::string> args = eal_args(cfg);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  spdlog::info("starting DPDK: {}", fmt::join(args, " "));
+  if (rte_eal_init(static_cast<int>(argv.size()), argv.data()) < 0) {
+    const int err = rte_errno;
+    fail(std::string("DPDK EAL failed to start: ") + rte_strerror(err) + eal_failure_hint(err));
+    return kExitError;
+  }
+
+  Runtime rt(cfg);
+  rt.tsc_hz = rte_get_tsc_hz();
+  int rc = kExitOk;
+  auto fail_and_cleanup = [&](const std::string& msg) {
+    fail(msg);
+    teardown(rt);
+    rte_eal_cleanup();
+    return kExitError;
+  };
+
+  const unsigned nb_mbufs = cfg.mbufs_needed();
+  rt.pool = rte_pktmbuf_pool_create("ngs_mbuf_pool", nb_mbufs, cfg.mempool.cache, 0,
+                                    static_cast<uint16_t>(cfg.mempool.data_room + RTE_PKTMBUF_HEADROOM),
+                                    static_cast<int>(rte_socket_id()));
+  if (!rt.pool)
+    return fail_and_cleanup("cannot allocate " + std::to_string(nb_mbufs) + " mbufs of " +
+                            std::to_string(cfg.mempool.data_room) + " bytes (" + rte_strerror(rte_errno) +
+                            "): raise eal.memory_mb (now " + std::to_string(cfg.eal.memory_mb) +
+                            ") or lower mempool.mbufs, ring sizes or queue counts");
+
+  auto probed = probe_ports(cfg);
+  if (!probed) return fail_and_cleanup(probed.error());
+  rt.ports = std::move(*probed);
+  for (std::size_t i = 0; i < rt.ports.size(); ++i)
+    if (auto st = start_port(cfg, i, rt.ports[i], rt.pool); !st) return fail_and_cleanup(st.error());
+
+  make_workers(rt);
+  g_stop.store(false);
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  register_telemetry(&rt);
+
+  for (const auto& p : rt.ports)
+    spdlog::info("port {}: {} ({}), mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}{}", p.name, p.device, p.driver,
+                 p.mac.addr_bytes[0], p.mac.addr_bytes[1], p.mac.addr_bytes[2], p.mac.addr_bytes[3],
+                 p.mac.addr_bytes[4], p.mac.addr_bytes[5], p.rss ? ", RSS on" : "");
+  rt.start_tsc = rte_rdtsc();
+  for (auto& w : rt.workers) rte_eal_remote_launch(worker_main, w.get(), w->lcore);
+  spdlog::info("{} worker(s) running in {} mode{}", rt.workers.size(), conf::mode_name(cfg.mode),
+               opts.duration_s ? fmt::format(" for {} s", *opts.duration_s) : std::string(" until SIGINT/SIGTERM"));
+
+  // The main lcore prints stats and watches the clock; it never touches packets.
+  Summary summary;
+  Snapshot prev = take_snapshot(rt);
+  const double interval = opts.stats_interval_s > 0 ? opts.stats_interval_s : 1.0;
+  double next_print = interval;
+  while (!g_stop.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    const double t = static_cast<double>(rte_rdtsc() - rt.start_tsc) / static_cast<double>(rt.tsc_hz);
+    if (opts.duration_s && t >= *opts.duration_s) break;
+    if (t >= next_print) {
+      Snapshot cur = take_snapshot(rt);
+      summary.intervals.push_back(interval_rate(prev, cur));
+      if (!opts.quiet && opts.stats_interval_s > 0) std::fputs(format_interval(prev, cur).c_str(), stdout);
+      std::fflush(stdout);
+      prev = std::move(cur);
+      next_print += interval;
+    }
+  }
+  g_stop.store(true);
+  rte_eal_mp_wait_lcore();
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+
+  summary.mode = conf::mode_name(cfg.mode);
+  summary.source = cfg.source;
+  summary.tsc_hz = rt.tsc_hz;
+  summary.final = take_snapshot(rt);
+  unregister_telemetry();
+  summary.mempools = teardown(rt);
+  std::fputs(format_summary(summary).c_str(), stdout);
+  std::fflush(stdout);
+  if (!opts.json_path.empty()) {
+    std::ofstream j(opts.json_path);
+    j << summary_json(summary);
+    if (!j) {
+      fail("cannot write " + opts.json_path);
+      rc = kExitError;
+    }
+  }
+  if (!summary.ok()) {
+    fail(summary.balanced() ? "an mbuf leaked: a mempool is not back to its full count"
+                            : "packets unaccounted for: rx != tx + drops");
+    rc = kExitInvariant;
+  }
+  rte_eal_cleanup();
+  return rc;
+}
+
+}  // namespace ngstack::app

@@ -1,0 +1,354 @@
+#include "app/stats.hpp"
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_telemetry.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+
+#include "app/runtime.hpp"
+
+namespace ngstack::app {
+
+Snapshot take_snapshot(const Runtime& rt) {
+  Snapshot s;
+  s.t_s = static_cast<double>(rte_rdtsc() - rt.start_tsc) / static_cast<double>(rt.tsc_hz);
+  s.ports.resize(rt.ports.size());
+  for (std::size_t i = 0; i < rt.ports.size(); ++i) {
+    PortSnap& p = s.ports[i];
+    p.name = rt.ports[i].name;
+    p.device = rt.ports[i].device;
+    p.driver = rt.ports[i].driver;
+    rte_eth_stats es{};
+    if (rte_eth_stats_get(rt.ports[i].port_id, &es) == 0) {
+      p.imissed = es.imissed;
+      p.ierrors = es.ierrors;
+      p.oerrors = es.oerrors;
+      p.rx_nombuf = es.rx_nombuf;
+    }
+  }
+  for (const auto& wp : rt.workers) {
+    const Worker& w = *wp;
+    WorkerSnap ws;
+    ws.lcore = w.lcore;
+    for (const auto& q : w.rxqs) {
+      QueueSnap qs{rt.ports[q->cfg_port].name, q->queue, w.lcore, q->stats.packets.get(), q->stats.bytes.get(),
+                   q->stats.empty_polls.get()};
+      ws.rx_packets += qs.packets;
+      ws.rx_bytes += qs.bytes;
+      ws.empty_polls += qs.empty_polls;
+      s.ports[q->cfg_port].rx_packets += qs.packets;
+      s.ports[q->cfg_port].rx_bytes += qs.bytes;
+      s.queues.push_back(std::move(qs));
+    }
+    for (uint16_t p = 0; p < rt.ports.size(); ++p) {
+      const auto& tx = w.tx.stats(p);
+      ws.tx_packets += tx.packets.get();
+      ws.tx_bytes += tx.bytes.get();
+      s.ports[p].tx_packets += tx.packets.get();
+      s.ports[p].tx_bytes += tx.bytes.get();
+    }
+    for (std::size_t r = 0; r < stack::kDropReasonCount; ++r) {
+      ws.drops[r] = w.stats.drops.get(static_cast<stack::DropReason>(r));
+      ws.drops_total += ws.drops[r];
+    }
+    ws.iterations = w.stats.iterations.get();
+    ws.busy_cycles = w.stats.busy_cycles.get();
+    ws.total_cycles = w.stats.total_cycles.get();
+    s.rx_packets += ws.rx_packets;
+    s.tx_packets += ws.tx_packets;
+    s.drops += ws.drops_total;
+    s.workers.push_back(ws);
+  }
+  return s;
+}
+
+IntervalRate interval_rate(const Snapshot& prev, const Snapshot& cur) {
+  IntervalRate r;
+  r.t_s = cur.t_s;
+  const double dt = cur.t_s - prev.t_s;
+  if (dt <= 0) return r;
+  uint64_t rxb = 0, txb = 0, prxb = 0, ptxb = 0;
+  for (const auto& p : cur.ports) rxb += p.rx_bytes, txb += p.tx_bytes;
+  for (const auto& p : prev.ports) prxb += p.rx_bytes, ptxb += p.tx_bytes;
+  r.rx_pps = static_cast<double>(cur.rx_packets - prev.rx_packets) / dt;
+  r.tx_pps = static_cast<double>(cur.tx_packets - prev.tx_packets) / dt;
+  r.rx_bps = static_cast<double>(rxb - prxb) * 8 / dt;
+  r.tx_bps = static_cast<double>(txb - ptxb) * 8 / dt;
+  r.drops_ps = static_cast<double>(cur.drops - prev.drops) / dt;
+  return r;
+}
+
+namespace {
+std::string fmt(const char* f, auto... args) {
+  char buf[512];
+  std::snprintf(buf, sizeof buf, f, args...);
+  return buf;
+}
+
+double per_s(uint64_t now, uint64_t before, double dt) {
+  return dt > 0 ? static_cast<double>(now - before) / dt : 0.0;
+}
+
+double busy_fraction(uint64_t busy, uint64_t total) {
+  return total ? static_cast<double>(busy) / static_cast<double>(total) : 0.0;
+}
+
+std::string drop_list(const std::array<uint64_t, stack::kDropReasonCount>& d) {
+  std::string out;
+  for (std::size_t r = 0; r < d.size(); ++r)
+    if (d[r]) out += fmt(" %s=%llu", std::string(stack::drop_reason_name(static_cast<stack::DropReason>(r))).c_str(),
+                         static_cast<unsigned long long>(d[r]));
+  return out.empty() ? " none" : out;
+}
+}  // namespace
+
+std::string format_interval(const Snapshot& prev, const Snapshot& cur) {
+  const double dt = cur.t_s - prev.t_s;
+  const IntervalRate r = interval_rate(prev, cur);
+  std::string o = fmt("[%7.1fs] rx %8.3f Mpps %7.3f Gbit/s | tx %8.3f Mpps %7.3f Gbit/s | drops %.0f/s\n", cur.t_s,
+                      r.rx_pps / 1e6, r.rx_bps / 1e9, r.tx_pps / 1e6, r.tx_bps / 1e9, r.drops_ps);
+  o += fmt("  %-10s %10s %10s %10s %10s %9s %9s %9s\n", "port", "rx Mpps", "tx Mpps", "rx Gb/s", "tx Gb/s", "missed/s",
+           "nombuf/s", "errors/s");
+  for (std::size_t i = 0; i < cur.ports.size(); ++i) {
+    const PortSnap &c = cur.ports[i], &p = prev.ports[i];
+    o += fmt("  %-10s %10.3f %10.3f %10.3f %10.3f %9.0f %9.0f %9.0f\n", c.name.c_str(),
+             per_s(c.rx_packets, p.rx_packets, dt) / 1e6, per_s(c.tx_packets, p.tx_packets, dt) / 1e6,
+             per_s(c.rx_bytes, p.rx_bytes, dt) * 8 / 1e9, per_s(c.tx_bytes, p.tx_bytes, dt) * 8 / 1e9,
+             per_s(c.imissed, p.imissed, dt), per_s(c.rx_nombuf, p.rx_nombuf, dt),
+             per_s(c.ierrors + c.oerrors, p.ierrors + p.oerrors, dt));
+  }
+  o += fmt("  %-10s %10s %10s %10s %10s %9s\n", "worker", "rx Mpps", "tx Mpps", "busy %", "empty/s", "drops/s");
+  for (std::size_t i = 0; i < cur.workers.size(); ++i) {
+    const WorkerSnap &c = cur.workers[i], &p = prev.workers[i];
+    o += fmt("  lcore %-4u %10.3f %10.3f %10.1f %10.0f %9.0f\n", c.lcore, per_s(c.rx_packets, p.rx_packets, dt) / 1e6,
+             per_s(c.tx_packets, p.tx_packets, dt) / 1e6,
+             100 * busy_fraction(c.busy_cycles - p.busy_cycles, c.total_cycles - p.total_cycles),
+             per_s(c.empty_polls, p.empty_polls, dt), per_s(c.drops_total, p.drops_total, dt));
+  }
+  return o;
+}
+
+bool Summary::mempools_full() const {
+  for (const auto& m : mempools)
+    if (!m.full()) return false;
+  return true;
+}
+
+std::string format_summary(const Summary& s) {
+  const Snapshot& f = s.final;
+  const double t = f.t_s > 0 ? f.t_s : 1;
+  auto ull = [](uint64_t v) { return static_cast<unsigned long long>(v); };
+  std::string o = fmt("\n=== ngstack summary: %s mode, %s, %.2f s ===\n", s.mode.c_str(), s.source.c_str(), f.t_s);
+  o += fmt("%-10s %14s %14s %14s %14s %10s %10s %10s %10s\n", "port", "rx packets", "tx packets", "rx bytes",
+           "tx bytes", "missed", "nombuf", "ierrors", "oerrors");
+  for (const auto& p : f.ports)
+    o += fmt("%-10s %14llu %14llu %14llu %14llu %10llu %10llu %10llu %10llu\n", p.name.c_str(), ull(p.rx_packets),
+             ull(p.tx_packets), ull(p.rx_bytes), ull(p.tx_bytes), ull(p.imissed), ull(p.rx_nombuf), ull(p.ierrors),
+             ull(p.oerrors));
+  o += fmt("%-10s %8s %8s %14s %14s %14s\n", "queue", "", "lcore", "rx packets", "rx bytes", "empty polls");
+  for (const auto& q : f.queues)
+    o += fmt("%-10s     /%-3u %8u %14llu %14llu %14llu\n", q.port.c_str(), unsigned{q.queue}, q.lcore,
+             ull(q.packets), ull(q.bytes), ull(q.empty_polls));
+  for (const auto& w : f.workers) {
+    const double cpp = w.rx_packets ? static_cast<double>(w.busy_cycles) / static_cast<double>(w.rx_packets) : 0;
+    o += fmt("worker lcore %u: rx %llu (%.3f Mpps), tx %llu, busy %.1f%%, %.1f cycles/packet, empty polls %llu, "
+             "drops:%s\n",
+             w.lcore, ull(w.rx_packets), static_cast<double>(w.rx_packets) / t / 1e6, ull(w.tx_packets),
+             100 * busy_fraction(w.busy_cycles, w.total_cycles), cpp, ull(w.empty_polls), drop_list(w.drops).c_str());
+  }
+  o += fmt("total: rx %llu, tx %llu, dropped %llu: %s\n", ull(f.rx_packets), ull(f.tx_packets), ull(f.drops),
+           s.balanced() ? "every received packet is sent or counted as a drop"
+                        : "MISMATCH: rx != tx + drops (packets unaccounted for)");
+  for (const auto& m : s.mempools)
+    o += fmt("mempool %s: %u of %u mbufs back%s\n", m.name.c_str(), m.available, m.size,
+             m.full() ? " (full)" : ": LEAK");
+  return o;
+}
+
+std::string summary_json(const Summary& s) {
+  const Snapshot& f = s.final;
+  JsonWriter j;
+  j.begin_object();
+  j.value("mode", s.mode).value("source", s.source).value("duration_s", f.t_s).value("tsc_hz", s.tsc_hz);
+  j.value("ok", s.ok());
+  j.begin_object("totals")
+      .value("rx_packets", f.rx_packets)
+      .value("tx_packets", f.tx_packets)
+      .value("dropped", f.drops)
+      .value("balanced", s.balanced())
+      .value("rx_pps", f.t_s > 0 ? static_cast<double>(f.rx_packets) / f.t_s : 0.0)
+      .value("tx_pps", f.t_s > 0 ? static_cast<double>(f.tx_packets) / f.t_s : 0.0)
+      .end_object();
+  j.begin_array("ports");
+  for (const auto& p : f.ports)
+    j.begin_object()
+        .value("name", p.name)
+        .value("device", p.device)
+        .value("driver", p.driver)
+        .value("rx_packets", p.rx_packets)
+        .value("rx_bytes", p.rx_bytes)
+        .value("tx_packets", p.tx_packets)
+        .value("tx_bytes", p.tx_bytes)
+        .value("imissed", p.imissed)
+        .value("ierrors", p.ierrors)
+        .value("oerrors", p.oerrors)
+        .value("rx_nombuf", p.rx_nombuf)
+        .end_object();
+  j.end_array();
+  j.begin_array("queues");
+  for (const auto& q : f.queues)
+    j.begin_object()
+        .value("port", q.port)
+        .value("queue", static_cast<unsigned>(q.queue))
+        .value("lcore", q.lcore)
+        .value("rx_packets", q.packets)
+        .value("rx_bytes", q.bytes)
+        .value("empty_polls", q.empty_polls)
+        .end_object();
+  j.end_array();
+  j.begin_array("workers");
+  for (const auto& w : f.workers) {
+    j.begin_object()
+        .value("lcore", w.lcore)
+        .value("rx_packets", w.rx_packets)
+        .value("rx_bytes", w.rx_bytes)
+        .value("tx_packets", w.tx_packets)
+        .value("tx_bytes", w.tx_bytes)
+        .value("empty_polls", w.empty_polls)
+        .value("iterations", w.iterations)
+        .value("busy_cycles", w.busy_cycles)
+        .value("total_cycles", w.total_cycles)
+        .value("busy_fraction", busy_fraction(w.busy_cycles, w.total_cycles))
+        .value("cycles_per_packet",
+               w.rx_packets ? static_cast<double>(w.busy_cycles) / static_cast<double>(w.rx_packets) : 0.0);
+    j.begin_object("drops");
+    for (std::size_t r = 0; r < w.drops.size(); ++r)
+      j.value(stack::drop_reason_name(static_cast<stack::DropReason>(r)), w.drops[r]);
+    j.end_object().end_object();
+  }
+  j.end_array();
+  j.begin_array("intervals");
+  for (const auto& r : s.intervals)
+    j.begin_object()
+        .value("t_s", r.t_s)
+        .value("rx_pps", r.rx_pps)
+        .value("tx_pps", r.tx_pps)
+        .value("rx_bps", r.rx_bps)
+        .value("tx_bps", r.tx_bps)
+        .value("drops_ps", r.drops_ps)
+        .end_object();
+  j.end_array();
+  j.begin_array("mempools");
+  for (const auto& m : s.mempools)
+    j.begin_object().value("name", m.name).value("size", m.size).value("available", m.available).value("full", m.full()).end_object();
+  j.end_array();
+  j.end_object();
+  return j.str() + "\n";
+}
+
+// --- DPDK telemetry -------------------------------------------------------
+//
+// Callbacks run on the telemetry thread. They take `g_telemetry_mutex` so that
+// the Runtime cannot be torn down under them (control path only).
+namespace {
+std::mutex g_telemetry_mutex;
+const Runtime* g_runtime = nullptr;
+bool g_registered = false;
+
+int tel_port_list(const char*, const char*, rte_tel_data* d) {
+  std::lock_guard lock(g_telemetry_mutex);
+  rte_tel_data_start_array(d, RTE_TEL_STRING_VAL);
+  if (g_runtime)
+    for (const auto& p : g_runtime->ports) rte_tel_data_add_array_string(d, p.name.c_str());
+  return 0;
+}
+
+int tel_port(const char*, const char* params, rte_tel_data* d) {
+  std::lock_guard lock(g_telemetry_mutex);
+  if (!g_runtime || !params) return -EINVAL;
+  const Snapshot s = take_snapshot(*g_runtime);
+  for (const auto& p : s.ports) {
+    if (p.name != params) continue;
+    rte_tel_data_start_dict(d);
+    rte_tel_data_add_dict_string(d, "device", p.device.c_str());
+    rte_tel_data_add_dict_u64(d, "rx_packets", p.rx_packets);
+    rte_tel_data_add_dict_u64(d, "rx_bytes", p.rx_bytes);
+    rte_tel_data_add_dict_u64(d, "tx_packets", p.tx_packets);
+    rte_tel_data_add_dict_u64(d, "tx_bytes", p.tx_bytes);
+    rte_tel_data_add_dict_u64(d, "imissed", p.imissed);
+    rte_tel_data_add_dict_u64(d, "ierrors", p.ierrors);
+    rte_tel_data_add_dict_u64(d, "oerrors", p.oerrors);
+    rte_tel_data_add_dict_u64(d, "rx_nombuf", p.rx_nombuf);
+    return 0;
+  }
+  return -EINVAL;
+}
+
+int tel_worker_list(const char*, const char*, rte_tel_data* d) {
+  std::lock_guard lock(g_telemetry_mutex);
+  rte_tel_data_start_array(d, RTE_TEL_INT_VAL);
+  if (g_runtime)
+    for (const auto& w : g_runtime->workers) rte_tel_data_add_array_int(d, static_cast<int>(w->lcore));
+  return 0;
+}
+
+int tel_worker(const char*, const char* params, rte_tel_data* d) {
+  std::lock_guard lock(g_telemetry_mutex);
+  if (!g_runtime || !params) return -EINVAL;
+  const unsigned lcore = static_cast<unsigned>(std::strtoul(params, nullptr, 10));
+  const Snapshot s = take_snapshot(*g_runtime);
+  for (const auto& w : s.workers) {
+    if (w.lcore != lcore) continue;
+    rte_tel_data_start_dict(d);
+    rte_tel_data_add_dict_u64(d, "rx_packets", w.rx_packets);
+    rte_tel_data_add_dict_u64(d, "rx_bytes", w.rx_bytes);
+    rte_tel_data_add_dict_u64(d, "tx_packets", w.tx_packets);
+    rte_tel_data_add_dict_u64(d, "tx_bytes", w.tx_bytes);
+    rte_tel_data_add_dict_u64(d, "empty_polls", w.empty_polls);
+    rte_tel_data_add_dict_u64(d, "iterations", w.iterations);
+    rte_tel_data_add_dict_u64(d, "busy_cycles", w.busy_cycles);
+    rte_tel_data_add_dict_u64(d, "total_cycles", w.total_cycles);
+    for (std::size_t r = 0; r < w.drops.size(); ++r) {
+      const std::string key = "drop_" + std::string(stack::drop_reason_name(static_cast<stack::DropReason>(r)));
+      rte_tel_data_add_dict_u64(d, key.c_str(), w.drops[r]);
+    }
+    return 0;
+  }
+  return -EINVAL;
+}
+
+int tel_summary(const char*, const char*, rte_tel_data* d) {
+  std::lock_guard lock(g_telemetry_mutex);
+  if (!g_runtime) return -EINVAL;
+  const Snapshot s = take_snapshot(*g_runtime);
+  rte_tel_data_start_dict(d);
+  rte_tel_data_add_dict_string(d, "mode", conf::mode_name(g_runtime->cfg.mode));
+  rte_tel_data_add_dict_u64(d, "rx_packets", s.rx_packets);
+  rte_tel_data_add_dict_u64(d, "tx_packets", s.tx_packets);
+  rte_tel_data_add_dict_u64(d, "dropped", s.drops);
+  rte_tel_data_add_dict_u64(d, "uptime_ms", static_cast<uint64_t>(s.t_s * 1000));
+  return 0;
+}
+}  // namespace
+
+void register_telemetry(const Runtime* rt) {
+  std::lock_guard lock(g_telemetry_mutex);
+  g_runtime = rt;
+  if (g_registered) return;
+  g_registered = true;
+  rte_telemetry_register_cmd("/ngstack/summary", tel_summary, "Totals of this ngstack process. No parameters");
+  rte_telemetry_register_cmd("/ngstack/ports", tel_port_list, "Names of the ports. No parameters");
+  rte_telemetry_register_cmd("/ngstack/port", tel_port, "Counters of one port. Parameter: port name");
+  rte_telemetry_register_cmd("/ngstack/workers", tel_worker_list, "Lcores of the workers. No parameters");
+  rte_telemetry_register_cmd("/ngstack/worker", tel_worker, "Counters of one worker. Parameter: lcore id");
+}
+
+void unregister_telemetry() {
+  std::lock_guard lock(g_telemetry_mutex);
+  g_runtime = nullptr;
+}
+
+}  // namespace ngstack::app

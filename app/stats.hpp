@@ -1,0 +1,84 @@
+// Statistics: point-in-time snapshots of every counter, the live table printed
+// each interval, the final summary (text and JSON), and the DPDK telemetry
+// commands (/ngstack/...) that dpdk-telemetry.py reads.
+#pragma once
+
+#include <array>
+#include <string>
+#include <vector>
+
+#include "app/json.hpp"
+#include "stack/counters.hpp"
+
+namespace ngstack::app {
+
+struct Runtime;
+
+struct QueueSnap {
+  std::string port;
+  uint16_t queue = 0;
+  unsigned lcore = 0;
+  uint64_t packets = 0, bytes = 0, empty_polls = 0;
+};
+
+struct PortSnap {
+  std::string name, device, driver;
+  uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0;
+  // From the device (rte_eth_stats): what never reached a worker.
+  uint64_t imissed = 0, ierrors = 0, oerrors = 0, rx_nombuf = 0;
+};
+
+struct WorkerSnap {
+  unsigned lcore = 0;
+  uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0;
+  uint64_t empty_polls = 0, iterations = 0, busy_cycles = 0, total_cycles = 0;
+  std::array<uint64_t, stack::kDropReasonCount> drops{};
+  uint64_t drops_total = 0;
+};
+
+struct Snapshot {
+  double t_s = 0;  // seconds since workers launched
+  std::vector<PortSnap> ports;
+  std::vector<QueueSnap> queues;
+  std::vector<WorkerSnap> workers;
+  uint64_t rx_packets = 0, tx_packets = 0, drops = 0;
+};
+
+Snapshot take_snapshot(const Runtime& rt);
+
+struct IntervalRate {
+  double t_s = 0;
+  double rx_pps = 0, tx_pps = 0, rx_bps = 0, tx_bps = 0, drops_ps = 0;
+};
+
+IntervalRate interval_rate(const Snapshot& prev, const Snapshot& cur);
+
+// The live table for one interval.
+std::string format_interval(const Snapshot& prev, const Snapshot& cur);
+
+struct MempoolCheck {
+  std::string name;
+  unsigned size = 0;
+  unsigned available = 0;
+  bool full() const { return available == size; }
+};
+
+struct Summary {
+  std::string mode, source;
+  Snapshot final;
+  std::vector<IntervalRate> intervals;
+  std::vector<MempoolCheck> mempools;
+  uint64_t tsc_hz = 0;
+  bool balanced() const { return final.rx_packets == final.tx_packets + final.drops; }
+  bool mempools_full() const;
+  bool ok() const { return balanced() && mempools_full(); }
+};
+
+std::string format_summary(const Summary& s);
+std::string summary_json(const Summary& s);
+
+// Telemetry commands read the live Runtime; unregister before tearing it down.
+void register_telemetry(const Runtime* rt);
+void unregister_telemetry();
+
+}  // namespace ngstack::app

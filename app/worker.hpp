@@ -1,0 +1,64 @@
+// A poll-mode worker: one per EAL lcore, pinned by EAL to one core.
+//
+// A worker owns everything it touches on the data path: its rx queues (no other
+// worker polls them), one tx queue on every port, its tx buffers, and its
+// counters. Other threads only read its counters. It stops when `stop` is set,
+// after finishing the burst in hand and flushing its tx buffers.
+#pragma once
+
+#include <rte_common.h>
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "stack/counters.hpp"
+#include "stack/tx_buffer.hpp"
+#include "stack/xconnect.hpp"
+
+namespace ngstack::app {
+
+struct RxQueueStats {
+  stack::Counter packets;
+  stack::Counter bytes;
+  stack::Counter empty_polls;
+};
+
+struct WorkerRxQueue {
+  uint16_t cfg_port;  // index into the config's ports
+  uint16_t port_id;   // DPDK port id
+  uint16_t queue;
+  RxQueueStats stats;
+};
+
+struct WorkerStats {
+  stack::Counter iterations;
+  stack::Counter busy_cycles;   // TSC cycles spent in iterations that received something
+  stack::Counter total_cycles;  // TSC cycles since the loop started
+  stack::DropCounters drops;
+};
+
+struct alignas(RTE_CACHE_LINE_SIZE) Worker {
+  Worker(unsigned lcore_id, uint16_t index, uint16_t burst_size, const std::vector<uint16_t>& port_ids,
+         stack::Xconnect fwd, const std::atomic<bool>& stop_flag)
+      : lcore(lcore_id),
+        tx_queue(index),
+        burst(burst_size),
+        tx(port_ids, index, burst_size, stats.drops),
+        xconnect(std::move(fwd)),
+        stop(stop_flag) {}
+
+  unsigned lcore;
+  uint16_t tx_queue;  // this worker's tx queue index on every port
+  uint16_t burst;
+  std::vector<std::unique_ptr<WorkerRxQueue>> rxqs;
+  WorkerStats stats;
+  stack::TxBuffers tx;
+  stack::Xconnect xconnect;
+  const std::atomic<bool>& stop;
+};
+
+// The lcore entry point (rte_eal_remote_launch); `arg` is a Worker*.
+int worker_main(void* arg);
+
+}  // namespace ngstack::app

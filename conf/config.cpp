@@ -1,0 +1,128 @@
+#include "conf/config.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <sstream>
+
+namespace ngstack::conf {
+
+std::string SourcePos::where() const {
+  if (line == 0) return file + ": " + key;
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + key;
+}
+
+std::string format_mac(const MacAddr& m) {
+  char buf[18];
+  std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+  return buf;
+}
+
+const char* mode_name(Mode m) {
+  switch (m) {
+    case Mode::forwarder: return "forwarder";
+  }
+  return "?";
+}
+
+bool PortConfig::is_vdev() const { return device.rfind("net_", 0) == 0 || device.rfind("eth_", 0) == 0; }
+
+std::string PortConfig::device_name() const { return device.substr(0, device.find(',')); }
+
+int Config::port_index(const std::string& name) const {
+  for (std::size_t i = 0; i < ports.size(); ++i)
+    if (ports[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+uint16_t Config::tx_queues_of(const PortConfig& p) const {
+  return p.tx_queues != 0 ? p.tx_queues : static_cast<uint16_t>(workers.list.size());
+}
+
+unsigned Config::mbufs_needed() const {
+  if (mempool.mbufs != 0) return mempool.mbufs;
+  unsigned long n = 0;
+  for (const auto& p : ports) n += 1ul * p.rx_queues * p.rx_ring + 1ul * tx_queues_of(p) * p.tx_ring;
+  // Per worker: one rx burst in hand plus one tx buffer per port.
+  n += 1ul * workers.list.size() * workers.burst * (1 + ports.size());
+  // Per-lcore mempool caches may hold up to 1.5x their size.
+  n += 3ul * mempool.cache * eal.cores.size() / 2;
+  // Headroom for PMDs that keep their own mbufs (net_pcap infinite_rx copies the
+  // whole capture into mbufs).
+  n += 8192;
+  // A power of two minus one is the mempool's optimal size.
+  unsigned long pow2 = 1;
+  while (pow2 - 1 < n) pow2 <<= 1;
+  return static_cast<unsigned>(pow2 - 1);
+}
+
+void assign_rx_queues(Config& cfg) {
+  auto& workers = cfg.workers.list;
+  const std::size_t nw = workers.size();
+  if (nw == 0) return;
+  for (auto& w : workers) w.rx.clear();
+  uint16_t min_queues = UINT16_MAX;
+  for (const auto& p : cfg.ports) min_queues = std::min(min_queues, p.rx_queues);
+  if (min_queues >= nw) {
+    for (std::size_t p = 0; p < cfg.ports.size(); ++p)
+      for (uint16_t q = 0; q < cfg.ports[p].rx_queues; ++q)
+        workers[q % nw].rx.push_back({static_cast<uint16_t>(p), q});
+    return;
+  }
+  std::size_t next = 0;
+  for (std::size_t p = 0; p < cfg.ports.size(); ++p)
+    for (uint16_t q = 0; q < cfg.ports[p].rx_queues; ++q)
+      workers[next++ % nw].rx.push_back({static_cast<uint16_t>(p), q});
+}
+
+std::string dump_yaml(const Config& cfg) {
+  std::ostringstream o;
+  o << "# resolved from " << cfg.source << "\n";
+  o << "mode: " << mode_name(cfg.mode) << "\n";
+  o << "eal:\n  main_lcore: " << cfg.eal.cores.front() << "\n  memory_mb: " << cfg.eal.memory_mb
+    << "\n  no_huge: " << (cfg.eal.no_huge ? "true" : "false") << "\n  file_prefix: " << cfg.eal.file_prefix
+    << "\n  log_level: " << cfg.eal.log_level << "\n  extra_args: [";
+  for (std::size_t i = 0; i < cfg.eal.extra_args.size(); ++i)
+    o << (i ? ", " : "") << "\"" << cfg.eal.extra_args[i] << "\"";
+  o << "]\n";
+  o << "mempool:\n  mbufs: " << cfg.mbufs_needed() << (cfg.mempool.mbufs ? "" : "  # auto")
+    << "\n  cache: " << cfg.mempool.cache << "\n  data_room: " << cfg.mempool.data_room << "\n";
+  o << "ports:\n";
+  for (const auto& p : cfg.ports) {
+    o << "  - name: " << p.name << "\n    device: \"" << p.device << "\"\n    rx_queues: " << p.rx_queues
+      << "\n    tx_queues: " << cfg.tx_queues_of(p) << (p.tx_queues ? "" : "  # auto: one per worker")
+      << "\n    rx_ring: " << p.rx_ring << "\n    tx_ring: " << p.tx_ring << "\n    mtu: " << p.mtu
+      << "\n    promiscuous: " << (p.promiscuous ? "true" : "false") << "\n";
+    if (p.mac) o << "    mac: " << format_mac(*p.mac) << "\n";
+    o << "    rss:\n      hash: [";
+    for (std::size_t i = 0; i < p.rss.hash_names.size(); ++i) o << (i ? ", " : "") << p.rss.hash_names[i];
+    o << "]\n      key: ";
+    if (p.rss.key.empty()) {
+      o << "symmetric\n";
+    } else {
+      o << "\"";
+      for (auto b : p.rss.key) {
+        char h[3];
+        std::snprintf(h, sizeof h, "%02x", b);
+        o << h;
+      }
+      o << "\"\n";
+    }
+  }
+  o << "workers:\n  burst: " << cfg.workers.burst << "\n  lcores: [";
+  for (std::size_t i = 0; i < cfg.workers.list.size(); ++i) o << (i ? ", " : "") << cfg.workers.list[i].lcore;
+  o << "]\n  rx:" << (cfg.workers.auto_assign ? "  # auto" : "") << "\n";
+  for (const auto& w : cfg.workers.list) {
+    o << "    - lcore: " << w.lcore << "\n      queues: [";
+    for (std::size_t i = 0; i < w.rx.size(); ++i)
+      o << (i ? ", " : "") << cfg.ports[w.rx[i].port].name << "/" << w.rx[i].queue;
+    o << "]\n";
+  }
+  o << "forwarder:\n  paths:\n";
+  for (const auto& fp : cfg.forwarder.paths) {
+    o << "    - in: " << cfg.ports[fp.in_port].name << "\n      out: " << cfg.ports[fp.out_port].name << "\n";
+    if (fp.dst_mac) o << "      dst_mac: " << format_mac(*fp.dst_mac) << "\n";
+  }
+  return o.str();
+}
+
+}  // namespace ngstack::conf

@@ -1,0 +1,45 @@
+#include "conf/host_check.hpp"
+
+#include <sched.h>
+
+namespace ngstack::conf {
+
+std::set<unsigned> usable_cpus() {
+  std::set<unsigned> out;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return out;
+  for (unsigned c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &set)) out.insert(c);
+  return out;
+}
+
+static std::string cpu_list(const std::set<unsigned>& cpus) {
+  std::string s;
+  for (auto it = cpus.begin(); it != cpus.end();) {
+    unsigned lo = *it, hi = lo;
+    ++it;
+    while (it != cpus.end() && *it == hi + 1) hi = *it++;
+    if (!s.empty()) s += ",";
+    s += std::to_string(lo);
+    if (hi != lo) {
+      s += '-';
+      s += std::to_string(hi);
+    }
+  }
+  return s;
+}
+
+Status check_lcores(const Config& cfg, const std::set<unsigned>& cpus) {
+  const unsigned main = cfg.eal.cores.front();
+  if (!cpus.count(main))
+    return Error{cfg.eal.cores_pos.where() + ": lcore " + std::to_string(main) +
+                 " does not exist on this machine (usable CPUs: " + cpu_list(cpus) + ")"};
+  for (const auto& w : cfg.workers.list)
+    if (!cpus.count(w.lcore))
+      return Error{w.pos.where() + ": lcore " + std::to_string(w.lcore) +
+                   " does not exist on this machine (usable CPUs: " + cpu_list(cpus) + ")"};
+  return Ok{};
+}
+
+}  // namespace ngstack::conf

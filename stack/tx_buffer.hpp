@@ -1,0 +1,78 @@
+// Per-worker transmit buffers: one per port, each bound to the worker's own tx
+// queue on that port, so no two workers ever share a tx queue and no tx lock
+// exists. Packets collect during one loop iteration and leave in one
+// rte_eth_tx_burst per port (or earlier, when a buffer fills). What the queue
+// refuses is freed and counted as tx_full: nothing is retried, nothing leaks.
+#pragma once
+
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "stack/counters.hpp"
+
+namespace ngstack::stack {
+
+inline constexpr uint16_t kMaxBurst = 512;
+
+struct PortTxStats {
+  Counter packets;
+  Counter bytes;
+};
+
+class TxBuffers {
+ public:
+  // port_ids[i] is the DPDK port id of config port i; `queue` is this worker's
+  // tx queue on every port; `capacity` is the flush threshold (<= kMaxBurst).
+  TxBuffers(const std::vector<uint16_t>& port_ids, uint16_t queue, uint16_t capacity, DropCounters& drops)
+      : bufs_(port_ids.size()), stats_(port_ids.size()), queue_(queue), capacity_(capacity), drops_(drops) {
+    for (std::size_t i = 0; i < port_ids.size(); ++i) bufs_[i].port_id = port_ids[i];
+  }
+
+  // Queue a run of packets for config port `port`.
+  void enqueue(uint16_t port, rte_mbuf** pkts, uint16_t n) {
+    Buffer& b = bufs_[port];
+    for (uint16_t i = 0; i < n; ++i) {
+      b.pkts[b.count++] = pkts[i];
+      if (b.count == capacity_) flush(port);
+    }
+  }
+
+  void flush(uint16_t port) {
+    Buffer& b = bufs_[port];
+    if (b.count == 0) return;
+    uint64_t bytes = 0;
+    for (uint16_t i = 0; i < b.count; ++i) bytes += b.pkts[i]->pkt_len;
+    const uint16_t sent = rte_eth_tx_burst(b.port_id, queue_, b.pkts, b.count);
+    if (sent < b.count) [[unlikely]] {
+      for (uint16_t i = sent; i < b.count; ++i) bytes -= b.pkts[i]->pkt_len;
+      rte_pktmbuf_free_bulk(&b.pkts[sent], b.count - sent);
+      drops_.add(DropReason::tx_full, b.count - sent);
+    }
+    stats_[port].packets.add(sent);
+    stats_[port].bytes.add(bytes);
+    b.count = 0;
+  }
+
+  void flush_all() {
+    for (uint16_t p = 0; p < bufs_.size(); ++p) flush(p);
+  }
+
+  const PortTxStats& stats(uint16_t port) const { return stats_[port]; }
+
+ private:
+  struct Buffer {
+    uint16_t port_id = 0;
+    uint16_t count = 0;
+    rte_mbuf* pkts[kMaxBurst];
+  };
+  std::vector<Buffer> bufs_;
+  std::vector<PortTxStats> stats_;
+  uint16_t queue_;
+  uint16_t capacity_;
+  DropCounters& drops_;
+};
+
+}  // namespace ngstack::stack
