@@ -45,7 +45,9 @@ Result<std::vector<PortRuntime>> probe_ports(const conf::Config& cfg) {
         if (p.device.rfind("net_af_packet", 0) == 0) hint = " (does the interface named by iface= exist and is it up?)";
         if (p.device.rfind("net_pcap", 0) == 0) hint = " (is the capture file readable, or the interface present?)";
         close_ports(out);
-        return Error{p.device_pos.where() + ": device \"" + p.device + "\" did not probe: " + rte_strerror(-rc) + hint};
+        // Many drivers return -1 for any failure, which strerror would call EPERM.
+        const std::string why = rc == -1 ? "the driver rejected it (its reason is logged above)" : rte_strerror(-rc);
+        return Error{p.device_pos.where() + ": device \"" + p.device + "\" did not probe: " + why + hint};
       }
       rt.hotplugged = true;
     }

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -76,6 +77,15 @@ std::vector<MempoolCheck> teardown(Runtime& rt) {
   return checks;
 }
 
+// DPDK leaves its runtime directory (/var/run/dpdk/<file_prefix>) behind; a
+// primary process that is done removes its own so that runs do not pile up.
+void eal_cleanup_and_remove_runtime_dir() {
+  const std::string dir = rte_eal_get_runtime_dir();
+  rte_eal_cleanup();
+  std::error_code ec;
+  if (!dir.empty()) std::filesystem::remove_all(dir, ec);
+}
+
 std::string eal_failure_hint(int err) {
   switch (err) {
     case EACCES: return " (permission denied: run as root)";
@@ -109,7 +119,7 @@ int run(const conf::Config& cfg, const Options& opts) {
   auto fail_and_cleanup = [&](const std::string& msg) {
     fail(msg);
     teardown(rt);
-    rte_eal_cleanup();
+    eal_cleanup_and_remove_runtime_dir();
     return kExitError;
   };
 
@@ -188,7 +198,7 @@ int run(const conf::Config& cfg, const Options& opts) {
                             : "packets unaccounted for: rx != tx + drops");
     rc = kExitInvariant;
   }
-  rte_eal_cleanup();
+  eal_cleanup_and_remove_runtime_dir();
   return rc;
 }
 

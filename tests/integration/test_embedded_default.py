@@ -1,0 +1,32 @@
+"""The embedded default (no config file) runs for 2 s, exits 0, forwards
+traffic, accounts for every packet and returns every mbuf."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from ngslab import Ngstack, check, run_test  # noqa: E402
+
+
+def test_embedded_default():
+    with Ngstack(None, ["--duration", "2"]) as ng:
+        rc = ng.wait(timeout=60)
+        check(rc == 0, f"exit status {rc}\n{ng.output()}")
+        s = ng.summary()
+        t = s["totals"]
+        print(t)
+        check(t["rx_packets"] > 0, "nothing received")
+        check(t["rx_packets"] == t["tx_packets"] + t["dropped"], "rx != tx + drops")
+        check(t["balanced"] and s["ok"], "summary not ok")
+        check(all(m["full"] for m in s["mempools"]) and s["mempools"], f"mempools: {s['mempools']}")
+        check(1.5 < s["duration_s"] < 3.5, f"ran {s['duration_s']} s, asked for 2")
+        check(len(s["intervals"]) >= 1, "no live stats interval recorded")
+        check("[    1.0s] rx" in ng.out_text(), "no live stats table printed")
+        ports = {p["name"]: p for p in s["ports"]}
+        check(ports["sink"]["tx_packets"] == t["tx_packets"], "sink did not transmit everything")
+        w = s["workers"][0]
+        check(0.0 < w["busy_fraction"] <= 1.0, f"busy fraction {w['busy_fraction']}")
+        check(w["cycles_per_packet"] > 0, "no cycles per packet")
+
+
+if __name__ == "__main__":
+    run_test(test_embedded_default)

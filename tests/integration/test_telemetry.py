@@ -1,0 +1,62 @@
+"""ngstack's counters are readable through DPDK telemetry while it runs, as
+dpdk-telemetry.py reads them, and SIGTERM stops it cleanly."""
+import json
+import os
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from ngslab import Ngstack, check, run_test, sh  # noqa: E402
+
+
+def telemetry(sock_path, cmd):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(sock_path)
+    json.loads(s.recv(16384))  # greeting
+    s.send(cmd.encode())
+    reply = json.loads(s.recv(65536))
+    s.close()
+    return reply[cmd.split(",")[0]]
+
+
+def test_telemetry_and_sigterm():
+    prefix = f"ngt-tel-{os.getpid()}"
+    pcap = f"/tmp/{prefix}.pcap"
+    sh(f"/usr/bin/python3 {os.path.dirname(__file__)}/../../perf/make_pcap.py {pcap} --size 64 --flows 64")
+    cfg = f"""eal: {{main_lcore: 0, memory_mb: 256, no_huge: true, file_prefix: {prefix}}}
+ports:
+  - {{name: source, device: "net_pcap0,rx_pcap={pcap},infinite_rx=1"}}
+  - {{name: sink, device: "net_null0,no-rx=1"}}
+workers: {{lcores: [1]}}
+forwarder: {{paths: [{{in: source, out: sink}}]}}
+"""
+    try:
+        with Ngstack(cfg) as ng:
+            ng.wait_running()
+            time.sleep(1)
+            sock = f"/var/run/dpdk/{prefix}/dpdk_telemetry.v2"
+            summary = telemetry(sock, "/ngstack/summary")
+            print("summary:", summary)
+            check(summary["rx_packets"] > 0 and summary["mode"] == "forwarder", f"summary {summary}")
+            check(telemetry(sock, "/ngstack/ports") == ["source", "sink"], "port list")
+            src = telemetry(sock, "/ngstack/port,source")
+            check(src["rx_packets"] > 0 and "imissed" in src, f"port source {src}")
+            check(telemetry(sock, "/ngstack/workers") == [1], "worker list")
+            w = telemetry(sock, "/ngstack/worker,1")
+            check(w["rx_packets"] > 0 and "drop_tx_full" in w and w["busy_cycles"] > 0, f"worker {w}")
+            # DPDK's own ethdev telemetry sees the same ports.
+            check(len(telemetry(sock, "/ethdev/list")) == 2, "ethdev list")
+
+            ng.proc.terminate()  # SIGTERM
+            rc = ng.wait(timeout=30)
+            check(rc == 0, f"exit status {rc} after SIGTERM\n{ng.output()}")
+            s = ng.summary()
+            check(s["ok"] and s["totals"]["rx_packets"] >= summary["rx_packets"], f"summary {s['totals']}")
+    finally:
+        if os.path.exists(pcap):
+            os.unlink(pcap)
+
+
+if __name__ == "__main__":
+    run_test(test_telemetry_and_sigterm)
