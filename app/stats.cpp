@@ -49,6 +49,7 @@ Snapshot take_snapshot(const Runtime& rt) {
       ws.tx_bytes += tx.bytes.get();
       s.ports[p].tx_packets += tx.packets.get();
       s.ports[p].tx_bytes += tx.bytes.get();
+      s.tx_queues.push_back({rt.ports[p].name, w.tx_queue, w.lcore, tx.packets.get(), tx.bytes.get()});
     }
     for (std::size_t r = 0; r < stack::kDropReasonCount; ++r) {
       ws.drops[r] = w.stats.drops.get(static_cast<stack::DropReason>(r));
@@ -148,10 +149,14 @@ std::string format_summary(const Summary& s) {
     o += fmt("%-10s %14llu %14llu %14llu %14llu %10llu %10llu %10llu %10llu\n", p.name.c_str(), ull(p.rx_packets),
              ull(p.tx_packets), ull(p.rx_bytes), ull(p.tx_bytes), ull(p.imissed), ull(p.rx_nombuf), ull(p.ierrors),
              ull(p.oerrors));
-  o += fmt("%-10s %8s %8s %14s %14s %14s\n", "queue", "", "lcore", "rx packets", "rx bytes", "empty polls");
+  o += fmt("%-10s %8s %8s %14s %14s %14s\n", "rx queue", "", "lcore", "rx packets", "rx bytes", "empty polls");
   for (const auto& q : f.queues)
     o += fmt("%-10s     /%-3u %8u %14llu %14llu %14llu\n", q.port.c_str(), unsigned{q.queue}, q.lcore,
              ull(q.packets), ull(q.bytes), ull(q.empty_polls));
+  o += fmt("%-10s %8s %8s %14s %14s\n", "tx queue", "", "lcore", "tx packets", "tx bytes");
+  for (const auto& q : f.tx_queues)
+    o += fmt("%-10s     /%-3u %8u %14llu %14llu\n", q.port.c_str(), unsigned{q.queue}, q.lcore, ull(q.packets),
+             ull(q.bytes));
   for (const auto& w : f.workers) {
     const double cpp = w.rx_packets ? static_cast<double>(w.busy_cycles) / static_cast<double>(w.rx_packets) : 0;
     o += fmt("worker lcore %u: rx %llu (%.3f Mpps), tx %llu, busy %.1f%%, %.1f cycles/packet, empty polls %llu, "
@@ -207,6 +212,16 @@ std::string summary_json(const Summary& s) {
         .value("rx_packets", q.packets)
         .value("rx_bytes", q.bytes)
         .value("empty_polls", q.empty_polls)
+        .end_object();
+  j.end_array();
+  j.begin_array("tx_queues");
+  for (const auto& q : f.tx_queues)
+    j.begin_object()
+        .value("port", q.port)
+        .value("queue", static_cast<unsigned>(q.queue))
+        .value("lcore", q.lcore)
+        .value("tx_packets", q.packets)
+        .value("tx_bytes", q.bytes)
         .end_object();
   j.end_array();
   j.begin_array("workers");

@@ -21,6 +21,15 @@ struct QueueSnap {
   uint64_t packets = 0, bytes = 0, empty_polls = 0;
 };
 
+// Tx queue q of every port belongs to worker q, so per-tx-queue counters are
+// the worker's per-port tx counters.
+struct TxQueueSnap {
+  std::string port;
+  uint16_t queue = 0;
+  unsigned lcore = 0;
+  uint64_t packets = 0, bytes = 0;
+};
+
 struct PortSnap {
   std::string name, device, driver;
   uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0;
@@ -40,6 +49,7 @@ struct Snapshot {
   double t_s = 0;  // seconds since workers launched
   std::vector<PortSnap> ports;
   std::vector<QueueSnap> queues;
+  std::vector<TxQueueSnap> tx_queues;
   std::vector<WorkerSnap> workers;
   uint64_t rx_packets = 0, tx_packets = 0, drops = 0;
 };

@@ -23,6 +23,10 @@ def test_embedded_default():
         check("[    1.0s] rx" in ng.out_text(), "no live stats table printed")
         ports = {p["name"]: p for p in s["ports"]}
         check(ports["sink"]["tx_packets"] == t["tx_packets"], "sink did not transmit everything")
+        txq = [q for q in s["tx_queues"] if q["port"] == "sink"]
+        check(len(txq) == 1 and txq[0]["tx_packets"] == t["tx_packets"], f"tx queues {s['tx_queues']}")
+        rxq = [q for q in s["queues"] if q["port"] == "source"]
+        check(len(rxq) == 1 and rxq[0]["rx_packets"] == t["rx_packets"], f"rx queues {s['queues']}")
         w = s["workers"][0]
         check(0.0 < w["busy_fraction"] <= 1.0, f"busy fraction {w['busy_fraction']}")
         check(w["cycles_per_packet"] > 0, "no cycles per packet")

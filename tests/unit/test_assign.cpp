@@ -10,7 +10,7 @@ Config topology(std::vector<uint16_t> queues_per_port, std::size_t workers) {
   Config c;
   for (std::size_t i = 0; i < queues_per_port.size(); ++i) {
     PortConfig p;
-    p.name = "p" + std::to_string(i);
+    p.name = std::string("p").append(std::to_string(i));
     p.rx_queues = queues_per_port[i];
     c.ports.push_back(p);
   }

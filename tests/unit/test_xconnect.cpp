@@ -25,7 +25,7 @@ class XconnectTest : public ::testing::Test {
     pool_ = rte_pktmbuf_pool_create("xc_pool", 1023, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
     ASSERT_NE(pool_, nullptr);
     for (int p = 0; p < 2; ++p) {
-      const std::string n = "xc" + std::to_string(p);
+      const std::string n = std::string("xc").append(std::to_string(p));
       rx_[p] = rte_ring_create((n + "rx").c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
       // A small tx ring so that the tx_full path can be exercised.
       tx_[p] = rte_ring_create((n + "tx").c_str(), 64, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
