@@ -34,6 +34,11 @@ build() {
   ninja -C build
 }
 
+build_tsan() {
+  [ -d build-tsan ] || meson setup build-tsan --buildtype=debug -Db_sanitize=thread -Db_lundef=false
+  ninja -C build-tsan tests/netisr_tests
+}
+
 build_asan() {
   [ -d build-asan ] || meson setup build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
   ninja -C build-asan tests/unit_tests app/ngstack
@@ -67,7 +72,9 @@ run_tests() {
   meson test -C build --print-errorlogs --suite unit --suite integration --suite perf-smoke || rc=1
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
     meson test -C build-asan --print-errorlogs --suite unit || rc=1
-  summarize build/meson-logs/testlog.json build-asan/meson-logs/testlog.json
+  # The dispatcher's concurrency tests under ThreadSanitizer.
+  TSAN_OPTIONS=halt_on_error=1 meson test -C build-tsan --print-errorlogs netisr || rc=1
+  summarize build/meson-logs/testlog.json build-asan/meson-logs/testlog.json build-tsan/meson-logs/testlog.json
   return $rc
 }
 
@@ -75,6 +82,6 @@ case "${1:-}" in
   deps) require_root; deps ;;
   build) build ;;
   run) require_root; deps; build; exec build/app/ngstack "${@:2}" ;;
-  test) require_root; deps; build; build_asan; run_tests ;;
+  test) require_root; deps; build; build_asan; build_tsan; run_tests ;;
   *) sed -n '2,8p' "$0"; exit 2 ;;
 esac

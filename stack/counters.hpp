@@ -1,28 +1,16 @@
-// Statistics counters and named drop reasons.
-//
-// Every counter has exactly one writer (the worker that owns it) and any number
-// of readers (the stats printer, the telemetry thread). A relaxed load+store
-// compiles to a plain add on x86, costs nothing on the data path, and keeps the
-// readers free of data races (ThreadSanitizer agrees).
+// Statistics counters and named drop reasons. Counters have one writer each;
+// see dispatch/counter.hpp.
 #pragma once
 
 #include <array>
-#include <atomic>
 #include <cstdint>
 #include <string_view>
 
+#include "dispatch/counter.hpp"
+
 namespace ngstack::stack {
 
-class Counter {
- public:
-  void add(uint64_t n) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
-  void inc() { add(1); }
-  void set(uint64_t v) { v_.store(v, std::memory_order_relaxed); }
-  uint64_t get() const { return v_.load(std::memory_order_relaxed); }
-
- private:
-  std::atomic<uint64_t> v_{0};
-};
+using dispatch::Counter;
 
 // Why a packet was freed instead of sent. Every freed mbuf is counted under
 // exactly one of these, so that rx == tx + drops holds at every stop.
