@@ -12,12 +12,16 @@ namespace ngstack::app {
 
 std::vector<std::string> eal_args(const conf::Config& cfg) {
   std::vector<std::string> a{"ngstack"};
+  // --lcores lcore@cpu: lcores may share a CPU (a worker beside the mostly
+  // sleeping main lcore on a small machine).
   std::string lcores;
   for (unsigned c : cfg.eal.cores) {
     if (!lcores.empty()) lcores += ',';
     lcores += std::to_string(c);
+    lcores += '@';
+    lcores += std::to_string(cfg.eal.cpu_of(c));
   }
-  a.insert(a.end(), {"-l", lcores, "--main-lcore", std::to_string(cfg.eal.cores.front()), "--file-prefix",
+  a.insert(a.end(), {"--lcores", lcores, "--main-lcore", std::to_string(cfg.eal.cores.front()), "--file-prefix",
                      cfg.eal.file_prefix, "--log-level", cfg.eal.log_level, "-m",
                      std::to_string(cfg.eal.memory_mb)});
   if (cfg.eal.no_huge) a.push_back("--no-huge");
@@ -77,9 +81,13 @@ Status port_error(const conf::SourcePos& pos, const std::string& what, int rc) {
 Status start_port(const conf::Config& cfg, std::size_t index, PortRuntime& port, rte_mempool* pool) {
   const conf::PortConfig& pc = cfg.ports[index];
   const uint16_t id = port.port_id;
-  const uint16_t txq = cfg.tx_queues_of(pc);
+  uint16_t txq = cfg.tx_queues_of(pc);
   rte_eth_dev_info info;
   if (int rc = rte_eth_dev_info_get(id, &info); rc != 0) return port_error(pc.pos, "cannot read device info", rc);
+  // Nothing is ever sent out of a port that is no path's output (a capture
+  // source, say): it needs no tx queue per worker, only what it offers.
+  if (!cfg.is_output(index) && pc.tx_queues == 0)
+    txq = std::max<uint16_t>(1, std::min<uint16_t>(txq, info.max_tx_queues));
   if (pc.rx_queues > info.max_rx_queues)
     return Error{pc.rx_queues_pos.where() + ": port " + pc.name + " (" + port.driver + ") offers at most " +
                  std::to_string(info.max_rx_queues) + " rx queue(s), " + std::to_string(pc.rx_queues) + " requested"};

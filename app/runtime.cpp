@@ -20,6 +20,7 @@
 #include "app/preflight.hpp"
 #include "app/stats.hpp"
 #include "conf/host_check.hpp"
+#include "dispatch/rss.hpp"
 
 namespace ngstack::app {
 
@@ -45,14 +46,17 @@ stack::Xconnect make_xconnect(const conf::Config& cfg, const std::vector<PortRun
   return stack::Xconnect(std::move(paths));
 }
 
-// Builds the workers, each with its rx queues, its tx queue index and buffers.
+// Builds the workers, each with its rx queues, its tx queue index and buffers,
+// and binds the forwarder to them.
 void make_workers(Runtime& rt) {
   std::vector<uint16_t> port_ids;
   for (const auto& p : rt.ports) port_ids.push_back(p.port_id);
-  const stack::Xconnect fwd = make_xconnect(rt.cfg, rt.ports);
+  rt.xconnect = std::make_unique<stack::Xconnect>(make_xconnect(rt.cfg, rt.ports));
+  std::vector<stack::WorkerIo> io;
   for (std::size_t i = 0; i < rt.cfg.workers.list.size(); ++i) {
     const auto& wc = rt.cfg.workers.list[i];
-    auto w = std::make_unique<Worker>(wc.lcore, static_cast<uint16_t>(i), rt.cfg.workers.burst, port_ids, fwd, g_stop);
+    auto w = std::make_unique<Worker>(wc.lcore, static_cast<uint16_t>(i), rt.cfg.workers.burst, port_ids, g_stop);
+    io.push_back({&w->tx, &w->stats.drops});
     for (const auto& ref : wc.rx) {
       auto q = std::make_unique<WorkerRxQueue>();
       q->cfg_port = ref.port;
@@ -63,6 +67,14 @@ void make_workers(Runtime& rt) {
     if (w->rxqs.empty()) spdlog::warn("worker on lcore {} polls no rx queue; it will idle", wc.lcore);
     rt.workers.push_back(std::move(w));
   }
+  rt.xconnect->bind(port_ids, std::move(io));
+}
+
+dispatch::Mode mode_from(const std::string& s) {
+  return s == "hybrid" ? dispatch::Mode::hybrid : s == "deferred" ? dispatch::Mode::deferred : dispatch::Mode::direct;
+}
+dispatch::Policy policy_from(const std::string& s) {
+  return s == "source" ? dispatch::Policy::source : s == "cpu" ? dispatch::Policy::cpu : dispatch::Policy::flow;
 }
 
 // Tears down what start-up built, in reverse. Returns the mempool check.
@@ -85,6 +97,65 @@ void eal_cleanup_and_remove_runtime_dir() {
   std::error_code ec;
   if (!dir.empty()) std::filesystem::remove_all(dir, ec);
 }
+
+}  // namespace
+
+Status setup_dispatch(Runtime& rt) {
+  const conf::Config& cfg = rt.cfg;
+  const auto& dc = cfg.dispatch;
+  // Software flow hashes use the key the ports use, so they agree with RSS.
+  const auto key = cfg.ports.front().rss.key.empty() ? dispatch::symmetric_rss_key(40) : cfg.ports.front().rss.key;
+  rt.flow_hash = std::make_unique<dispatch::ToeplitzHash>(key);
+  rt.netisr = std::make_unique<dispatch::Netisr>(static_cast<unsigned>(rt.workers.size()), dc.buckets, key);
+
+  // The raw `ether` protocol: the forwarder's entry point. Flow policy with the
+  // IPv4 Toeplitz m2flow; direct unless configured otherwise.
+  dispatch::ProtocolSpec ether;
+  ether.name = "ether";
+  ether.handler = stack::Xconnect::netisr_handler;
+  ether.ctx = rt.xconnect.get();
+  ether.policy = dispatch::Policy::flow;
+  ether.mode = dispatch::Mode::direct;
+  ether.m2flow = stack::ipv4_flow_id;
+  ether.flow_ctx = rt.flow_hash.get();
+  ether.qlimit = 1024;
+  if (auto it = dc.protocols.find("ether"); it != dc.protocols.end() && it->second.qlimit)
+    ether.qlimit = *it->second.qlimit;
+  ether.max_qlimit = std::max<uint32_t>(ether.qlimit, 4096);
+  auto id = rt.netisr->register_protocol(ether);
+  if (!id) return Error{id.error()};
+
+  std::string registered;
+  for (unsigned p = 0; p < rt.netisr->protocols(); ++p)
+    registered += (registered.empty() ? "" : ", ") + rt.netisr->protocol(static_cast<dispatch::ProtoId>(p)).name;
+  for (const auto& [name, pc] : dc.protocols)
+    if (rt.netisr->find_protocol(name) < 0)
+      return Error{pc.pos.where() + ": no protocol \"" + name + "\" in " + conf::mode_name(cfg.mode) +
+                   " mode (registered: " + registered + ")"};
+  if (!dc.bucket_map.empty())
+    if (auto st = rt.netisr->set_bucket_map(dc.bucket_map); !st) return Error{"dispatch.bucket_map: " + st.error()};
+  auto st = rt.netisr->reconfigure([&](dispatch::DispatchConfig& c) {
+    for (unsigned p = 0; p < rt.netisr->protocols(); ++p) {
+      const std::string& name = rt.netisr->protocol(static_cast<dispatch::ProtoId>(p)).name;
+      if (dc.mode) c.protos[p].mode = mode_from(*dc.mode);
+      auto it = dc.protocols.find(name);
+      if (it == dc.protocols.end()) continue;
+      if (it->second.mode) c.protos[p].mode = mode_from(*it->second.mode);
+      if (it->second.policy) c.protos[p].policy = policy_from(*it->second.policy);
+      if (it->second.qlimit) c.protos[p].qlimit = *it->second.qlimit;
+    }
+  });
+  if (!st) return Error{"dispatch: " + st.error()};
+  const uint16_t batch = dc.drain_batch ? dc.drain_batch : cfg.workers.burst;
+  for (auto& w : rt.workers) {
+    w->netisr = rt.netisr.get();
+    w->entry = *id;
+    w->drain_batch = batch;
+  }
+  return Ok{};
+}
+
+namespace {
 
 std::string eal_failure_hint(int err) {
   switch (err) {
@@ -140,6 +211,7 @@ int run(const conf::Config& cfg, const Options& opts) {
     if (auto st = start_port(cfg, i, rt.ports[i], rt.pool); !st) return fail_and_cleanup(st.error());
 
   make_workers(rt);
+  if (auto st = setup_dispatch(rt); !st) return fail_and_cleanup(st.error());
   g_stop.store(false);
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
@@ -174,6 +246,10 @@ int run(const conf::Config& cfg, const Options& opts) {
   }
   g_stop.store(true);
   rte_eal_mp_wait_lcore();
+  // Work still queued between workers is handled now, on behalf of its target
+  // (every worker has stopped), and what that sends is flushed.
+  rt.netisr->drain_stopped();
+  for (auto& w : rt.workers) w->tx.flush_all();
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
 

@@ -14,6 +14,9 @@
 #include "app/ports.hpp"
 #include "app/worker.hpp"
 #include "conf/config.hpp"
+#include "dispatch/netisr.hpp"
+#include "stack/flow_hash.hpp"
+#include "stack/xconnect.hpp"
 
 namespace ngstack::app {
 
@@ -24,6 +27,9 @@ struct Runtime {
   const conf::Config& cfg;
   std::vector<PortRuntime> ports;
   std::vector<std::unique_ptr<Worker>> workers;
+  std::unique_ptr<stack::Xconnect> xconnect;
+  std::unique_ptr<dispatch::ToeplitzHash> flow_hash;
+  std::unique_ptr<dispatch::Netisr> netisr;
   rte_mempool* pool = nullptr;
   uint64_t tsc_hz = 0;
   uint64_t start_tsc = 0;
@@ -34,5 +40,9 @@ enum ExitCode : int { kExitOk = 0, kExitError = 1, kExitUsage = 2, kExitInvarian
 
 // Runs `cfg` until `opts.duration_s` passes or SIGINT/SIGTERM arrives.
 int run(const conf::Config& cfg, const Options& opts);
+
+// The dispatcher for `rt` (workers built): registers the stack's protocols and
+// applies the config's dispatch section. Errors name the config key.
+Status setup_dispatch(Runtime& rt);
 
 }  // namespace ngstack::app

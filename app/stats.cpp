@@ -49,7 +49,7 @@ Snapshot take_snapshot(const Runtime& rt) {
       ws.tx_bytes += tx.bytes.get();
       s.ports[p].tx_packets += tx.packets.get();
       s.ports[p].tx_bytes += tx.bytes.get();
-      s.tx_queues.push_back({rt.ports[p].name, w.tx_queue, w.lcore, tx.packets.get(), tx.bytes.get()});
+      s.tx_queues.push_back({rt.ports[p].name, w.index, w.lcore, tx.packets.get(), tx.bytes.get()});
     }
     for (std::size_t r = 0; r < stack::kDropReasonCount; ++r) {
       ws.drops[r] = w.stats.drops.get(static_cast<stack::DropReason>(r));
@@ -62,6 +62,21 @@ Snapshot take_snapshot(const Runtime& rt) {
     s.tx_packets += ws.tx_packets;
     s.drops += ws.drops_total;
     s.workers.push_back(ws);
+  }
+  if (rt.netisr) {
+    const dispatch::Netisr& n = *rt.netisr;
+    const dispatch::DispatchConfig dc = n.current_config();
+    s.buckets = n.buckets();
+    for (unsigned p = 0; p < n.protocols(); ++p)
+      s.protocols.push_back({n.protocol(static_cast<dispatch::ProtoId>(p)).name, dispatch::policy_name(dc.protos[p].policy),
+                             dispatch::mode_name(dc.protos[p].mode), dc.protos[p].qlimit});
+    for (const auto& wp : rt.workers)
+      for (unsigned p = 0; p < n.protocols(); ++p) {
+        WorkstreamSnap ws{wp->lcore, s.protocols[p].name, n.stats(wp->index, static_cast<dispatch::ProtoId>(p))};
+        s.qdrops += ws.s.qdrops;
+        s.workstreams.push_back(std::move(ws));
+      }
+    s.drops += s.qdrops;
   }
   return s;
 }
@@ -121,14 +136,39 @@ std::string format_interval(const Snapshot& prev, const Snapshot& cur) {
              per_s(c.imissed, p.imissed, dt), per_s(c.rx_nombuf, p.rx_nombuf, dt),
              per_s(c.ierrors + c.oerrors, p.ierrors + p.oerrors, dt));
   }
-  o += fmt("  %-10s %10s %10s %10s %10s %9s\n", "worker", "rx Mpps", "tx Mpps", "busy %", "empty/s", "drops/s");
+  o += fmt("  %-10s %10s %10s %10s %10s %9s %10s %9s\n", "worker", "rx Mpps", "tx Mpps", "busy %", "empty/s",
+           "drops/s", "queued/s", "qdrops/s");
   for (std::size_t i = 0; i < cur.workers.size(); ++i) {
     const WorkerSnap &c = cur.workers[i], &p = prev.workers[i];
-    o += fmt("  lcore %-4u %10.3f %10.3f %10.1f %10.0f %9.0f\n", c.lcore, per_s(c.rx_packets, p.rx_packets, dt) / 1e6,
-             per_s(c.tx_packets, p.tx_packets, dt) / 1e6,
+    // netisr: packets queued *to* this worker and dropped at its queues.
+    uint64_t cq = 0, pq = 0, cd = 0, pd = 0;
+    for (std::size_t k = 0; k < cur.workstreams.size(); ++k)
+      if (cur.workstreams[k].lcore == c.lcore) {
+        cq += cur.workstreams[k].s.queued, pq += prev.workstreams[k].s.queued;
+        cd += cur.workstreams[k].s.qdrops, pd += prev.workstreams[k].s.qdrops;
+      }
+    o += fmt("  lcore %-4u %10.3f %10.3f %10.1f %10.0f %9.0f %10.0f %9.0f\n", c.lcore,
+             per_s(c.rx_packets, p.rx_packets, dt) / 1e6, per_s(c.tx_packets, p.tx_packets, dt) / 1e6,
              100 * busy_fraction(c.busy_cycles - p.busy_cycles, c.total_cycles - p.total_cycles),
-             per_s(c.empty_polls, p.empty_polls, dt), per_s(c.drops_total, p.drops_total, dt));
+             per_s(c.empty_polls, p.empty_polls, dt), per_s(c.drops_total, p.drops_total, dt), per_s(cq, pq, dt),
+             per_s(cd, pd, dt));
   }
+  return o;
+}
+
+std::string format_netisr(const Snapshot& f) {
+  if (f.protocols.empty()) return "";
+  auto ull = [](uint64_t v) { return static_cast<unsigned long long>(v); };
+  std::string o = fmt("netisr: %u RSS buckets\n  %-8s %-8s %-9s %7s\n", f.buckets, "protocol", "policy", "dispatch",
+                      "qlimit");
+  for (const auto& p : f.protocols)
+    o += fmt("  %-8s %-8s %-9s %7u\n", p.name.c_str(), p.policy.c_str(), p.mode.c_str(), p.qlimit);
+  o += fmt("  %-6s %-8s %6s %6s %12s %12s %12s %12s %10s\n", "lcore", "protocol", "qlen", "wmark", "dispatched",
+           "hybrid", "queued", "handled", "qdrops");
+  for (const auto& w : f.workstreams)
+    o += fmt("  %-6u %-8s %6llu %6llu %12llu %12llu %12llu %12llu %10llu\n", w.lcore, w.proto.c_str(), ull(w.s.length),
+             ull(w.s.watermark), ull(w.s.dispatched), ull(w.s.hybrid), ull(w.s.queued), ull(w.s.handled),
+             ull(w.s.qdrops));
   return o;
 }
 
@@ -164,7 +204,9 @@ std::string format_summary(const Summary& s) {
              w.lcore, ull(w.rx_packets), static_cast<double>(w.rx_packets) / t / 1e6, ull(w.tx_packets),
              100 * busy_fraction(w.busy_cycles, w.total_cycles), cpp, ull(w.empty_polls), drop_list(w.drops).c_str());
   }
-  o += fmt("total: rx %llu, tx %llu, dropped %llu: %s\n", ull(f.rx_packets), ull(f.tx_packets), ull(f.drops),
+  o += format_netisr(f);
+  o += fmt("total: rx %llu, tx %llu, dropped %llu (%llu at netisr queues): %s\n", ull(f.rx_packets),
+           ull(f.tx_packets), ull(f.drops), ull(f.qdrops),
            s.balanced() ? "every received packet is sent or counted as a drop"
                         : "MISMATCH: rx != tx + drops (packets unaccounted for)");
   for (const auto& m : s.mempools)
@@ -183,6 +225,7 @@ std::string summary_json(const Summary& s) {
       .value("rx_packets", f.rx_packets)
       .value("tx_packets", f.tx_packets)
       .value("dropped", f.drops)
+      .value("qdrops", f.qdrops)
       .value("balanced", s.balanced())
       .value("rx_pps", f.t_s > 0 ? static_cast<double>(f.rx_packets) / f.t_s : 0.0)
       .value("tx_pps", f.t_s > 0 ? static_cast<double>(f.tx_packets) / f.t_s : 0.0)
@@ -245,6 +288,23 @@ std::string summary_json(const Summary& s) {
     j.end_object().end_object();
   }
   j.end_array();
+  j.begin_object("netisr").value("buckets", f.buckets).begin_array("protocols");
+  for (const auto& p : f.protocols)
+    j.begin_object().value("name", p.name).value("policy", p.policy).value("mode", p.mode).value("qlimit", p.qlimit).end_object();
+  j.end_array().begin_array("workstreams");
+  for (const auto& w : f.workstreams)
+    j.begin_object()
+        .value("lcore", w.lcore)
+        .value("protocol", w.proto)
+        .value("dispatched", w.s.dispatched)
+        .value("hybrid", w.s.hybrid)
+        .value("queued", w.s.queued)
+        .value("handled", w.s.handled)
+        .value("qdrops", w.s.qdrops)
+        .value("length", w.s.length)
+        .value("watermark", w.s.watermark)
+        .end_object();
+  j.end_array().end_object();
   j.begin_array("intervals");
   for (const auto& r : s.intervals)
     j.begin_object()
@@ -335,6 +395,40 @@ int tel_worker(const char*, const char* params, rte_tel_data* d) {
   return -EINVAL;
 }
 
+// /ngstack/netisr: the protocols' settings; /ngstack/workstream,<lcore>: that
+// worker's counters per protocol, keys <protocol>_<counter>.
+int tel_netisr(const char*, const char*, rte_tel_data* d) {
+  std::lock_guard lock(g_telemetry_mutex);
+  if (!g_runtime) return -EINVAL;
+  const Snapshot s = take_snapshot(*g_runtime);
+  rte_tel_data_start_dict(d);
+  rte_tel_data_add_dict_u64(d, "buckets", s.buckets);
+  for (const auto& p : s.protocols) {
+    rte_tel_data_add_dict_string(d, (p.name + "_policy").c_str(), p.policy.c_str());
+    rte_tel_data_add_dict_string(d, (p.name + "_mode").c_str(), p.mode.c_str());
+    rte_tel_data_add_dict_u64(d, (p.name + "_qlimit").c_str(), p.qlimit);
+  }
+  return 0;
+}
+
+int tel_workstream(const char*, const char* params, rte_tel_data* d) {
+  std::lock_guard lock(g_telemetry_mutex);
+  if (!g_runtime || !params) return -EINVAL;
+  const unsigned lcore = static_cast<unsigned>(std::strtoul(params, nullptr, 10));
+  const Snapshot s = take_snapshot(*g_runtime);
+  bool found = false;
+  rte_tel_data_start_dict(d);
+  for (const auto& w : s.workstreams) {
+    if (w.lcore != lcore) continue;
+    found = true;
+    const std::pair<const char*, uint64_t> fields[] = {
+        {"dispatched", w.s.dispatched}, {"hybrid", w.s.hybrid}, {"queued", w.s.queued}, {"handled", w.s.handled},
+        {"qdrops", w.s.qdrops},         {"length", w.s.length}, {"watermark", w.s.watermark}};
+    for (const auto& [k, v] : fields) rte_tel_data_add_dict_u64(d, (w.proto + "_" + k).c_str(), v);
+  }
+  return found ? 0 : -EINVAL;
+}
+
 int tel_summary(const char*, const char*, rte_tel_data* d) {
   std::lock_guard lock(g_telemetry_mutex);
   if (!g_runtime) return -EINVAL;
@@ -344,6 +438,7 @@ int tel_summary(const char*, const char*, rte_tel_data* d) {
   rte_tel_data_add_dict_u64(d, "rx_packets", s.rx_packets);
   rte_tel_data_add_dict_u64(d, "tx_packets", s.tx_packets);
   rte_tel_data_add_dict_u64(d, "dropped", s.drops);
+  rte_tel_data_add_dict_u64(d, "qdrops", s.qdrops);
   rte_tel_data_add_dict_u64(d, "uptime_ms", static_cast<uint64_t>(s.t_s * 1000));
   return 0;
 }
@@ -359,6 +454,9 @@ void register_telemetry(const Runtime* rt) {
   rte_telemetry_register_cmd("/ngstack/port", tel_port, "Counters of one port. Parameter: port name");
   rte_telemetry_register_cmd("/ngstack/workers", tel_worker_list, "Lcores of the workers. No parameters");
   rte_telemetry_register_cmd("/ngstack/worker", tel_worker, "Counters of one worker. Parameter: lcore id");
+  rte_telemetry_register_cmd("/ngstack/netisr", tel_netisr, "netisr protocols: policy, mode, qlimit. No parameters");
+  rte_telemetry_register_cmd("/ngstack/workstream", tel_workstream,
+                             "netisr counters of one worker per protocol. Parameter: lcore id");
 }
 
 void unregister_telemetry() {

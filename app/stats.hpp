@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "app/json.hpp"
+#include "dispatch/netisr.hpp"
 #include "stack/counters.hpp"
 
 namespace ngstack::app {
@@ -45,12 +46,30 @@ struct WorkerSnap {
   uint64_t drops_total = 0;
 };
 
+// One netisr workstream (worker x protocol), as netstat -Q shows it.
+struct WorkstreamSnap {
+  unsigned lcore = 0;
+  std::string proto;
+  dispatch::WorkstreamStats s;
+};
+
+struct NetisrProtoSnap {
+  std::string name;
+  std::string policy, mode;
+  uint32_t qlimit = 0;
+};
+
 struct Snapshot {
   double t_s = 0;  // seconds since workers launched
   std::vector<PortSnap> ports;
   std::vector<QueueSnap> queues;
   std::vector<TxQueueSnap> tx_queues;
   std::vector<WorkerSnap> workers;
+  unsigned buckets = 0;
+  std::vector<NetisrProtoSnap> protocols;
+  std::vector<WorkstreamSnap> workstreams;
+  uint64_t qdrops = 0;  // netisr queue overflows, all workers and protocols
+  // drops: every freed packet, stack drops and qdrops alike.
   uint64_t rx_packets = 0, tx_packets = 0, drops = 0;
 };
 
@@ -85,6 +104,7 @@ struct Summary {
 };
 
 std::string format_summary(const Summary& s);
+std::string format_netisr(const Snapshot& s);
 std::string summary_json(const Summary& s);
 
 // Telemetry commands read the live Runtime; unregister before tearing it down.

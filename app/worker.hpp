@@ -12,9 +12,9 @@
 #include <memory>
 #include <vector>
 
+#include "dispatch/netisr.hpp"
 #include "stack/counters.hpp"
 #include "stack/tx_buffer.hpp"
-#include "stack/xconnect.hpp"
 
 namespace ngstack::app {
 
@@ -39,23 +39,25 @@ struct WorkerStats {
 };
 
 struct alignas(RTE_CACHE_LINE_SIZE) Worker {
-  Worker(unsigned lcore_id, uint16_t index, uint16_t burst_size, const std::vector<uint16_t>& port_ids,
-         stack::Xconnect fwd, const std::atomic<bool>& stop_flag)
+  Worker(unsigned lcore_id, uint16_t worker_index, uint16_t burst_size, const std::vector<uint16_t>& port_ids,
+         const std::atomic<bool>& stop_flag)
       : lcore(lcore_id),
-        tx_queue(index),
+        index(worker_index),
         burst(burst_size),
-        tx(port_ids, index, burst_size, stats.drops),
-        xconnect(std::move(fwd)),
+        tx(port_ids, worker_index, burst_size, stats.drops),
         stop(stop_flag) {}
 
   unsigned lcore;
-  uint16_t tx_queue;  // this worker's tx queue index on every port
+  uint16_t index;  // netisr worker index, and this worker's tx queue on every port
   uint16_t burst;
   std::vector<std::unique_ptr<WorkerRxQueue>> rxqs;
   WorkerStats stats;
   stack::TxBuffers tx;
-  stack::Xconnect xconnect;
   const std::atomic<bool>& stop;
+  // Every received burst enters the stack through the dispatcher as `entry`.
+  dispatch::Netisr* netisr = nullptr;
+  dispatch::ProtoId entry = 0;
+  uint16_t drain_batch = 32;
 };
 
 // The lcore entry point (rte_eal_remote_launch); `arg` is a Worker*.

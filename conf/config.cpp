@@ -38,6 +38,12 @@ uint16_t Config::tx_queues_of(const PortConfig& p) const {
   return p.tx_queues != 0 ? p.tx_queues : static_cast<uint16_t>(workers.list.size());
 }
 
+bool Config::is_output(std::size_t port_index) const {
+  for (const auto& fp : forwarder.paths)
+    if (fp.out_port == port_index) return true;
+  return false;
+}
+
 unsigned Config::mbufs_needed() const {
   if (mempool.mbufs != 0) return mempool.mbufs;
   unsigned long n = 0;

@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,7 +35,12 @@ struct EalConfig {
   std::string file_prefix = "ngstack";
   std::string log_level = "notice";
   std::vector<std::string> extra_args;
+  std::map<unsigned, unsigned> lcore_cpus;  // lcore -> CPU where they differ (EAL --lcores)
   SourcePos cores_pos;
+  unsigned cpu_of(unsigned lcore) const {
+    auto it = lcore_cpus.find(lcore);
+    return it == lcore_cpus.end() ? lcore : it->second;
+  }
 };
 
 struct RssConfig {
@@ -96,6 +102,22 @@ struct MempoolConfig {
   uint16_t data_room = 2048;
 };
 
+// netisr settings of one protocol; unset fields keep the protocol's defaults.
+struct DispatchProtoConfig {
+  std::optional<std::string> policy;  // source | flow | cpu
+  std::optional<std::string> mode;    // direct | hybrid | deferred
+  std::optional<uint32_t> qlimit;
+  SourcePos pos;
+};
+
+struct DispatchConfig {
+  std::optional<std::string> mode;  // default mode of every protocol
+  unsigned buckets = 128;           // RSS buckets (power of two)
+  std::vector<uint16_t> bucket_map; // bucket -> worker index; empty: round robin
+  std::map<std::string, DispatchProtoConfig> protocols;
+  uint16_t drain_batch = 0;         // per queue per loop iteration; 0: workers.burst
+};
+
 enum class Mode { forwarder };
 const char* mode_name(Mode m);
 
@@ -107,9 +129,11 @@ struct Config {
   Mode mode = Mode::forwarder;
   ForwarderConfig forwarder;
   MempoolConfig mempool;
+  DispatchConfig dispatch;
 
   int port_index(const std::string& name) const;  // -1 when absent
   uint16_t tx_queues_of(const PortConfig& p) const;
+  bool is_output(std::size_t port_index) const;  // something may be sent out of it
   unsigned mbufs_needed() const;  // the pool size `mempool.mbufs: auto` resolves to
 };
 

@@ -31,14 +31,16 @@ static std::string cpu_list(const std::set<unsigned>& cpus) {
 }
 
 Status check_lcores(const Config& cfg, const std::set<unsigned>& cpus) {
-  const unsigned main = cfg.eal.cores.front();
-  if (!cpus.count(main))
-    return Error{cfg.eal.cores_pos.where() + ": lcore " + std::to_string(main) +
-                 " does not exist on this machine (usable CPUs: " + cpu_list(cpus) + ")"};
+  auto missing = [&](unsigned lcore) -> std::string {
+    const unsigned cpu = cfg.eal.cpu_of(lcore);
+    if (cpus.count(cpu)) return "";
+    const std::string what = cpu == lcore ? "lcore " + std::to_string(lcore)
+                                          : "CPU " + std::to_string(cpu) + " (of lcore " + std::to_string(lcore) + ")";
+    return ": " + what + " does not exist on this machine (usable CPUs: " + cpu_list(cpus) + ")";
+  };
+  if (auto m = missing(cfg.eal.cores.front()); !m.empty()) return Error{cfg.eal.cores_pos.where() + m};
   for (const auto& w : cfg.workers.list)
-    if (!cpus.count(w.lcore))
-      return Error{w.pos.where() + ": lcore " + std::to_string(w.lcore) +
-                   " does not exist on this machine (usable CPUs: " + cpu_list(cpus) + ")"};
+    if (auto m = missing(w.lcore); !m.empty()) return Error{w.pos.where() + m};
   return Ok{};
 }
 

@@ -148,6 +148,14 @@ void load_eal(MapReader& top, Config& cfg, unsigned& main_lcore, SourcePos& main
   if (!levels.count(cfg.eal.log_level))
     r.fail(r.node()["log_level"], "eal.log_level",
            "expected one of emerg, alert, critical, error, warning, notice, info, debug");
+  if (r.has("lcore_cpus")) {
+    YAML::Node m = r.take("lcore_cpus");
+    if (!m.IsMap()) r.fail(m, "eal.lcore_cpus", "expected a mapping of lcore: cpu");
+    for (auto it = m.begin(); it != m.end(); ++it) {
+      auto l = static_cast<unsigned>(r.parse_integer(it->first, "eal.lcore_cpus", 0, 1023));
+      cfg.eal.lcore_cpus[l] = static_cast<unsigned>(r.parse_integer(it->second, "eal.lcore_cpus", 0, 1023));
+    }
+  }
   if (r.has("extra_args")) {
     YAML::Node v = r.take("extra_args");
     for (const auto& a : sequence(r, v, "eal.extra_args"))
@@ -369,6 +377,62 @@ void load_mempool(MapReader& top, Config& cfg) {
   r.finish();
 }
 
+void load_dispatch(MapReader& top, Config& cfg) {
+  if (!top.has("dispatch")) return;
+  MapReader r(top.take("dispatch"), "dispatch", top.file());
+  auto one_of = [&](MapReader& m, const std::string& key, std::initializer_list<const char*> names) {
+    YAML::Node v = m.take(key);
+    std::string s = m.parse_string(v, m.key_path(key));
+    std::string all;
+    for (const char* n : names) {
+      if (s == n) return s;
+      all += all.empty() ? "" : ", ";
+      all += n;
+    }
+    m.fail(v, m.key_path(key), "unknown value \"" + s + "\" (known: " + all + ")");
+  };
+  if (r.has("mode")) cfg.dispatch.mode = one_of(r, "mode", {"direct", "hybrid", "deferred"});
+  YAML::Node buckets_node = r.node()["buckets"];
+  cfg.dispatch.buckets = static_cast<unsigned>(r.integer("buckets", 1, 65536, cfg.dispatch.buckets));
+  if (cfg.dispatch.buckets & (cfg.dispatch.buckets - 1))
+    r.fail(buckets_node, "dispatch.buckets", "must be a power of two, got " + std::to_string(cfg.dispatch.buckets));
+  cfg.dispatch.drain_batch = static_cast<uint16_t>(r.integer("drain_batch", 1, 512, 0));
+  if (r.has("bucket_map") && !(r.node()["bucket_map"].IsScalar() && r.node()["bucket_map"].Scalar() == "auto")) {
+    YAML::Node m = r.take("bucket_map");
+    sequence(r, m, "dispatch.bucket_map");
+    if (m.size() != cfg.dispatch.buckets)
+      r.fail(m, "dispatch.bucket_map",
+             "has " + std::to_string(m.size()) + " entries; one per bucket (" + std::to_string(cfg.dispatch.buckets) +
+                 ") is needed");
+    for (const auto& e : m) {
+      auto lcore = static_cast<unsigned>(r.parse_integer(e, "dispatch.bucket_map", 0, 1023));
+      int index = -1;
+      for (std::size_t i = 0; i < cfg.workers.list.size(); ++i)
+        if (cfg.workers.list[i].lcore == lcore) index = static_cast<int>(i);
+      if (index < 0) r.fail(e, "dispatch.bucket_map", "lcore " + std::to_string(lcore) + " runs no worker");
+      cfg.dispatch.bucket_map.push_back(static_cast<uint16_t>(index));
+    }
+  } else if (r.has("bucket_map")) {
+    r.take("bucket_map");
+  }
+  if (r.has("protocols")) {
+    YAML::Node ps = r.take("protocols");
+    if (!ps.IsMap()) r.fail(ps, "dispatch.protocols", "expected a mapping of protocol name to settings");
+    for (auto it = ps.begin(); it != ps.end(); ++it) {
+      const std::string name = it->first.Scalar();
+      MapReader e(it->second, "dispatch.protocols." + name, top.file());
+      DispatchProtoConfig pc;
+      pc.pos = r.pos(it->first, "dispatch.protocols." + name);
+      if (e.has("policy")) pc.policy = one_of(e, "policy", {"source", "flow", "cpu"});
+      if (e.has("mode")) pc.mode = one_of(e, "mode", {"direct", "hybrid", "deferred"});
+      if (e.has("qlimit")) pc.qlimit = static_cast<uint32_t>(e.integer("qlimit", 1, 1 << 20, 0));
+      e.finish();
+      cfg.dispatch.protocols[name] = pc;
+    }
+  }
+  r.finish();
+}
+
 Config parse(const YAML::Node& root, const std::string& file) {
   if (!root || root.IsNull()) throw ConfigError{file + ": the file is empty"};
   MapReader top(root, "", file);
@@ -390,6 +454,7 @@ Config parse(const YAML::Node& root, const std::string& file) {
                         " tx queue(s) but there are " + std::to_string(cfg.workers.list.size()) +
                         " workers; every worker needs a tx queue of its own on every port"};
   load_forwarder(top, cfg);
+  load_dispatch(top, cfg);
   top.finish();
   return cfg;
 }

@@ -1,7 +1,6 @@
 #include "dispatch/netisr.hpp"
 
 #include <rte_pause.h>
-#include <rte_thash.h>
 
 #include <algorithm>
 #include <mutex>
@@ -57,7 +56,7 @@ std::mutex g_control_mutex;  // serialises reconfigure()
 }
 
 Netisr::Netisr(unsigned workers, unsigned buckets, std::vector<uint8_t> toeplitz_key)
-    : nworkers_(std::clamp(workers, 1u, kMaxWorkers)), nbuckets_(buckets), key_(std::move(toeplitz_key)) {
+    : nworkers_(std::clamp(workers, 1u, kMaxWorkers)), nbuckets_(buckets), toeplitz_(toeplitz_key) {
   for (unsigned w = 0; w < nworkers_; ++w) {
     auto l = std::make_unique<Local>();
     l->cfg = &configs_[0];
@@ -135,14 +134,15 @@ DispatchConfig Netisr::current_config() const {
 uint32_t Netisr::flow_of(const ProtocolSpec& spec, rte_mbuf* m, uint16_t port, uint16_t queue) const {
   if (m->ol_flags & RTE_MBUF_F_RX_RSS_HASH) return m->hash.rss;
   uint32_t flow;
-  if (spec.m2flow && spec.m2flow(spec.ctx, m, &flow)) {
+  if (spec.m2flow && spec.m2flow(spec.flow_ctx, m, &flow)) {
     // Cache it, as a NIC would have, for later dispatch stages.
     m->hash.rss = flow;
     m->ol_flags |= RTE_MBUF_F_RX_RSS_HASH;
     return flow;
   }
-  uint32_t tuple[1] = {static_cast<uint32_t>(port) << 16 | queue};
-  return rte_softrss(tuple, 1, key_.data());
+  const uint8_t tuple[4] = {static_cast<uint8_t>(port >> 8), static_cast<uint8_t>(port),
+                            static_cast<uint8_t>(queue >> 8), static_cast<uint8_t>(queue)};
+  return toeplitz_.hash(tuple, 4);
 }
 
 void Netisr::enqueue(unsigned w, ProtoId p, unsigned target, rte_mbuf** pkts, uint16_t n) {
@@ -163,7 +163,7 @@ void Netisr::dispatch(unsigned w, ProtoId p, uint16_t port, uint16_t queue, rte_
   const ProtocolSpec& spec = specs_[p];
   Counters& c = L.c[p];
   if (s.mode == Mode::direct) {
-    spec.handler(spec.ctx, w, pkts, n);
+    spec.handler(spec.ctx, w, port, pkts, n);
     c.dispatched.add(n);
     c.handled.add(n);
     return;
@@ -175,7 +175,7 @@ void Netisr::dispatch(unsigned w, ProtoId p, uint16_t port, uint16_t queue, rte_
     auto& buf = L.inline_buf[L.depth];
     std::copy(batch, batch + cnt, buf.begin());
     ++L.depth;
-    spec.handler(spec.ctx, w, buf.data(), cnt);
+    spec.handler(spec.ctx, w, port, buf.data(), cnt);
     --L.depth;
     c.hybrid.add(cnt);
     c.handled.add(cnt);
@@ -195,7 +195,7 @@ void Netisr::dispatch(unsigned w, ProtoId p, uint16_t port, uint16_t queue, rte_
     if (s.policy == Policy::flow)
       t = map[flow_of(spec, pkts[i], port, queue) & bucket_mask];
     else
-      t = spec.m2cpuid(spec.ctx, pkts[i], w) % nworkers_;
+      t = spec.m2cpuid(spec.flow_ctx, pkts[i], w) % nworkers_;
     L.scratch[t][L.counts[t]++] = pkts[i];
   }
   // Queue to the others first: an inline handler may dispatch again and reuse
@@ -222,7 +222,7 @@ unsigned Netisr::drain(unsigned w, uint16_t batch) {
       auto& r = ring(p, s, w);
       const uint32_t n = r.peek(L.drain_buf.data(), max);
       if (n == 0) continue;
-      spec.handler(spec.ctx, w, L.drain_buf.data(), static_cast<uint16_t>(n));
+      spec.handler(spec.ctx, w, kMixedPorts, L.drain_buf.data(), static_cast<uint16_t>(n));
       r.release(n);  // only now may the source count these as handled
       L.c[p].handled.add(n);
       total += n;

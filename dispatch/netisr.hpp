@@ -52,6 +52,7 @@
 
 #include "conf/result.hpp"
 #include "dispatch/spsc_ring.hpp"
+#include "dispatch/toeplitz.hpp"
 
 namespace ngstack::dispatch {
 
@@ -60,7 +61,11 @@ enum class Mode : uint8_t { direct, hybrid, deferred };
 const char* policy_name(Policy p);
 const char* mode_name(Mode m);
 
-using HandlerFn = void (*)(void* ctx, unsigned worker, rte_mbuf** pkts, uint16_t n);
+// `port` is the ingress port of every packet in the batch (a burst from one rx
+// queue, handled inline), or kMixedPorts (a batch drained from work queues):
+// handlers then read mbuf->port per packet.
+inline constexpr uint16_t kMixedPorts = UINT16_MAX;
+using HandlerFn = void (*)(void* ctx, unsigned worker, uint16_t port, rte_mbuf** pkts, uint16_t n);
 // Computes a flow id for a packet that has none; false if it cannot.
 using M2FlowFn = bool (*)(void* ctx, const rte_mbuf* m, uint32_t* flow_id);
 // Picks the target worker (policy cpu).
@@ -75,6 +80,7 @@ struct ProtocolSpec {
   uint32_t qlimit = 1024;
   M2FlowFn m2flow = nullptr;
   M2CpuFn m2cpuid = nullptr;
+  void* flow_ctx = nullptr;  // passed to m2flow and m2cpuid
   uint32_t max_qlimit = 0;  // ring capacity for later qlimit raises; 0: qlimit
 };
 
@@ -160,7 +166,7 @@ class Netisr {
 
   const unsigned nworkers_;
   const unsigned nbuckets_;
-  std::vector<uint8_t> key_;
+  ToeplitzHash toeplitz_;
   unsigned nprotos_ = 0;
   std::array<ProtocolSpec, kMaxProtocols> specs_{};
   std::vector<std::unique_ptr<SpscRing<rte_mbuf*>>> rings_;

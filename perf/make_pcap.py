@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Write a capture of Ethernet/IPv4/UDP frames for net_pcap's infinite_rx.
 
-  make_pcap.py FILE [--size 64] [--flows 1024]
+  make_pcap.py FILE [--size 64] [--flows 1024] [--first-flow 0]
 
 --size is the frame size on the wire including the 4-byte FCS (the capture
 holds size-4 bytes, as NICs deliver frames). Flows differ in addresses
@@ -33,12 +33,13 @@ def main():
     ap.add_argument("file")
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--flows", type=int, default=1024)
+    ap.add_argument("--first-flow", type=int, default=0, help="number flows from here (distinct captures)")
     a = ap.parse_args()
     if not 64 <= a.size <= 9018:
         ap.error("--size must be in [64, 9018]")
     with open(a.file, "wb") as f:
         f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
-        for i in range(a.flows):
+        for i in range(a.first_flow, a.first_flow + a.flows):
             fr = frame(i, a.size)
             f.write(struct.pack("<IIII", 0, i, len(fr), len(fr)) + fr)
 

@@ -1,5 +1,7 @@
 #include "stack/xconnect.hpp"
 
+#include "dispatch/netisr.hpp"
+
 namespace ngstack::stack {
 
 void Xconnect::input(uint16_t in_port, rte_mbuf** pkts, uint16_t n, TxBuffers& tx, DropCounters& drops) const {
@@ -32,6 +34,32 @@ void Xconnect::input(uint16_t in_port, rte_mbuf** pkts, uint16_t n, TxBuffers& t
     n = kept;
   }
   tx.enqueue(path.out_port, pkts, n);
+}
+
+void Xconnect::bind(const std::vector<uint16_t>& port_ids, std::vector<WorkerIo> workers) {
+  port_index_.assign(RTE_MAX_ETHPORTS, -1);
+  for (std::size_t i = 0; i < port_ids.size(); ++i) port_index_[port_ids[i]] = static_cast<int16_t>(i);
+  workers_ = std::move(workers);
+}
+
+void Xconnect::netisr_handler(void* ctx, unsigned worker, uint16_t port_hint, rte_mbuf** pkts, uint16_t n) {
+  const auto& x = *static_cast<const Xconnect*>(ctx);
+  const WorkerIo& io = x.workers_[worker];
+  uint16_t start = 0;
+  while (start < n) {
+    const bool one_port = port_hint != dispatch::kMixedPorts;
+    const uint16_t port = one_port ? port_hint : pkts[start]->port;
+    uint16_t end = one_port ? n : start + 1;
+    while (end < n && pkts[end]->port == port) ++end;
+    const int16_t index = port < x.port_index_.size() ? x.port_index_[port] : -1;
+    if (index < 0) [[unlikely]] {
+      rte_pktmbuf_free_bulk(pkts + start, end - start);
+      io.drops->add(DropReason::no_path, end - start);
+    } else {
+      x.input(static_cast<uint16_t>(index), pkts + start, end - start, *io.tx, *io.drops);
+    }
+    start = end;
+  }
 }
 
 }  // namespace ngstack::stack

@@ -24,6 +24,12 @@ struct XconnectPath {
   rte_ether_addr src{};
 };
 
+// What a worker's handler needs of that worker: its tx buffers and drops.
+struct WorkerIo {
+  TxBuffers* tx = nullptr;
+  DropCounters* drops = nullptr;
+};
+
 class Xconnect {
  public:
   // One entry per config port, indexed by the ingress port.
@@ -32,8 +38,18 @@ class Xconnect {
   // Handle a burst received on config port `in_port`.
   void input(uint16_t in_port, rte_mbuf** pkts, uint16_t n, TxBuffers& tx, DropCounters& drops) const;
 
+  // The netisr handler of the raw `ether` protocol: `ctx` is an Xconnect.
+  // Packets may come from several ports (queued by other workers); each run of
+  // one ingress port (mbuf->port) goes through input() on the handling worker.
+  static void netisr_handler(void* ctx, unsigned worker, uint16_t port, rte_mbuf** pkts, uint16_t n);
+
+  // Set-up: DPDK port id -> config port index, and each worker's I/O.
+  void bind(const std::vector<uint16_t>& port_ids, std::vector<WorkerIo> workers);
+
  private:
   std::vector<XconnectPath> paths_;
+  std::vector<int16_t> port_index_;  // by DPDK port id; -1: not ours
+  std::vector<WorkerIo> workers_;
 };
 
 }  // namespace ngstack::stack

@@ -70,7 +70,7 @@ struct Recorder {
   std::atomic<uint64_t> reorders{0}, gaps{0}, total{0};
   explicit Recorder(unsigned workers) : handled_by(workers) {}
 
-  static void handler(void* ctx, unsigned w, rte_mbuf** pkts, uint16_t n) {
+  static void handler(void* ctx, unsigned w, uint16_t, rte_mbuf** pkts, uint16_t n) {
     auto* r = static_cast<Recorder*>(ctx);
     for (uint16_t i = 0; i < n; ++i) {
       const Tag& t = tag(pkts[i]);

@@ -1,0 +1,102 @@
+"""Shared pieces of the perf/ benchmarks: the machine line, a capture to
+replay, and runs of dpdk-testpmd and ngstack on net_pcap infinite_rx ->
+net_null that report the median of their per-second rates (the first second,
+which includes start-up, is left out)."""
+import json
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+NGSTACK = os.path.join(ROOT, "build", "app", "ngstack")
+
+
+def machine():
+    model = "unknown CPU"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    dpdk = subprocess.run(["pkg-config", "--modversion", "libdpdk"], capture_output=True, text=True).stdout.strip()
+    return f"{model}, {os.cpu_count()} CPUs, kernel {platform.release()}, DPDK {dpdk}"
+
+
+def make_pcap(path, size=64, flows=1024, first_flow=0):
+    subprocess.run([sys.executable, os.path.join(HERE, "make_pcap.py"), path, "--size", str(size), "--flows",
+                    str(flows), "--first-flow", str(first_flow)], check=True)
+
+
+def lcores_arg(workers):
+    """Main lcore 0 on CPU 0, workers 1..N; on a machine with fewer CPUs than
+    lcores, extra workers share CPUs round robin (the main lcore mostly sleeps)."""
+    ncpu = os.cpu_count()
+    return {l: l % ncpu for l in range(workers + 1)}
+
+
+def run_testpmd(pcaps, seconds, burst=32, workers=1):
+    lmap = lcores_arg(workers)
+    cmd = ["dpdk-testpmd", "--lcores", ",".join(f"{l}@{c}" for l, c in lmap.items()), "--main-lcore", "0",
+           "--no-huge", "-m", "1024", "--no-pci", "--file-prefix", f"ngs-perf-testpmd-{os.getpid()}",
+           "--log-level", "notice"]
+    for i, p in enumerate(pcaps):
+        cmd += ["--vdev", f"net_pcap{i},rx_pcap={p},infinite_rx=1"]
+    cmd += ["--vdev", "net_null0,no-rx=1", "--", "--forward-mode=mac", "--stats-period", "1", "--no-mlockall",
+            "--total-num-mbufs=32768", f"--burst={burst}", "--rxd=1024", "--txd=1024", f"--nb-cores={workers}"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(seconds + 1.5)
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=30)
+    nports = len(pcaps) + 1
+    tx = [int(x) for x in re.findall(r"Tx-pps:\s+(\d+)", out)]
+    # Per period, one Tx-pps line per port; the sink is the last port.
+    periods = [sum(tx[i:i + nports]) for i in range(0, len(tx) - nports + 1, nports)][1:]
+    periods = [v for v in periods if v > 0]
+    if not periods:
+        raise RuntimeError("testpmd reported no rate:\n" + out[-3000:])
+    return statistics.median(periods)
+
+
+def run_ngstack(config_text, seconds, tmp, binary=NGSTACK):
+    """Returns (median tx pps, busy cycles per packet over all workers, summary)."""
+    cfg = os.path.join(tmp, "bench.yaml")
+    with open(cfg, "w") as f:
+        f.write(config_text)
+    js = os.path.join(tmp, "ngstack.json")
+    r = subprocess.run([binary, "--config", cfg, "--duration", str(seconds + 1), "--json", js, "--quiet"],
+                       capture_output=True, text=True, timeout=seconds + 60)
+    if r.returncode != 0:
+        raise RuntimeError(f"ngstack failed ({r.returncode}):\n{r.stdout}{r.stderr}")
+    with open(js) as f:
+        s = json.load(f)
+    samples = [i["tx_pps"] for i in s["intervals"][1:] if i["tx_pps"] > 0]
+    busy = sum(w["busy_cycles"] for w in s["workers"])
+    pkts = sum(w["rx_packets"] for w in s["workers"])
+    return (statistics.median(samples) if samples else 0.0), (busy / pkts if pkts else 0.0), s
+
+
+def forwarder_config(pcaps, workers, burst=32, dispatch=""):
+    lmap = lcores_arg(workers)
+    lcore_cpus = ", ".join(f"{l}: {c}" for l, c in lmap.items() if l != c)
+    ports = "".join(f'  - {{name: src{i}, device: "net_pcap{i},rx_pcap={p},infinite_rx=1"}}\n' for i, p in enumerate(pcaps))
+    paths = "".join(f'    - {{in: src{i}, out: sink, dst_mac: "02:00:00:00:00:02"}}\n' for i in range(len(pcaps)))
+    return f"""eal:
+  main_lcore: 0
+  memory_mb: 1024
+  no_huge: true
+  file_prefix: ngs-perf-{os.getpid()}
+{f"  lcore_cpus: {{{lcore_cpus}}}" + chr(10) if lcore_cpus else ""}mempool: {{mbufs: 32767}}
+ports:
+{ports}  - {{name: sink, device: "net_null0,no-rx=1"}}
+workers:
+  lcores: [{", ".join(str(l) for l in range(1, workers + 1))}]
+  burst: {burst}
+forwarder:
+  paths:
+{paths}{dispatch}"""
