@@ -90,6 +90,15 @@ std::string dump_yaml(const Config& cfg) {
   for (std::size_t i = 0; i < cfg.eal.extra_args.size(); ++i)
     o << (i ? ", " : "") << "\"" << cfg.eal.extra_args[i] << "\"";
   o << "]\n";
+  if (!cfg.eal.lcore_cpus.empty()) {
+    o << "  lcore_cpus: {";
+    bool first = true;
+    for (const auto& [l, c] : cfg.eal.lcore_cpus) {
+      o << (first ? "" : ", ") << l << ": " << c;
+      first = false;
+    }
+    o << "}\n";
+  }
   o << "mempool:\n  mbufs: " << cfg.mbufs_needed() << (cfg.mempool.mbufs ? "" : "  # auto")
     << "\n  cache: " << cfg.mempool.cache << "\n  data_room: " << cfg.mempool.data_room << "\n";
   o << "ports:\n";
@@ -127,6 +136,30 @@ std::string dump_yaml(const Config& cfg) {
   for (const auto& fp : cfg.forwarder.paths) {
     o << "    - in: " << cfg.ports[fp.in_port].name << "\n      out: " << cfg.ports[fp.out_port].name << "\n";
     if (fp.dst_mac) o << "      dst_mac: " << format_mac(*fp.dst_mac) << "\n";
+  }
+  const auto& d = cfg.dispatch;
+  o << "dispatch:\n";
+  if (d.mode) o << "  mode: " << *d.mode << "\n";
+  o << "  buckets: " << d.buckets << "\n";
+  if (d.drain_batch) o << "  drain_batch: " << d.drain_batch << "\n";
+  if (d.bucket_map.empty()) {
+    o << "  bucket_map: auto\n";
+  } else {
+    o << "  bucket_map: [";
+    for (std::size_t i = 0; i < d.bucket_map.size(); ++i)
+      o << (i ? ", " : "") << cfg.workers.list[d.bucket_map[i]].lcore;
+    o << "]\n";
+  }
+  if (!d.protocols.empty()) {
+    o << "  protocols:\n";
+    for (const auto& [name, p] : d.protocols) {
+      o << "    " << name << ": {";
+      std::string sep;
+      if (p.policy) o << sep << "policy: " << *p.policy, sep = ", ";
+      if (p.mode) o << sep << "mode: " << *p.mode, sep = ", ";
+      if (p.qlimit) o << sep << "qlimit: " << *p.qlimit;
+      o << "}\n";
+    }
   }
   return o.str();
 }

@@ -82,6 +82,7 @@ def main():
     print()
     print(f"{'workers':>7} {'policy':>7} {'mode':>9} {'Mpps':>8} {'cyc/pkt':>8} {'vs testpmd':>10}")
     summary = []
+    one_worker_flow_deferred = 0.0
     for nw in workers_list:
         rows = [r for r in results if r["workers"] == nw]
         tp = med(rows, "testpmd")
@@ -95,9 +96,19 @@ def main():
                 print(f"{nw:>7} {policy:>7} {mode:>9} {pps / 1e6:8.3f} {cpp:8.1f} {pps / tp:10.3f}")
                 summary.append({"workers": nw, "policy": policy, "mode": mode, "pps": pps, "cycles_per_packet": cpp,
                                 "ratio_to_testpmd": pps / tp, "testpmd_pps": tp})
-        for policy in POLICIES:
-            handoff = med(rows, f"{policy}/deferred", 1) - med(rows, f"{policy}/direct", 1)
-            print(f"{nw:>7} {policy:>7} hand-off cost (deferred - direct): {handoff:.1f} cycles/packet")
+        cyc = {k: med(rows, k, 1) for k in (f"{p}/{m}" for p in POLICIES for m in MODES)}
+        print(f"{nw:>7} queue hand-off (source: deferred - direct): "
+              f"{cyc['source/deferred'] - cyc['source/direct']:.1f} cycles/packet")
+        if nw == 1:
+            # At 1 worker every flow's bucket is the worker's own: hybrid runs
+            # inline, so hybrid - direct is the flow hash and sort alone.
+            print(f"{nw:>7} flow id + sort by target (flow: hybrid - direct): "
+                  f"{cyc['flow/hybrid'] - cyc['flow/direct']:.1f} cycles/packet")
+            one_worker_flow_deferred = cyc["flow/deferred"]
+        elif 1 in workers_list:
+            print(f"{nw:>7} cross-worker hand-off (flow deferred, {nw} workers - 1 worker; about "
+                  f"{100 * (nw - 1) // nw}% of packets cross): {cyc['flow/deferred'] - one_worker_flow_deferred:.1f} "
+                  "cycles/packet")
         if a.baseline and nw == 1:
             overhead = med(rows, "source/direct", 1) / med(rows, "baseline", 1) - 1
             print(f"{nw:>7} direct dispatch over the baseline forwarder: {100 * overhead:+.1f}% cycles/packet")

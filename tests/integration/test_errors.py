@@ -111,6 +111,11 @@ def test_error_paths():
                  f"ngstack: error: {too_many}:9:5: ports[0].rx_queues: port a (net_pcap) offers at most 1 rx "
                  "queue(s), 4 requested")
 
+    no_proto = write("noproto.yaml", base("ngt-e8", PCAP_AND_NULL) + "dispatch:\n  protocols:\n    ip: {mode: hybrid}\n")
+    expect_error(["--config", no_proto, "--duration", "1"], 1,
+                 f"ngstack: error: {no_proto}:19:5: dispatch.protocols.ip: no protocol \"ip\" in forwarder mode "
+                 "(registered: ether)")
+
     lcore = write("lcore.yaml", base("ngt-e5", PCAP_AND_NULL, lcores="[1, 4000]"))
     expect_error(["--config", lcore], 1, f"{lcore}:13:15: workers.lcores: must be in [0, 1023], got 4000")
     far = write("far.yaml", base("ngt-e6", PCAP_AND_NULL, lcores="[1, 999]"))

@@ -30,6 +30,7 @@ ports:
   - {{name: sink, device: "net_null0,no-rx=1"}}
 workers: {{lcores: [1]}}
 forwarder: {{paths: [{{in: source, out: sink}}]}}
+dispatch: {{protocols: {{ether: {{mode: deferred, policy: flow, qlimit: 2048}}}}}}
 """
     try:
         with Ngstack(cfg) as ng:
@@ -45,6 +46,11 @@ forwarder: {{paths: [{{in: source, out: sink}}]}}
             check(telemetry(sock, "/ngstack/workers") == [1], "worker list")
             w = telemetry(sock, "/ngstack/worker,1")
             check(w["rx_packets"] > 0 and "drop_tx_full" in w and w["busy_cycles"] > 0, f"worker {w}")
+            netisr = telemetry(sock, "/ngstack/netisr")
+            check(netisr == {"buckets": 128, "ether_policy": "flow", "ether_mode": "deferred", "ether_qlimit": 2048},
+                  f"netisr {netisr}")
+            ws = telemetry(sock, "/ngstack/workstream,1")
+            check(ws["ether_queued"] > 0 and ws["ether_handled"] > 0 and ws["ether_dispatched"] == 0, f"workstream {ws}")
             # DPDK's own ethdev telemetry sees the same ports.
             check(len(telemetry(sock, "/ethdev/list")) == 2, "ethdev list")
 

@@ -185,6 +185,57 @@ TEST(ConfigErrors, MissingSectionsAndKeys) {
   EXPECT_EQ(error_of(""), "t.yaml: the file is empty");
 }
 
+TEST(Config, DispatchSection) {
+  auto r = load_string(edited("", "dispatch:\n  mode: hybrid\n  buckets: 4\n  bucket_map: [2, 1, 2, 1]\n"
+                                  "  protocols:\n    ether: {policy: cpu, qlimit: 2048}\n"),
+                       "t.yaml");
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_EQ(*r->dispatch.mode, "hybrid");
+  EXPECT_EQ(r->dispatch.buckets, 4u);
+  EXPECT_EQ(r->dispatch.bucket_map, (std::vector<uint16_t>{1, 0, 1, 0})) << "lcores become worker indices";
+  EXPECT_EQ(*r->dispatch.protocols.at("ether").policy, "cpu");
+  EXPECT_EQ(*r->dispatch.protocols.at("ether").qlimit, 2048u);
+  EXPECT_FALSE(r->dispatch.protocols.at("ether").mode.has_value());
+  auto again = load_string(dump_yaml(*r), "dump.yaml");
+  ASSERT_TRUE(again.ok()) << again.error();
+  EXPECT_EQ(again->dispatch.bucket_map, r->dispatch.bucket_map);
+  EXPECT_EQ(*again->dispatch.protocols.at("ether").policy, "cpu");
+
+  auto d = load_string(edited("", "dispatch: {buckets: 128}\n"), "t.yaml");
+  ASSERT_TRUE(d.ok());
+  EXPECT_FALSE(d->dispatch.mode.has_value());
+  EXPECT_TRUE(d->dispatch.bucket_map.empty()) << "auto: round robin";
+}
+
+TEST(ConfigErrors, DispatchSection) {
+  EXPECT_EQ(error_of(edited("", "dispatch:\n  mode: eager\n")),
+            "t.yaml:25:9: dispatch.mode: unknown value \"eager\" (known: direct, hybrid, deferred)");
+  EXPECT_EQ(error_of(edited("", "dispatch:\n  buckets: 100\n")),
+            "t.yaml:25:12: dispatch.buckets: must be a power of two, got 100");
+  EXPECT_EQ(error_of(edited("", "dispatch:\n  buckets: 2\n  bucket_map: [1]\n")),
+            "t.yaml:26:15: dispatch.bucket_map: has 1 entries; one per bucket (2) is needed");
+  EXPECT_EQ(error_of(edited("", "dispatch:\n  buckets: 2\n  bucket_map: [1, 0]\n")),
+            "t.yaml:26:19: dispatch.bucket_map: lcore 0 runs no worker");
+  EXPECT_EQ(error_of(edited("", "dispatch:\n  protocols:\n    ether: {policy: random}\n")),
+            "t.yaml:26:21: dispatch.protocols.ether.policy: unknown value \"random\" (known: source, flow, cpu)");
+  EXPECT_EQ(error_of(edited("", "dispatch:\n  protocols:\n    ether: {qlimit: 0}\n")),
+            "t.yaml:26:21: dispatch.protocols.ether.qlimit: must be in [1, 1048576], got 0");
+  EXPECT_EQ(error_of(edited("", "dispatch:\n  protocols:\n    ether: {colour: red}\n")),
+            "t.yaml:26:13: dispatch.protocols.ether.colour: unknown key");
+}
+
+TEST(Config, LcoreCpus) {
+  auto r = load_string(edited("  main_lcore: 0\n", "  main_lcore: 0\n  lcore_cpus: {2: 0}\n"), "t.yaml");
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_EQ(r->eal.cpu_of(2), 0u);
+  EXPECT_EQ(r->eal.cpu_of(1), 1u);
+  EXPECT_TRUE(check_lcores(*r, {0, 1}).ok()) << "lcore 2 runs on CPU 0";
+  auto bad = load_string(edited("  main_lcore: 0\n", "  main_lcore: 0\n  lcore_cpus: {2: 7}\n"), "t.yaml");
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(check_lcores(*bad, {0, 1}).error(),
+            "t.yaml:19:15: workers.lcores: CPU 7 (of lcore 2) does not exist on this machine (usable CPUs: 0-1)");
+}
+
 TEST(ConfigErrors, YamlSyntaxError) {
   EXPECT_EQ(error_of("ports: [\n  name: x\n"), "t.yaml:3:1: YAML syntax error: end of sequence flow not found");
 }
