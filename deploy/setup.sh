@@ -41,7 +41,7 @@ build_tsan() {
 
 build_asan() {
   [ -d build-asan ] || meson setup build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
-  ninja -C build-asan tests/unit_tests app/ngstack
+  ninja -C build-asan tests/unit_tests tests/netisr_tests
 }
 
 require_root() {
@@ -71,9 +71,9 @@ run_tests() {
   local rc=0
   meson test -C build --print-errorlogs --suite unit --suite integration --suite perf-smoke || rc=1
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
-    meson test -C build-asan --print-errorlogs --suite unit || rc=1
+    meson test -C build-asan --no-rebuild --print-errorlogs --suite unit || rc=1
   # The dispatcher's concurrency tests under ThreadSanitizer.
-  TSAN_OPTIONS=halt_on_error=1 meson test -C build-tsan --print-errorlogs netisr || rc=1
+  TSAN_OPTIONS=halt_on_error=1 meson test -C build-tsan --no-rebuild --print-errorlogs netisr || rc=1
   summarize build/meson-logs/testlog.json build-asan/meson-logs/testlog.json build-tsan/meson-logs/testlog.json
   return $rc
 }
