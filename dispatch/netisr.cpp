@@ -87,12 +87,11 @@ Result<ProtoId> Netisr::register_protocol(const ProtocolSpec& spec) {
   specs_[p].max_qlimit = std::max(spec.qlimit, spec.max_qlimit);
   configs_[0].protos[p] = ProtoSettings{spec.policy, spec.mode, spec.qlimit};
   configs_[1].protos[p] = configs_[0].protos[p];
-  for (unsigned s = 0; s < nworkers_; ++s)
-    for (unsigned d = 0; d < nworkers_; ++d) rings_.push_back(std::make_unique<SpscRing<rte_mbuf*>>(specs_[p].max_qlimit));
-  for (auto& r : rings_) r->set_limit(0);  // limits are set below, per protocol
-  for (ProtoId q = 0; q < nprotos_; ++q)
-    for (unsigned s = 0; s < nworkers_; ++s)
-      for (unsigned d = 0; d < nworkers_; ++d) ring(q, s, d).set_limit(configs_[0].protos[q].qlimit);
+  // Capacity for later raises of the limit; the limit itself is qlimit.
+  for (unsigned i = 0; i < nworkers_ * nworkers_; ++i) {
+    rings_.push_back(std::make_unique<SpscRing<rte_mbuf*>>(specs_[p].max_qlimit));
+    rings_.back()->set_limit(spec.qlimit);
+  }
   return p;
 }
 
