@@ -27,10 +27,14 @@ def config(if0, if1, mode):
     return f"""mode: forwarder
 eal:
   main_lcore: 0
-  memory_mb: 256
+  memory_mb: 512
   no_huge: true
   file_prefix: ngt-fwd-{os.getpid()}
   lcore_cpus: {{2: 0}}
+# Workers here are not on isolated CPUs: the kernel may preempt one for tens
+# of milliseconds. A deep work queue (and mbufs to fill it) rides that out, as
+# the NIC ring does for rx; a shallow one would drop (and count) the overflow.
+mempool: {{mbufs: 65535}}
 ports:
   - name: p0
     # qpairs=2: a tx queue per worker; the kernel fans frames out over the two
@@ -49,7 +53,7 @@ forwarder:
 dispatch:
   mode: {mode}
   protocols:
-    ether: {{policy: flow}}
+    ether: {{policy: flow, qlimit: 16384}}
 """
 
 
