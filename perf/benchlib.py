@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -42,8 +43,9 @@ def lcores_arg(workers):
 
 def run_testpmd(pcaps, seconds, burst=32, workers=1):
     lmap = lcores_arg(workers)
+    prefix = f"ngs-perf-testpmd-{os.getpid()}"
     cmd = ["dpdk-testpmd", "--lcores", ",".join(f"{l}@{c}" for l, c in lmap.items()), "--main-lcore", "0",
-           "--no-huge", "-m", "1024", "--no-pci", "--file-prefix", f"ngs-perf-testpmd-{os.getpid()}",
+           "--no-huge", "-m", "1024", "--no-pci", "--file-prefix", prefix,
            "--log-level", "notice"]
     for i, p in enumerate(pcaps):
         cmd += ["--vdev", f"net_pcap{i},rx_pcap={p},infinite_rx=1"]
@@ -53,6 +55,8 @@ def run_testpmd(pcaps, seconds, burst=32, workers=1):
     time.sleep(seconds + 1.5)
     p.send_signal(signal.SIGINT)
     out, _ = p.communicate(timeout=30)
+    # testpmd leaves its EAL runtime directory behind.
+    shutil.rmtree(f"/var/run/dpdk/{prefix}", ignore_errors=True)
     nports = len(pcaps) + 1
     tx = [int(x) for x in re.findall(r"Tx-pps:\s+(\d+)", out)]
     # Per period, one Tx-pps line per port; the sink is the last port.

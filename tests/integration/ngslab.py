@@ -40,6 +40,11 @@ def remove_stale():
         m = re.match(rf"{PREFIX}(\d+)-", name)
         if m and not os.path.exists(f"/proc/{m.group(1)}"):
             sh(f"ip netns del {name}", check=False)
+    # EAL runtime directories of test processes that were killed (ngt-*-<pid>).
+    for d in os.listdir("/var/run/dpdk") if os.path.isdir("/var/run/dpdk") else []:
+        m = re.match(r"ngt-.*-(\d+)$", d)
+        if m and not os.path.exists(f"/proc/{m.group(1)}"):
+            shutil.rmtree(os.path.join("/var/run/dpdk", d), ignore_errors=True)
     for line in sh("ip -o link show", check=False).stdout.splitlines():
         m = re.match(rf"\d+: ({PREFIX}(\d+)[a-z]\d*)[@:]", line)
         if m and not os.path.exists(f"/proc/{m.group(2)}"):
