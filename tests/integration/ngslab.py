@@ -16,6 +16,7 @@ import tempfile
 import time
 
 NGSTACK = os.environ.get("NGSTACK", "build/app/ngstack")
+LAB_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy", "lab")
 PREFIX = "ngt"  # every namespace/veth name a test makes starts with this
 
 
@@ -46,53 +47,44 @@ def remove_stale():
         if m and not os.path.exists(f"/proc/{m.group(1)}"):
             shutil.rmtree(os.path.join("/var/run/dpdk", d), ignore_errors=True)
     for line in sh("ip -o link show", check=False).stdout.splitlines():
-        m = re.match(rf"\d+: ({PREFIX}(\d+)[a-z]\d*)[@:]", line)
+        m = re.match(rf"\d+: ({PREFIX}(\d+)-p\d+)[@:]", line)
         if m and not os.path.exists(f"/proc/{m.group(2)}"):
             sh(f"ip link del {m.group(1)}", check=False)
 
 
 class Lab:
-    """Namespaces h0..hN-1, each with a veth whose root-side end ngstack opens."""
+    """A lab topology built by deploy/lab (the same script users run) under a
+    prefix of this process's own: hosts <tag>-h1.., root-side ports <tag>-p0..
 
-    def __init__(self):
+    `kind` is "router" or "bridge" (see deploy/lab)."""
+
+    def __init__(self, kind):
+        self.kind = kind
         self.tag = f"{PREFIX}{os.getpid()}"
-        self.hosts = []
-        self.links = []
+        self.env = dict(os.environ, NGS_LAB_PREFIX=self.tag)
+
+    def _lab(self, *args, check_rc=True):
+        r = subprocess.run([LAB_SCRIPT, *args], env=self.env, capture_output=True, text=True, timeout=60)
+        if check_rc and r.returncode != 0:
+            raise RuntimeError(f"deploy/lab {' '.join(args)} failed ({r.returncode}):\n{r.stdout}{r.stderr}")
+        return r
 
     def __enter__(self):
         remove_stale()
+        self._lab("up", self.kind)
         return self
 
     def __exit__(self, *exc):
-        self.cleanup()
+        self._lab("down", check_rc=False)
         return False
 
-    def host(self, index, addr_cidr):
-        """Create namespace `<tag>-h<index>` with address addr_cidr on eth0;
-        returns (namespace, root-side interface name)."""
-        ns = f"{self.tag}-h{index}"
-        root_if = f"{PREFIX}{os.getpid() % 100000}p{index}"
-        self.hosts.append(ns)
-        self.links.append(root_if)
-        sh(f"ip netns add {ns}")
-        sh(f"ip link add {root_if} type veth peer name eth0 netns {ns}")
-        for cmd in [f"sysctl -qw net.ipv6.conf.{root_if}.disable_ipv6=1", f"ip link set {root_if} up"]:
-            sh(cmd)
-        # A veth leaves TCP/UDP checksums to "hardware" that does not exist on
-        # the far side of an af_packet port: the frame would cross ngstack with
-        # a partial checksum and the peer would drop it. Real NICs compute it.
-        for cmd in ["sysctl -qw net.ipv6.conf.all.disable_ipv6=1", "ethtool -K eth0 tx off",
-                    f"ip addr add {addr_cidr} dev eth0",
-                    "ip link set eth0 up", "ip link set lo up"]:
-            sh(f"ip netns exec {ns} {cmd}")
-        return ns, root_if
+    def host(self, i):
+        """Namespace of host i (1-based, as deploy/lab numbers them)."""
+        return f"{self.tag}-h{i}"
 
-    def cleanup(self):
-        for ns in self.hosts:
-            sh(f"ip netns del {ns}", check=False)
-        for link in self.links:
-            sh(f"ip link del {link}", check=False)
-        self.hosts, self.links = [], []
+    def port(self, i):
+        """Root-side veth of port i (0-based), for net_af_packet iface=."""
+        return f"{self.tag}-p{i}"
 
 
 class Ngstack:

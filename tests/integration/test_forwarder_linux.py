@@ -58,9 +58,10 @@ dispatch:
 
 
 def test_forwarder_between_linux_hosts():
-    with Lab() as lab:
-        h0, if0 = lab.host(0, "198.18.0.1/24")
-        h1, if1 = lab.host(1, "198.18.0.2/24")
+    # The bridge lab's first two hosts: 198.18.0.1 and 198.18.0.2.
+    with Lab("bridge") as lab:
+        h0, if0 = lab.host(1), lab.port(0)
+        h1, if1 = lab.host(2), lab.port(1)
         for mode in MODES:
             print(f"--- dispatch mode {mode}", flush=True)
             run_mode(h0, h1, if0, if1, mode)
