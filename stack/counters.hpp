@@ -18,6 +18,14 @@ enum class DropReason : uint8_t {
   tx_full,   // the egress tx queue had no room (rte_eth_tx_burst sent fewer)
   no_path,   // forwarder: the ingress port is the input of no path
   runt,      // shorter than an Ethernet header
+  // IPv4 input (stack/ipv4/input.hpp, RFC 1812 §5.2.2 order)
+  ipv4_truncated,
+  ipv4_bad_version,
+  ipv4_bad_ihl,
+  ipv4_bad_length,
+  ipv4_bad_checksum,
+  ipv4_bad_source,
+  ipv4_bad_destination,
   kCount
 };
 

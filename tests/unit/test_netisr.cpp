@@ -14,31 +14,15 @@
 
 #include "dispatch/netisr.hpp"
 #include "dispatch/rss.hpp"
+#include "tests/lib/eal_env.hpp"
 
 using namespace ngstack;
 using namespace ngstack::dispatch;
 
 namespace {
 
-rte_mempool* g_pool = nullptr;
-
-class EalEnv : public ::testing::Environment {
- public:
-  void SetUp() override {
-    const char* argv[] = {"netisr", "--no-huge", "-m", "512", "--no-pci", "--file-prefix", "ngstack-netisr-test",
-                          "--log-level", "error", "--no-telemetry", "-l", "0"};
-    ASSERT_GE(rte_eal_init(static_cast<int>(std::size(argv)), const_cast<char**>(argv)), 0);
-    g_pool = rte_pktmbuf_pool_create("netisr_pool", 131071, 0, 0, 128 + RTE_PKTMBUF_HEADROOM, 0);
-    ASSERT_NE(g_pool, nullptr);
-  }
-  void TearDown() override {
-    const std::string dir = rte_eal_get_runtime_dir();
-    rte_mempool_free(g_pool);
-    rte_eal_cleanup();
-    std::filesystem::remove_all(dir);
-  }
-};
-const auto* g_env = ::testing::AddGlobalTestEnvironment(new EalEnv);
+// Enough mbufs that no test ever reuses one while threads run (see Recorder).
+rte_mempool* const g_pool = test::pool("netisr_pool", 131071, 128);
 
 struct Tag {
   uint32_t source, flow, seq;

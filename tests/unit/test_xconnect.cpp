@@ -10,8 +10,10 @@
 #include <rte_ring.h>
 
 #include "stack/tx_buffer.hpp"
+#include "tests/lib/eal_env.hpp"
 #include "stack/xconnect.hpp"
 
+using namespace ngstack;
 using namespace ngstack::stack;
 
 namespace {
@@ -19,11 +21,7 @@ namespace {
 class XconnectTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    const char* argv[] = {"unit", "--no-huge", "-m", "128", "--no-pci", "--file-prefix", "ngstack-unit", "--log-level", "error",
-                          "--no-telemetry", "-l", "0"};
-    ASSERT_GE(rte_eal_init(static_cast<int>(std::size(argv)), const_cast<char**>(argv)), 0);
-    pool_ = rte_pktmbuf_pool_create("xc_pool", 1023, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
-    ASSERT_NE(pool_, nullptr);
+    pool_ = test::pool("xc_pool", 1023, RTE_MBUF_DEFAULT_DATAROOM);
     for (int p = 0; p < 2; ++p) {
       const std::string n = std::string("xc").append(std::to_string(p));
       rx_[p] = rte_ring_create((n + "rx").c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
@@ -38,12 +36,6 @@ class XconnectTest : public ::testing::Test {
       ASSERT_EQ(rte_eth_tx_queue_setup(id, 0, 64, 0, nullptr), 0);
       ASSERT_EQ(rte_eth_dev_start(id), 0);
     }
-  }
-
-  static void TearDownTestSuite() {
-    const std::string dir = rte_eal_get_runtime_dir();
-    rte_eal_cleanup();
-    std::filesystem::remove_all(dir);
   }
 
   // Frames with a sequence number at byte 14.
