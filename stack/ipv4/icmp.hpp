@@ -1,0 +1,65 @@
+// ICMP (RFC 792) as a router sends it (RFC 1812 §4.3): echo replies for our
+// addresses, and error messages about packets we cannot deliver or forward.
+//
+// Errors are never sent (RFC 1812 §4.3.2.7) about: an ICMP error message; a
+// packet to a broadcast or multicast address, or that came as a link-layer
+// broadcast; a packet whose source is not a unique host (0.0.0.0, loopback,
+// broadcast, multicast, class E); a fragment other than the first. They are
+// rate-limited per worker by a token bucket (§4.3.2.8), whose empty bucket is
+// a counted drop, not an error.
+#pragma once
+
+#include <rte_mbuf.h>
+
+#include <cstdint>
+
+namespace ngstack::stack::ipv4 {
+
+enum class IcmpError : uint8_t {
+  net_unreachable,    // type 3 code 0: no route
+  host_unreachable,   // type 3 code 1: no ARP answer for the next hop
+  port_unreachable,   // type 3 code 3: a UDP datagram for us, nobody listening
+  frag_needed,        // type 3 code 4: DF set, larger than the next hop's MTU
+  ttl_exceeded,       // type 11 code 0: TTL expired in transit
+};
+
+// Whether an error may be sent about the IPv4 packet at `l3_offset` of `m`.
+// `link_broadcast`: it arrived as an Ethernet broadcast or multicast.
+bool may_send_error(const rte_mbuf* m, uint16_t l3_offset, bool link_broadcast);
+
+// A new mbuf (from `pool`) holding the IPv4 + ICMP error about `orig`, from
+// `our_addr` to the offending packet's source, TTL 64, quoting the original IP
+// header and as much of its payload as keeps the error within 576 bytes
+// (RFC 1812 §4.3.2.3). `mtu` is the next-hop MTU for frag_needed (RFC 1191).
+// The returned packet starts at the IP header and keeps headroom for the
+// link header. nullptr when the pool is empty.
+rte_mbuf* build_error(rte_mempool* pool, const rte_mbuf* orig, uint16_t l3_offset, IcmpError error,
+                      uint32_t our_addr, uint16_t mtu = 0);
+
+// Turns an ICMP echo request for us into the echo reply, in place: swap the
+// addresses, type 8 -> 0, fix both checksums. False (packet untouched) if it
+// is not a well-formed echo request.
+bool echo_reply_in_place(rte_mbuf* m, uint16_t l3_offset);
+
+// Token bucket over TSC cycles: `rate` tokens per second up to `burst`.
+class TokenBucket {
+ public:
+  TokenBucket(double rate_per_s, double burst, uint64_t tsc_hz)
+      : rate_per_cycle_(rate_per_s / static_cast<double>(tsc_hz)), burst_(burst), tokens_(burst) {}
+  bool take(uint64_t now_tsc) {
+    if (last_ != 0) tokens_ += static_cast<double>(now_tsc - last_) * rate_per_cycle_;
+    if (tokens_ > burst_) tokens_ = burst_;
+    last_ = now_tsc;
+    if (tokens_ < 1.0) return false;
+    tokens_ -= 1.0;
+    return true;
+  }
+
+ private:
+  double rate_per_cycle_;
+  double burst_;
+  double tokens_;
+  uint64_t last_ = 0;
+};
+
+}  // namespace ngstack::stack::ipv4
