@@ -70,12 +70,6 @@ void make_workers(Runtime& rt) {
   rt.xconnect->bind(port_ids, std::move(io));
 }
 
-dispatch::Mode mode_from(const std::string& s) {
-  return s == "hybrid" ? dispatch::Mode::hybrid : s == "deferred" ? dispatch::Mode::deferred : dispatch::Mode::direct;
-}
-dispatch::Policy policy_from(const std::string& s) {
-  return s == "source" ? dispatch::Policy::source : s == "cpu" ? dispatch::Policy::cpu : dispatch::Policy::flow;
-}
 
 // Tears down what start-up built, in reverse. Returns the mempool check.
 std::vector<MempoolCheck> teardown(Runtime& rt) {
@@ -105,7 +99,6 @@ Status setup_dispatch(Runtime& rt) {
   const auto& dc = cfg.dispatch;
   // Software flow hashes use the key the ports use, so they agree with RSS.
   const auto key = cfg.ports.front().rss.key.empty() ? dispatch::symmetric_rss_key(40) : cfg.ports.front().rss.key;
-  rt.flow_hash = std::make_unique<dispatch::ToeplitzHash>(key);
   rt.netisr = std::make_unique<dispatch::Netisr>(static_cast<unsigned>(rt.workers.size()), dc.buckets, key);
 
   // The raw `ether` protocol: the forwarder's entry point. Flow policy with the
@@ -117,7 +110,7 @@ Status setup_dispatch(Runtime& rt) {
   ether.policy = dispatch::Policy::flow;
   ether.mode = dispatch::Mode::direct;
   ether.m2flow = stack::ipv4_flow_id;
-  ether.flow_ctx = rt.flow_hash.get();
+  ether.flow_ctx = &rt.netisr->flow_hash();
   ether.qlimit = 1024;
   if (auto it = dc.protocols.find("ether"); it != dc.protocols.end() && it->second.qlimit)
     ether.qlimit = *it->second.qlimit;
@@ -134,15 +127,18 @@ Status setup_dispatch(Runtime& rt) {
                    " mode (registered: " + registered + ")"};
   if (!dc.bucket_map.empty())
     if (auto st = rt.netisr->set_bucket_map(dc.bucket_map); !st) return Error{"dispatch.bucket_map: " + st.error()};
+  // conf/ accepted only these names; an unknown one here is a bug, and keeps
+  // the protocol's own setting rather than picking a default.
   auto st = rt.netisr->reconfigure([&](dispatch::DispatchConfig& c) {
     for (unsigned p = 0; p < rt.netisr->protocols(); ++p) {
       const std::string& name = rt.netisr->protocol(static_cast<dispatch::ProtoId>(p)).name;
-      if (dc.mode) c.protos[p].mode = mode_from(*dc.mode);
+      if (dc.mode) c.protos[p].mode = dispatch::mode_from_name(*dc.mode).value_or(c.protos[p].mode);
       auto it = dc.protocols.find(name);
       if (it == dc.protocols.end()) continue;
-      if (it->second.mode) c.protos[p].mode = mode_from(*it->second.mode);
-      if (it->second.policy) c.protos[p].policy = policy_from(*it->second.policy);
-      if (it->second.qlimit) c.protos[p].qlimit = *it->second.qlimit;
+      const auto& pc = it->second;
+      if (pc.mode) c.protos[p].mode = dispatch::mode_from_name(*pc.mode).value_or(c.protos[p].mode);
+      if (pc.policy) c.protos[p].policy = dispatch::policy_from_name(*pc.policy).value_or(c.protos[p].policy);
+      if (pc.qlimit) c.protos[p].qlimit = *pc.qlimit;
     }
   });
   if (!st) return Error{"dispatch: " + st.error()};

@@ -28,7 +28,6 @@ struct Runtime {
   std::vector<PortRuntime> ports;
   std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<stack::Xconnect> xconnect;
-  std::unique_ptr<dispatch::ToeplitzHash> flow_hash;
   std::unique_ptr<dispatch::Netisr> netisr;
   rte_mempool* pool = nullptr;
   uint64_t tsc_hz = 0;

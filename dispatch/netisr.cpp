@@ -28,6 +28,18 @@ const char* mode_name(Mode m) {
   return "?";
 }
 
+std::optional<Policy> policy_from_name(std::string_view name) {
+  for (Policy p : {Policy::source, Policy::flow, Policy::cpu})
+    if (name == policy_name(p)) return p;
+  return std::nullopt;
+}
+
+std::optional<Mode> mode_from_name(std::string_view name) {
+  for (Mode m : {Mode::direct, Mode::hybrid, Mode::deferred})
+    if (name == mode_name(m)) return m;
+  return std::nullopt;
+}
+
 // Counters a worker keeps for one protocol; the *_to arrays are indexed by
 // target worker so that every counter keeps a single writer (the source).
 struct Netisr::Counters {

@@ -47,7 +47,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "conf/result.hpp"
@@ -60,6 +62,9 @@ enum class Policy : uint8_t { source, flow, cpu };
 enum class Mode : uint8_t { direct, hybrid, deferred };
 const char* policy_name(Policy p);
 const char* mode_name(Mode m);
+// The inverse of policy_name / mode_name; nullopt for an unknown name.
+std::optional<Policy> policy_from_name(std::string_view name);
+std::optional<Mode> mode_from_name(std::string_view name);
 
 // `port` is the ingress port of every packet in the batch (a burst from one rx
 // queue, handled inline), or kMixedPorts (a batch drained from work queues):
@@ -67,9 +72,9 @@ const char* mode_name(Mode m);
 inline constexpr uint16_t kMixedPorts = UINT16_MAX;
 using HandlerFn = void (*)(void* ctx, unsigned worker, uint16_t port, rte_mbuf** pkts, uint16_t n);
 // Computes a flow id for a packet that has none; false if it cannot.
-using M2FlowFn = bool (*)(void* ctx, const rte_mbuf* m, uint32_t* flow_id);
+using M2FlowFn = bool (*)(const void* ctx, const rte_mbuf* m, uint32_t* flow_id);
 // Picks the target worker (policy cpu).
-using M2CpuFn = unsigned (*)(void* ctx, const rte_mbuf* m, unsigned source_worker);
+using M2CpuFn = unsigned (*)(const void* ctx, const rte_mbuf* m, unsigned source_worker);
 
 struct ProtocolSpec {
   std::string name;
@@ -80,7 +85,7 @@ struct ProtocolSpec {
   uint32_t qlimit = 1024;
   M2FlowFn m2flow = nullptr;
   M2CpuFn m2cpuid = nullptr;
-  void* flow_ctx = nullptr;  // passed to m2flow and m2cpuid
+  const void* flow_ctx = nullptr;  // passed to m2flow and m2cpuid
   uint32_t max_qlimit = 0;  // ring capacity for later qlimit raises; 0: qlimit
 };
 
@@ -129,6 +134,9 @@ class Netisr {
   unsigned buckets() const { return nbuckets_; }
   unsigned protocols() const { return nprotos_; }
   const ProtocolSpec& protocol(ProtoId p) const { return specs_[p]; }
+  // The Toeplitz hash built from the key given at construction (the ports'
+  // key): protocols' m2flow functions may share it as their flow_ctx.
+  const ToeplitzHash& flow_hash() const { return toeplitz_; }
   int find_protocol(const std::string& name) const;
   DispatchConfig current_config() const;
 

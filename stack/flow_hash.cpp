@@ -7,7 +7,7 @@
 
 namespace ngstack::stack {
 
-bool ipv4_flow_id(void* ctx, const rte_mbuf* m, uint32_t* flow_id) {
+bool ipv4_flow_id(const void* ctx, const rte_mbuf* m, uint32_t* flow_id) {
   const auto& toeplitz = *static_cast<const dispatch::ToeplitzHash*>(ctx);
   const uint32_t len = rte_pktmbuf_data_len(m);
   const auto* data = rte_pktmbuf_mtod(m, const uint8_t*);

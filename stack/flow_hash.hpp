@@ -15,6 +15,6 @@
 namespace ngstack::stack {
 
 // netisr m2flow: `ctx` is a dispatch::ToeplitzHash built from the ports' key.
-bool ipv4_flow_id(void* ctx, const rte_mbuf* m, uint32_t* flow_id);
+bool ipv4_flow_id(const void* ctx, const rte_mbuf* m, uint32_t* flow_id);
 
 }  // namespace ngstack::stack

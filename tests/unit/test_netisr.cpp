@@ -76,7 +76,7 @@ struct Recorder {
   }
 };
 
-unsigned cpu_by_flow(void*, const rte_mbuf* m, unsigned) { return tag(m).flow % 2; }
+unsigned cpu_by_flow(const void*, const rte_mbuf* m, unsigned) { return tag(m).flow % 2; }
 
 ProtocolSpec spec(Recorder& r, Policy policy, Mode mode, uint32_t qlimit = 1024) {
   ProtocolSpec s;
@@ -116,6 +116,13 @@ TEST(NetisrRegistry, RegistersAndRejects) {
   EXPECT_FALSE(n.register_protocol(extra).ok());
   EXPECT_EQ(n.find_protocol("p3"), 3);
   EXPECT_EQ(n.find_protocol("nope"), -1);
+}
+
+TEST(NetisrRegistry, NamesRoundTrip) {
+  for (Policy p : {Policy::source, Policy::flow, Policy::cpu}) EXPECT_EQ(policy_from_name(policy_name(p)), p);
+  for (Mode m : {Mode::direct, Mode::hybrid, Mode::deferred}) EXPECT_EQ(mode_from_name(mode_name(m)), m);
+  EXPECT_FALSE(policy_from_name("random").has_value());
+  EXPECT_FALSE(mode_from_name("eager").has_value());
 }
 
 TEST(NetisrRegistry, BucketMap) {
@@ -227,7 +234,7 @@ TEST(NetisrFlowId, SoftwareHashWhenTheNicGaveNone) {
   Recorder r(2);
   Netisr n(2, 128, symmetric_rss_key());
   ProtocolSpec s = spec(r, Policy::flow, Mode::deferred);
-  s.m2flow = [](void*, const rte_mbuf* m, uint32_t* flow) {
+  s.m2flow = [](const void*, const rte_mbuf* m, uint32_t* flow) {
     *flow = tag(m).flow * 2 + 1;  // odd buckets: worker 1
     return tag(m).flow != 99;     // flow 99: "not IP", no flow id
   };
