@@ -47,16 +47,15 @@ stack::Xconnect make_xconnect(const conf::Config& cfg, const std::vector<PortRun
 }
 
 // Builds the workers, each with its rx queues, its tx queue index and buffers,
-// and binds the forwarder to them.
-void make_workers(Runtime& rt) {
+// and the mode's stack (forwarder, router or bridge) bound to them.
+Status make_workers(Runtime& rt) {
   std::vector<uint16_t> port_ids;
   for (const auto& p : rt.ports) port_ids.push_back(p.port_id);
-  rt.xconnect = std::make_unique<stack::Xconnect>(make_xconnect(rt.cfg, rt.ports));
   std::vector<stack::WorkerIo> io;
   for (std::size_t i = 0; i < rt.cfg.workers.list.size(); ++i) {
     const auto& wc = rt.cfg.workers.list[i];
     auto w = std::make_unique<Worker>(wc.lcore, static_cast<uint16_t>(i), rt.cfg.workers.burst, port_ids, g_stop);
-    io.push_back({&w->tx, &w->stats.drops});
+    io.push_back({&w->tx, &w->stats.drops, &w->stats.events});
     for (const auto& ref : wc.rx) {
       auto q = std::make_unique<WorkerRxQueue>();
       q->cfg_port = ref.port;
@@ -67,14 +66,48 @@ void make_workers(Runtime& rt) {
     if (w->rxqs.empty()) spdlog::warn("worker on lcore {} polls no rx queue; it will idle", wc.lcore);
     rt.workers.push_back(std::move(w));
   }
-  rt.xconnect->bind(port_ids, std::move(io));
+  switch (rt.cfg.mode) {
+    case conf::Mode::forwarder:
+      rt.xconnect = std::make_unique<stack::Xconnect>(make_xconnect(rt.cfg, rt.ports));
+      rt.xconnect->bind(port_ids, std::move(io));
+      break;
+    case conf::Mode::router: {
+      std::vector<stack::PortInfo> info;
+      for (std::size_t i = 0; i < rt.ports.size(); ++i)
+        info.push_back({rt.ports[i].port_id, rt.ports[i].mac, rt.cfg.ports[i].mtu});
+      auto router = stack::Router::create(rt.cfg, std::move(info), rt.pool, static_cast<unsigned>(rt.workers.size()),
+                                          rt.tsc_hz);
+      if (!router) return Error{router.error()};
+      rt.router = std::move(*router);
+      rt.router->bind(std::move(io));
+      rt.service = rt.router.get();
+      break;
+    }
+    case conf::Mode::bridge: {
+      std::vector<stack::PortInfo> info;
+      for (std::size_t i = 0; i < rt.ports.size(); ++i)
+        info.push_back({rt.ports[i].port_id, rt.ports[i].mac, rt.cfg.ports[i].mtu});
+      auto bridge = stack::Bridge::create(rt.cfg, std::move(info), rt.pool, static_cast<unsigned>(rt.workers.size()),
+                                          rt.tsc_hz);
+      if (!bridge) return Error{bridge.error()};
+      rt.bridge = std::move(*bridge);
+      rt.bridge->bind(std::move(io));
+      rt.service = rt.bridge.get();
+      break;
+    }
+  }
+  for (auto& w : rt.workers) w->service = rt.service;
+  return Ok{};
 }
-
 
 // Tears down what start-up built, in reverse. Returns the mempool check.
 std::vector<MempoolCheck> teardown(Runtime& rt) {
   std::vector<MempoolCheck> checks;
   close_ports(rt.ports);
+  // The mode's tables live in EAL memory: free them while EAL runs.
+  rt.service = nullptr;
+  rt.router.reset();
+  rt.bridge.reset();
   if (rt.pool) {
     checks.push_back({rt.pool->name, rt.pool->size, rte_mempool_avail_count(rt.pool)});
     rte_mempool_free(rt.pool);
@@ -101,22 +134,62 @@ Status setup_dispatch(Runtime& rt) {
   const auto key = cfg.ports.front().rss.key.empty() ? dispatch::symmetric_rss_key(40) : cfg.ports.front().rss.key;
   rt.netisr = std::make_unique<dispatch::Netisr>(static_cast<unsigned>(rt.workers.size()), dc.buckets, key);
 
-  // The raw `ether` protocol: the forwarder's entry point. Flow policy with the
-  // IPv4 Toeplitz m2flow; direct unless configured otherwise.
+  // Each mode registers its protocols; the first is the entry point that
+  // every received burst goes through.
+  auto settings = [&](dispatch::ProtocolSpec spec) {
+    if (auto it = dc.protocols.find(spec.name); it != dc.protocols.end() && it->second.qlimit)
+      spec.qlimit = *it->second.qlimit;
+    spec.max_qlimit = std::max<uint32_t>(spec.qlimit, 4096);
+    return spec;
+  };
   dispatch::ProtocolSpec ether;
   ether.name = "ether";
-  ether.handler = stack::Xconnect::netisr_handler;
-  ether.ctx = rt.xconnect.get();
   ether.policy = dispatch::Policy::flow;
   ether.mode = dispatch::Mode::direct;
   ether.m2flow = stack::ipv4_flow_id;
   ether.flow_ctx = &rt.netisr->flow_hash();
   ether.qlimit = 1024;
-  if (auto it = dc.protocols.find("ether"); it != dc.protocols.end() && it->second.qlimit)
-    ether.qlimit = *it->second.qlimit;
-  ether.max_qlimit = std::max<uint32_t>(ether.qlimit, 4096);
-  auto id = rt.netisr->register_protocol(ether);
-  if (!id) return Error{id.error()};
+  std::optional<dispatch::ProtoId> entry;
+  switch (cfg.mode) {
+    case conf::Mode::forwarder: {
+      // The raw `ether` protocol: the forwarder's entry point.
+      ether.handler = stack::Xconnect::netisr_handler;
+      ether.ctx = rt.xconnect.get();
+      auto id = rt.netisr->register_protocol(settings(ether));
+      if (!id) return Error{id.error()};
+      entry = *id;
+      break;
+    }
+    case conf::Mode::router: {
+      // ether demuxes to `arp` and `ip`. ip follows the flow (reassembly and
+      // ordering want one worker per flow); ARP stays where it arrived.
+      ether.handler = stack::Router::ether_handler;
+      ether.ctx = rt.router.get();
+      dispatch::ProtocolSpec ip = ether;
+      ip.name = "ip";
+      ip.handler = stack::Router::ip_handler;
+      dispatch::ProtocolSpec arp = ether;
+      arp.name = "arp";
+      arp.handler = stack::Router::arp_handler;
+      arp.policy = dispatch::Policy::source;
+      arp.m2flow = nullptr;
+      auto e = rt.netisr->register_protocol(settings(ether));
+      auto i = e ? rt.netisr->register_protocol(settings(ip)) : Result<dispatch::ProtoId>(Error{e.error()});
+      auto a = i ? rt.netisr->register_protocol(settings(arp)) : Result<dispatch::ProtoId>(Error{i.error()});
+      if (!a) return Error{a.error()};
+      rt.router->set_dispatch(rt.netisr.get(), *i, *a);
+      entry = *e;
+      break;
+    }
+    case conf::Mode::bridge: {
+      ether.handler = stack::Bridge::netisr_handler;
+      ether.ctx = rt.bridge.get();
+      auto id = rt.netisr->register_protocol(settings(ether));
+      if (!id) return Error{id.error()};
+      entry = *id;
+      break;
+    }
+  }
 
   std::string registered;
   for (unsigned p = 0; p < rt.netisr->protocols(); ++p)
@@ -145,7 +218,7 @@ Status setup_dispatch(Runtime& rt) {
   const uint16_t batch = dc.drain_batch ? dc.drain_batch : cfg.workers.burst;
   for (auto& w : rt.workers) {
     w->netisr = rt.netisr.get();
-    w->entry = *id;
+    w->entry = *entry;
     w->drain_batch = batch;
   }
   return Ok{};
@@ -206,7 +279,7 @@ int run(const conf::Config& cfg, const Options& opts) {
   for (std::size_t i = 0; i < rt.ports.size(); ++i)
     if (auto st = start_port(cfg, i, rt.ports[i], rt.pool); !st) return fail_and_cleanup(st.error());
 
-  make_workers(rt);
+  if (auto st = make_workers(rt); !st) return fail_and_cleanup(st.error());
   if (auto st = setup_dispatch(rt); !st) return fail_and_cleanup(st.error());
   g_stop.store(false);
   std::signal(SIGINT, on_signal);
@@ -245,6 +318,9 @@ int run(const conf::Config& cfg, const Options& opts) {
   // Work still queued between workers is handled now, on behalf of its target
   // (every worker has stopped), and what that sends is flushed.
   rt.netisr->drain_stopped();
+  // The stack frees (and counts) what it still holds: packets waiting for
+  // ARP, fragments waiting for the rest of their datagram.
+  if (rt.service) rt.service->shutdown();
   for (auto& w : rt.workers) w->tx.flush_all();
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
@@ -267,7 +343,7 @@ int run(const conf::Config& cfg, const Options& opts) {
   }
   if (!summary.ok()) {
     fail(summary.balanced() ? "an mbuf leaked: a mempool is not back to its full count"
-                            : "packets unaccounted for: rx != tx + drops");
+                            : "packets unaccounted for: rx + originated != tx + drops + consumed");
     rc = kExitInvariant;
   }
   eal_cleanup_and_remove_runtime_dir();

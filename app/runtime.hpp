@@ -16,6 +16,8 @@
 #include "conf/config.hpp"
 #include "dispatch/netisr.hpp"
 #include "stack/flow_hash.hpp"
+#include "stack/bridge/bridge.hpp"
+#include "stack/router.hpp"
 #include "stack/xconnect.hpp"
 
 namespace ngstack::app {
@@ -27,7 +29,10 @@ struct Runtime {
   const conf::Config& cfg;
   std::vector<PortRuntime> ports;
   std::vector<std::unique_ptr<Worker>> workers;
-  std::unique_ptr<stack::Xconnect> xconnect;
+  std::unique_ptr<stack::Xconnect> xconnect;  // forwarder mode
+  std::unique_ptr<stack::Router> router;      // router mode
+  std::unique_ptr<stack::Bridge> bridge;      // bridge mode
+  stack::Service* service = nullptr;          // router or bridge
   std::unique_ptr<dispatch::Netisr> netisr;
   rte_mempool* pool = nullptr;
   uint64_t tsc_hz = 0;

@@ -55,6 +55,10 @@ Snapshot take_snapshot(const Runtime& rt) {
       ws.drops[r] = w.stats.drops.get(static_cast<stack::DropReason>(r));
       ws.drops_total += ws.drops[r];
     }
+    for (std::size_t e = 0; e < stack::kEventCount; ++e)
+      ws.events[e] = w.stats.events.get(static_cast<stack::Event>(e));
+    s.originated += ws.events[static_cast<std::size_t>(stack::Event::originated)];
+    s.consumed += ws.events[static_cast<std::size_t>(stack::Event::consumed)];
     ws.iterations = w.stats.iterations.get();
     ws.busy_cycles = w.stats.busy_cycles.get();
     ws.total_cycles = w.stats.total_cycles.get();
@@ -78,6 +82,21 @@ Snapshot take_snapshot(const Runtime& rt) {
       }
     s.drops += s.qdrops;
   }
+  if (rt.router) {
+    for (const auto& n : rt.router->neighbors())
+      s.neighbors.push_back({n.port, conf::format_ipv4(n.addr),
+                             conf::format_mac({n.mac.addr_bytes[0], n.mac.addr_bytes[1], n.mac.addr_bytes[2],
+                                               n.mac.addr_bytes[3], n.mac.addr_bytes[4], n.mac.addr_bytes[5]}),
+                             stack::arp::state_name(n.state), n.age_ms, n.held});
+    s.fib_routes = rt.router->fib().routes();
+    s.fib_nexthops = rt.router->fib().nexthops();
+  }
+  if (rt.bridge)
+    for (const auto& e : rt.bridge->fdb())
+      s.fdb.push_back({e.vlan,
+                       conf::format_mac({e.mac.addr_bytes[0], e.mac.addr_bytes[1], e.mac.addr_bytes[2],
+                                         e.mac.addr_bytes[3], e.mac.addr_bytes[4], e.mac.addr_bytes[5]}),
+                       e.port, e.age_ms});
   return s;
 }
 
@@ -118,6 +137,14 @@ std::string drop_list(const std::array<uint64_t, stack::kDropReasonCount>& d) {
     if (d[r]) out += fmt(" %s=%llu", std::string(stack::drop_reason_name(static_cast<stack::DropReason>(r))).c_str(),
                          static_cast<unsigned long long>(d[r]));
   return out.empty() ? " none" : out;
+}
+
+std::string event_list(const std::array<uint64_t, stack::kEventCount>& d) {
+  std::string out;
+  for (std::size_t e = 0; e < d.size(); ++e)
+    if (d[e]) out += fmt(" %s=%llu", std::string(stack::event_name(static_cast<stack::Event>(e))).c_str(),
+                         static_cast<unsigned long long>(d[e]));
+  return out;
 }
 }  // namespace
 
@@ -203,12 +230,24 @@ std::string format_summary(const Summary& s) {
              "drops:%s\n",
              w.lcore, ull(w.rx_packets), static_cast<double>(w.rx_packets) / t / 1e6, ull(w.tx_packets),
              100 * busy_fraction(w.busy_cycles, w.total_cycles), cpp, ull(w.empty_polls), drop_list(w.drops).c_str());
+    if (const std::string ev = event_list(w.events); !ev.empty()) o += "  stack:" + ev + "\n";
   }
   o += format_netisr(f);
-  o += fmt("total: rx %llu, tx %llu, dropped %llu (%llu at netisr queues): %s\n", ull(f.rx_packets),
-           ull(f.tx_packets), ull(f.drops), ull(f.qdrops),
-           s.balanced() ? "every received packet is sent or counted as a drop"
-                        : "MISMATCH: rx != tx + drops (packets unaccounted for)");
+  if (s.mode == "router") {
+    o += fmt("fib: %u routes over %u next hops; arp: %zu entries\n", f.fib_routes, f.fib_nexthops, f.neighbors.size());
+    for (const auto& n : f.neighbors)
+      o += fmt("  %-8s %-15s %s %-10s age %llu ms%s\n", n.port.c_str(), n.addr.c_str(), n.mac.c_str(), n.state.c_str(),
+               ull(n.age_ms), n.held ? fmt(", %u held", n.held).c_str() : "");
+  }
+  if (s.mode == "bridge") {
+    o += fmt("fdb: %zu entries\n", f.fdb.size());
+    for (const auto& e : f.fdb)
+      o += fmt("  vlan %-4u %s on %-8s age %llu ms\n", unsigned{e.vlan}, e.mac.c_str(), e.port.c_str(), ull(e.age_ms));
+  }
+  o += fmt("total: rx %llu + originated %llu = tx %llu + dropped %llu (%llu at netisr queues) + consumed %llu: %s\n",
+           ull(f.rx_packets), ull(f.originated), ull(f.tx_packets), ull(f.drops), ull(f.qdrops), ull(f.consumed),
+           s.balanced() ? "every packet is accounted for"
+                        : "MISMATCH: packets unaccounted for");
   for (const auto& m : s.mempools)
     o += fmt("mempool %s: %u of %u mbufs back%s\n", m.name.c_str(), m.available, m.size,
              m.full() ? " (full)" : ": LEAK");
@@ -226,6 +265,8 @@ std::string summary_json(const Summary& s) {
       .value("tx_packets", f.tx_packets)
       .value("dropped", f.drops)
       .value("qdrops", f.qdrops)
+      .value("originated", f.originated)
+      .value("consumed", f.consumed)
       .value("balanced", s.balanced())
       .value("rx_pps", f.t_s > 0 ? static_cast<double>(f.rx_packets) / f.t_s : 0.0)
       .value("tx_pps", f.t_s > 0 ? static_cast<double>(f.tx_packets) / f.t_s : 0.0)
@@ -285,9 +326,38 @@ std::string summary_json(const Summary& s) {
     j.begin_object("drops");
     for (std::size_t r = 0; r < w.drops.size(); ++r)
       j.value(stack::drop_reason_name(static_cast<stack::DropReason>(r)), w.drops[r]);
+    j.end_object();
+    j.begin_object("events");
+    for (std::size_t e = 0; e < w.events.size(); ++e)
+      j.value(stack::event_name(static_cast<stack::Event>(e)), w.events[e]);
     j.end_object().end_object();
   }
   j.end_array();
+  if (s.mode == "router") {
+    j.begin_object("router").value("fib_routes", f.fib_routes).value("fib_nexthops", f.fib_nexthops);
+    j.begin_array("arp");
+    for (const auto& n : f.neighbors)
+      j.begin_object()
+          .value("port", n.port)
+          .value("address", n.addr)
+          .value("mac", n.mac)
+          .value("state", n.state)
+          .value("age_ms", n.age_ms)
+          .value("held", n.held)
+          .end_object();
+    j.end_array().end_object();
+  }
+  if (s.mode == "bridge") {
+    j.begin_object("bridge").begin_array("fdb");
+    for (const auto& e : f.fdb)
+      j.begin_object()
+          .value("vlan", static_cast<unsigned>(e.vlan))
+          .value("mac", e.mac)
+          .value("port", e.port)
+          .value("age_ms", e.age_ms)
+          .end_object();
+    j.end_array().end_object();
+  }
   j.begin_object("netisr").value("buckets", f.buckets).begin_array("protocols");
   for (const auto& p : f.protocols)
     j.begin_object().value("name", p.name).value("policy", p.policy).value("mode", p.mode).value("qlimit", p.qlimit).end_object();
@@ -390,6 +460,10 @@ int tel_worker(const char*, const char* params, rte_tel_data* d) {
       const std::string key = "drop_" + std::string(stack::drop_reason_name(static_cast<stack::DropReason>(r)));
       rte_tel_data_add_dict_u64(d, key.c_str(), w.drops[r]);
     }
+    for (std::size_t e = 0; e < w.events.size(); ++e) {
+      const std::string key = "event_" + std::string(stack::event_name(static_cast<stack::Event>(e)));
+      rte_tel_data_add_dict_u64(d, key.c_str(), w.events[e]);
+    }
     return 0;
   }
   return -EINVAL;
@@ -429,6 +503,35 @@ int tel_workstream(const char*, const char* params, rte_tel_data* d) {
   return found ? 0 : -EINVAL;
 }
 
+// Telemetry dict keys may not hold '.' or ':', so tables are arrays of
+// space-separated rows.
+// /ngstack/arp: "port address mac state age_ms held" per entry (router mode).
+int tel_arp(const char*, const char*, rte_tel_data* d) {
+  std::lock_guard lock(g_telemetry_mutex);
+  if (!g_runtime || !g_runtime->router) return -EINVAL;
+  const Snapshot s = take_snapshot(*g_runtime);
+  rte_tel_data_start_array(d, RTE_TEL_STRING_VAL);
+  for (const auto& n : s.neighbors) {
+    const std::string row = n.port + " " + n.addr + " " + n.mac + " " + n.state + " " + std::to_string(n.age_ms) +
+                            " " + std::to_string(n.held);
+    rte_tel_data_add_array_string(d, row.c_str());
+  }
+  return 0;
+}
+
+// /ngstack/fdb: "vlan mac port age_ms" per entry (bridge mode).
+int tel_fdb(const char*, const char*, rte_tel_data* d) {
+  std::lock_guard lock(g_telemetry_mutex);
+  if (!g_runtime || !g_runtime->bridge) return -EINVAL;
+  const Snapshot s = take_snapshot(*g_runtime);
+  rte_tel_data_start_array(d, RTE_TEL_STRING_VAL);
+  for (const auto& e : s.fdb) {
+    const std::string row = std::to_string(e.vlan) + " " + e.mac + " " + e.port + " " + std::to_string(e.age_ms);
+    rte_tel_data_add_array_string(d, row.c_str());
+  }
+  return 0;
+}
+
 int tel_summary(const char*, const char*, rte_tel_data* d) {
   std::lock_guard lock(g_telemetry_mutex);
   if (!g_runtime) return -EINVAL;
@@ -439,6 +542,8 @@ int tel_summary(const char*, const char*, rte_tel_data* d) {
   rte_tel_data_add_dict_u64(d, "tx_packets", s.tx_packets);
   rte_tel_data_add_dict_u64(d, "dropped", s.drops);
   rte_tel_data_add_dict_u64(d, "qdrops", s.qdrops);
+  rte_tel_data_add_dict_u64(d, "originated", s.originated);
+  rte_tel_data_add_dict_u64(d, "consumed", s.consumed);
   rte_tel_data_add_dict_u64(d, "uptime_ms", static_cast<uint64_t>(s.t_s * 1000));
   return 0;
 }
@@ -457,6 +562,8 @@ void register_telemetry(const Runtime* rt) {
   rte_telemetry_register_cmd("/ngstack/netisr", tel_netisr, "netisr protocols: policy, mode, qlimit. No parameters");
   rte_telemetry_register_cmd("/ngstack/workstream", tel_workstream,
                              "netisr counters of one worker per protocol. Parameter: lcore id");
+  rte_telemetry_register_cmd("/ngstack/arp", tel_arp, "Router ARP cache, one row per entry: port address mac state age_ms held");
+  rte_telemetry_register_cmd("/ngstack/fdb", tel_fdb, "Bridge FDB, one row per entry: vlan mac port age_ms");
 }
 
 void unregister_telemetry() {

@@ -44,6 +44,19 @@ struct WorkerSnap {
   uint64_t empty_polls = 0, iterations = 0, busy_cycles = 0, total_cycles = 0;
   std::array<uint64_t, stack::kDropReasonCount> drops{};
   uint64_t drops_total = 0;
+  std::array<uint64_t, stack::kEventCount> events{};
+};
+
+// Router: one ARP cache entry; bridge: one FDB entry.
+struct NeighborSnap {
+  std::string port, addr, mac, state;
+  uint64_t age_ms = 0;
+  unsigned held = 0;
+};
+struct FdbSnap {
+  uint16_t vlan = 0;
+  std::string mac, port;
+  uint64_t age_ms = 0;
 };
 
 // One netisr workstream (worker x protocol), as netstat -Q shows it.
@@ -71,6 +84,11 @@ struct Snapshot {
   uint64_t qdrops = 0;  // netisr queue overflows, all workers and protocols
   // drops: every freed packet, stack drops and qdrops alike.
   uint64_t rx_packets = 0, tx_packets = 0, drops = 0;
+  // Made and absorbed by the stack (see stack/counters.hpp).
+  uint64_t originated = 0, consumed = 0;
+  std::vector<NeighborSnap> neighbors;
+  std::vector<FdbSnap> fdb;
+  unsigned fib_routes = 0, fib_nexthops = 0;
 };
 
 Snapshot take_snapshot(const Runtime& rt);
@@ -98,7 +116,9 @@ struct Summary {
   std::vector<IntervalRate> intervals;
   std::vector<MempoolCheck> mempools;
   uint64_t tsc_hz = 0;
-  bool balanced() const { return final.rx_packets == final.tx_packets + final.drops; }
+  bool balanced() const {
+    return final.rx_packets + final.originated == final.tx_packets + final.drops + final.consumed;
+  }
   bool mempools_full() const;
   bool ok() const { return balanced() && mempools_full(); }
 };

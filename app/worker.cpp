@@ -13,8 +13,10 @@ int worker_main(void* arg) {
   uint64_t busy = 0;
   dispatch::Netisr& netisr = *w.netisr;
   netisr.set_online(w.index, true);
+  if (w.service) w.service->worker_online(w.index);
   while (!w.stop.load(std::memory_order_relaxed)) {
     netisr.sync(w.index, w.stop);
+    if (w.service) w.service->poll(w.index, prev);
     uint32_t received = 0;
     for (auto& rxq_ptr : w.rxqs) {
       WorkerRxQueue& rxq = *rxq_ptr;
@@ -42,6 +44,7 @@ int worker_main(void* arg) {
     w.stats.total_cycles.set(now - start);
   }
   w.tx.flush_all();
+  if (w.service) w.service->worker_offline(w.index);
   netisr.set_online(w.index, false);
   return 0;
 }

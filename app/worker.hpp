@@ -14,6 +14,7 @@
 
 #include "dispatch/netisr.hpp"
 #include "stack/counters.hpp"
+#include "stack/service.hpp"
 #include "stack/tx_buffer.hpp"
 
 namespace ngstack::app {
@@ -36,6 +37,7 @@ struct WorkerStats {
   stack::Counter busy_cycles;   // TSC cycles spent in iterations that received something
   stack::Counter total_cycles;  // TSC cycles since the loop started
   stack::DropCounters drops;
+  stack::EventCounters events;
 };
 
 struct alignas(RTE_CACHE_LINE_SIZE) Worker {
@@ -58,6 +60,8 @@ struct alignas(RTE_CACHE_LINE_SIZE) Worker {
   dispatch::Netisr* netisr = nullptr;
   dispatch::ProtoId entry = 0;
   uint16_t drain_batch = 32;
+  // The mode's per-worker hooks (router, bridge); null for the forwarder.
+  stack::Service* service = nullptr;
 };
 
 // The lcore entry point (rte_eal_remote_launch); `arg` is a Worker*.

@@ -20,9 +20,28 @@ std::string format_mac(const MacAddr& m) {
 const char* mode_name(Mode m) {
   switch (m) {
     case Mode::forwarder: return "forwarder";
+    case Mode::router: return "router";
+    case Mode::bridge: return "bridge";
   }
   return "?";
 }
+
+const char* route_action_name(RouteAction a) {
+  switch (a) {
+    case RouteAction::forward: return "forward";
+    case RouteAction::blackhole: return "blackhole";
+    case RouteAction::reject: return "reject";
+  }
+  return "?";
+}
+
+std::string format_ipv4(uint32_t a) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%u.%u.%u.%u", a >> 24, (a >> 16) & 0xff, (a >> 8) & 0xff, a & 0xff);
+  return buf;
+}
+
+std::string format_prefix(const Ipv4Prefix& p) { return format_ipv4(p.addr) + "/" + std::to_string(p.len); }
 
 bool PortConfig::is_vdev() const { return device.rfind("net_", 0) == 0 || device.rfind("eth_", 0) == 0; }
 
@@ -39,8 +58,20 @@ uint16_t Config::tx_queues_of(const PortConfig& p) const {
 }
 
 bool Config::is_output(std::size_t port_index) const {
-  for (const auto& fp : forwarder.paths)
-    if (fp.out_port == port_index) return true;
+  switch (mode) {
+    case Mode::forwarder:
+      for (const auto& fp : forwarder.paths)
+        if (fp.out_port == port_index) return true;
+      return false;
+    case Mode::router:
+      for (const auto& ic : router.interfaces)
+        if (ic.port == port_index) return true;
+      return false;
+    case Mode::bridge:
+      for (const auto& bp : bridge.ports)
+        if (bp.port == port_index) return true;
+      return false;
+  }
   return false;
 }
 
@@ -55,6 +86,10 @@ unsigned Config::mbufs_needed() const {
   // Headroom for PMDs that keep their own mbufs (net_pcap infinite_rx copies the
   // whole capture into mbufs).
   n += 8192;
+  // Router and bridge: packets waiting for ARP, fragments being reassembled,
+  // flood copies and locally originated packets in flight.
+  if (mode == Mode::router) n += 4096 + 2ul * router.reassembly.max_datagrams;
+  if (mode == Mode::bridge) n += 4096;
   // A power of two minus one is the mempool's optimal size.
   unsigned long pow2 = 1;
   while (pow2 - 1 < n) pow2 <<= 1;
@@ -132,10 +167,50 @@ std::string dump_yaml(const Config& cfg) {
       o << (i ? ", " : "") << cfg.ports[w.rx[i].port].name << "/" << w.rx[i].queue;
     o << "]\n";
   }
-  o << "forwarder:\n  paths:\n";
-  for (const auto& fp : cfg.forwarder.paths) {
-    o << "    - in: " << cfg.ports[fp.in_port].name << "\n      out: " << cfg.ports[fp.out_port].name << "\n";
-    if (fp.dst_mac) o << "      dst_mac: " << format_mac(*fp.dst_mac) << "\n";
+  if (cfg.mode == Mode::forwarder) {
+    o << "forwarder:\n  paths:\n";
+    for (const auto& fp : cfg.forwarder.paths) {
+      o << "    - in: " << cfg.ports[fp.in_port].name << "\n      out: " << cfg.ports[fp.out_port].name << "\n";
+      if (fp.dst_mac) o << "      dst_mac: " << format_mac(*fp.dst_mac) << "\n";
+    }
+  }
+  if (cfg.mode == Mode::router) {
+    const auto& r = cfg.router;
+    o << "router:\n  interfaces:\n";
+    for (const auto& ic : r.interfaces) {
+      o << "    - port: " << cfg.ports[ic.port].name << "\n      addresses: [";
+      for (std::size_t i = 0; i < ic.addresses.size(); ++i) o << (i ? ", " : "") << format_prefix(ic.addresses[i]);
+      o << "]\n";
+    }
+    o << "  routes:" << (r.routes.empty() ? " []" : "") << "\n";
+    for (const auto& rt : r.routes) {
+      o << "    - {prefix: " << format_prefix(rt.prefix) << ", action: " << route_action_name(rt.action);
+      if (rt.action == RouteAction::forward) o << ", via: " << format_ipv4(rt.via);
+      o << "}\n";
+    }
+    const auto& a = r.arp;
+    o << "  arp:\n    reachable_ms: " << a.reachable_ms << "\n    stale_ms: " << a.stale_ms << "\n    retries: "
+      << a.retries << "\n    retry_ms: " << a.retry_ms << "\n    hold_packets: " << a.hold_packets
+      << "\n    max_entries: " << a.max_entries << "\n    static:" << (a.statics.empty() ? " []" : "") << "\n";
+    for (const auto& sn : a.statics)
+      o << "      - {port: " << cfg.ports[sn.port].name << ", address: " << format_ipv4(sn.addr)
+        << ", mac: \"" << format_mac(sn.mac) << "\"}\n";
+    o << "  icmp:\n    rate: " << r.icmp.rate << "\n    burst: " << r.icmp.burst << "\n";
+    o << "  reassembly:\n    max_datagrams: " << r.reassembly.max_datagrams
+      << "\n    timeout_ms: " << r.reassembly.timeout_ms << "\n";
+  }
+  if (cfg.mode == Mode::bridge) {
+    const auto& b = cfg.bridge;
+    o << "bridge:\n  aging_ms: " << b.aging_ms << "\n  max_entries: " << b.max_entries << "\n  ports:\n";
+    for (const auto& bp : b.ports) {
+      o << "    - port: " << cfg.ports[bp.port].name << "\n";
+      if (bp.access_vlan) o << "      vlan: " << bp.access_vlan << "\n";
+      if (!bp.trunk_vlans.empty()) {
+        o << "      trunk: [";
+        for (std::size_t i = 0; i < bp.trunk_vlans.size(); ++i) o << (i ? ", " : "") << bp.trunk_vlans[i];
+        o << "]\n";
+      }
+    }
   }
   const auto& d = cfg.dispatch;
   o << "dispatch:\n";

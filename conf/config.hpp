@@ -118,7 +118,85 @@ struct DispatchConfig {
   uint16_t drain_batch = 0;         // per queue per loop iteration; 0: workers.burst
 };
 
-enum class Mode { forwarder };
+// An IPv4 prefix, host byte order: 198.18.1.1/24 keeps the host bits (an
+// interface address); routes are stored with the host bits cleared.
+struct Ipv4Prefix {
+  uint32_t addr = 0;
+  uint8_t len = 32;
+  uint32_t mask() const { return len == 0 ? 0 : ~uint32_t{0} << (32 - len); }
+  bool operator==(const Ipv4Prefix&) const = default;
+};
+std::string format_ipv4(uint32_t addr);
+std::string format_prefix(const Ipv4Prefix& p);
+
+// Router mode: one L3 interface per listed port.
+struct InterfaceConfig {
+  uint16_t port = 0;                   // index into ports
+  std::vector<Ipv4Prefix> addresses;   // the first is the source of ICMP errors sent from this port
+  SourcePos pos;
+};
+
+enum class RouteAction : uint8_t { forward, blackhole, reject };
+const char* route_action_name(RouteAction a);
+
+struct RouteConfig {
+  Ipv4Prefix prefix;
+  RouteAction action = RouteAction::forward;
+  uint32_t via = 0;                // forward: the gateway (on a connected subnet)
+  SourcePos pos;
+};
+
+struct StaticNeighborConfig {
+  uint16_t port = 0;
+  uint32_t addr = 0;
+  MacAddr mac{};
+  SourcePos pos;
+};
+
+struct ArpConfig {
+  std::vector<StaticNeighborConfig> statics;
+  unsigned reachable_ms = 30000;  // confirmed entries turn stale after this
+  unsigned stale_ms = 60000;      // stale entries are removed after this more
+  unsigned retries = 3;           // requests before a resolution fails
+  unsigned retry_ms = 1000;       // between requests
+  unsigned hold_packets = 16;     // packets waiting per unresolved neighbour
+  unsigned max_entries = 4096;
+};
+
+struct IcmpConfig {
+  unsigned rate = 100;   // errors per second per worker (token bucket)
+  unsigned burst = 50;
+};
+
+struct ReassemblyConfig {
+  unsigned max_datagrams = 1024;  // per worker, datagrams being reassembled
+  unsigned timeout_ms = 2000;
+};
+
+struct RouterConfig {
+  std::vector<InterfaceConfig> interfaces;
+  std::vector<RouteConfig> routes;
+  ArpConfig arp;
+  IcmpConfig icmp;
+  ReassemblyConfig reassembly;
+};
+
+// Bridge mode: one bridge domain over the listed ports.
+struct BridgePortConfig {
+  uint16_t port = 0;
+  uint16_t access_vlan = 0;           // access port: untagged frames belong to this VLAN
+  std::vector<uint16_t> trunk_vlans;  // trunk port: 802.1Q-tagged frames of these VLANs
+  SourcePos pos;
+  bool vlan_aware() const { return access_vlan != 0 || !trunk_vlans.empty(); }
+};
+
+struct BridgeConfig {
+  std::vector<BridgePortConfig> ports;
+  unsigned aging_ms = 300000;  // IEEE 802.1D default: 300 s
+  unsigned max_entries = 4096;
+};
+
+enum class Mode { forwarder, router, bridge };
 const char* mode_name(Mode m);
 
 struct Config {
@@ -128,6 +206,8 @@ struct Config {
   WorkersConfig workers;
   Mode mode = Mode::forwarder;
   ForwarderConfig forwarder;
+  RouterConfig router;
+  BridgeConfig bridge;
   MempoolConfig mempool;
   DispatchConfig dispatch;
 

@@ -1,5 +1,6 @@
 #include "conf/loader.hpp"
 
+#include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
@@ -365,6 +366,227 @@ void load_forwarder(MapReader& top, Config& cfg) {
   r.finish();
 }
 
+// "198.18.1.1" -> host-order address.
+std::optional<uint32_t> parse_ipv4(const std::string& s) {
+  in_addr a{};
+  if (inet_pton(AF_INET, s.c_str(), &a) != 1) return std::nullopt;
+  return ntohl(a.s_addr);
+}
+
+uint32_t ipv4_value(const MapReader& r, const YAML::Node& v, const std::string& kp) {
+  std::string s = r.parse_string(v, kp);
+  auto a = parse_ipv4(s);
+  if (!a) r.fail(v, kp, "expected an IPv4 address like 198.18.1.1, got \"" + s + "\"");
+  return *a;
+}
+
+// "198.18.1.1/24"; `network`: the host bits must be clear (a route).
+Ipv4Prefix prefix_value(const MapReader& r, const YAML::Node& v, const std::string& kp, bool network) {
+  std::string s = r.parse_string(v, kp);
+  auto slash = s.find('/');
+  std::optional<uint32_t> a = parse_ipv4(s.substr(0, slash));
+  char* end = nullptr;
+  long len = slash == std::string::npos ? -1 : std::strtol(s.c_str() + slash + 1, &end, 10);
+  if (!a || len < 0 || len > 32 || *end != '\0' || slash + 1 == s.size())
+    r.fail(v, kp, "expected an IPv4 prefix like 198.18.1.0/24, got \"" + s + "\"");
+  Ipv4Prefix p{*a, static_cast<uint8_t>(len)};
+  if (network && (p.addr & ~p.mask()) != 0)
+    r.fail(v, kp, "\"" + s + "\" has host bits set; the network is " +
+                      format_prefix(Ipv4Prefix{p.addr & p.mask(), p.len}));
+  return p;
+}
+
+uint16_t port_ref(const MapReader& r, const YAML::Node& v, const std::string& kp, const Config& cfg) {
+  std::string name = r.parse_string(v, kp);
+  int i = cfg.port_index(name);
+  if (i < 0) r.fail(v, kp, "no port named \"" + name + "\"");
+  return static_cast<uint16_t>(i);
+}
+
+void load_router(MapReader& top, Config& cfg) {
+  if (!top.has("router")) top.fail(top.node(), "router", "mode router needs a \"router\" section");
+  MapReader r(top.take("router"), "router", top.file());
+  RouterConfig& rc = cfg.router;
+  if (!r.has("interfaces")) r.fail(r.node(), "router", "missing key \"interfaces\"");
+  YAML::Node ifs = r.take("interfaces");
+  sequence(r, ifs, "router.interfaces");
+  if (ifs.size() == 0) r.fail(ifs, "router.interfaces", "at least one interface is required");
+  std::map<uint16_t, SourcePos> seen_ports;
+  std::vector<std::pair<Ipv4Prefix, SourcePos>> subnets;
+  for (std::size_t i = 0; i < ifs.size(); ++i) {
+    const std::string kp = "router.interfaces[" + std::to_string(i) + "]";
+    MapReader e(ifs[i], kp, top.file());
+    InterfaceConfig ic;
+    ic.pos = e.pos(ifs[i], kp);
+    for (const char* k : {"port", "addresses"})
+      if (!e.has(k)) e.fail(ifs[i], kp, std::string("missing key \"") + k + "\"");
+    YAML::Node pn = e.take("port");
+    ic.port = port_ref(e, pn, kp + ".port", cfg);
+    if (seen_ports.count(ic.port))
+      e.fail(pn, kp + ".port",
+             "port " + cfg.ports[ic.port].name + " is already an interface (" + seen_ports[ic.port].where() + ")");
+    seen_ports[ic.port] = e.pos(pn, kp + ".port");
+    YAML::Node as = e.take("addresses");
+    sequence(e, as, kp + ".addresses");
+    if (as.size() == 0) e.fail(as, kp + ".addresses", "at least one address is required");
+    for (const auto& a : as) {
+      Ipv4Prefix p = prefix_value(e, a, kp + ".addresses", false);
+      if (p.len == 0 || (p.len > 30 && p.len != 32))
+        e.fail(a, kp + ".addresses", "an interface prefix must be /1 to /30, or /32");
+      const uint32_t host = p.addr & ~p.mask();
+      if (p.len <= 30 && (host == 0 || host == ~p.mask()))
+        e.fail(a, kp + ".addresses", format_prefix(p) + " is the network or broadcast address of its subnet");
+      for (const auto& [other, where] : subnets) {
+        const uint8_t shorter = std::min(p.len, other.len);
+        const uint32_t m = Ipv4Prefix{0, shorter}.mask();
+        if ((p.addr & m) == (other.addr & m))
+          e.fail(a, kp + ".addresses", format_prefix(p) + " overlaps " + format_prefix(other) + " (" + where.where() + ")");
+      }
+      subnets.push_back({p, e.pos(a, kp + ".addresses")});
+      ic.addresses.push_back(p);
+    }
+    e.finish();
+    rc.interfaces.push_back(std::move(ic));
+  }
+  auto connected = [&](uint32_t a) -> const InterfaceConfig* {
+    for (const auto& ic : rc.interfaces)
+      for (const auto& p : ic.addresses)
+        if ((a & p.mask()) == (p.addr & p.mask()) && a != p.addr) return &ic;
+    return nullptr;
+  };
+  if (r.has("routes")) {
+    YAML::Node rs = r.take("routes");
+    sequence(r, rs, "router.routes");
+    std::map<std::pair<uint32_t, uint8_t>, SourcePos> seen;
+    for (std::size_t i = 0; i < rs.size(); ++i) {
+      const std::string kp = "router.routes[" + std::to_string(i) + "]";
+      MapReader e(rs[i], kp, top.file());
+      RouteConfig rt;
+      rt.pos = e.pos(rs[i], kp);
+      if (!e.has("prefix")) e.fail(rs[i], kp, "missing key \"prefix\"");
+      YAML::Node pn = e.take("prefix");
+      rt.prefix = prefix_value(e, pn, kp + ".prefix", true);
+      auto key = std::make_pair(rt.prefix.addr, rt.prefix.len);
+      if (seen.count(key))
+        e.fail(pn, kp + ".prefix", format_prefix(rt.prefix) + " is already routed (" + seen[key].where() + ")");
+      seen[key] = e.pos(pn, kp + ".prefix");
+      std::string action = e.string("action", "forward");
+      if (action == "forward") rt.action = RouteAction::forward;
+      else if (action == "blackhole") rt.action = RouteAction::blackhole;
+      else if (action == "reject") rt.action = RouteAction::reject;
+      else e.fail(e.node()["action"], kp + ".action", "unknown action \"" + action + "\" (known: forward, blackhole, reject)");
+      if (rt.action == RouteAction::forward) {
+        if (!e.has("via")) e.fail(rs[i], kp, "missing key \"via\" (the gateway), or set action: blackhole or reject");
+        YAML::Node vn = e.take("via");
+        rt.via = ipv4_value(e, vn, kp + ".via");
+        if (!connected(rt.via))
+          e.fail(vn, kp + ".via", format_ipv4(rt.via) + " is on no interface's subnet; a gateway must be directly connected");
+      } else if (e.has("via")) {
+        e.fail(e.node()["via"], kp + ".via", "a " + action + " route has no gateway");
+      }
+      e.finish();
+      rc.routes.push_back(rt);
+    }
+  }
+  if (r.has("arp")) {
+    MapReader a(r.take("arp"), "router.arp", top.file());
+    ArpConfig& ac = rc.arp;
+    ac.reachable_ms = static_cast<unsigned>(a.integer("reachable_ms", 100, 86400000, ac.reachable_ms));
+    ac.stale_ms = static_cast<unsigned>(a.integer("stale_ms", 100, 86400000, ac.stale_ms));
+    ac.retries = static_cast<unsigned>(a.integer("retries", 1, 100, ac.retries));
+    ac.retry_ms = static_cast<unsigned>(a.integer("retry_ms", 10, 60000, ac.retry_ms));
+    ac.hold_packets = static_cast<unsigned>(a.integer("hold_packets", 1, 1024, ac.hold_packets));
+    ac.max_entries = static_cast<unsigned>(a.integer("max_entries", 16, 1 << 20, ac.max_entries));
+    if (a.has("static")) {
+      YAML::Node ss = a.take("static");
+      sequence(a, ss, "router.arp.static");
+      for (std::size_t i = 0; i < ss.size(); ++i) {
+        const std::string kp = "router.arp.static[" + std::to_string(i) + "]";
+        MapReader e(ss[i], kp, top.file());
+        StaticNeighborConfig sn;
+        sn.pos = e.pos(ss[i], kp);
+        for (const char* k : {"port", "address", "mac"})
+          if (!e.has(k)) e.fail(ss[i], kp, std::string("missing key \"") + k + "\"");
+        YAML::Node pn = e.take("port");
+        sn.port = port_ref(e, pn, kp + ".port", cfg);
+        YAML::Node an = e.take("address");
+        sn.addr = ipv4_value(e, an, kp + ".address");
+        const InterfaceConfig* ic = connected(sn.addr);
+        if (!ic || ic->port != sn.port)
+          e.fail(an, kp + ".address",
+                 format_ipv4(sn.addr) + " is on no subnet of port " + cfg.ports[sn.port].name + "'s interface");
+        sn.mac = mac_value(e, "mac");
+        e.finish();
+        ac.statics.push_back(sn);
+      }
+    }
+    a.finish();
+  }
+  if (r.has("icmp")) {
+    MapReader a(r.take("icmp"), "router.icmp", top.file());
+    rc.icmp.rate = static_cast<unsigned>(a.integer("rate", 0, 10000000, rc.icmp.rate));
+    rc.icmp.burst = static_cast<unsigned>(a.integer("burst", 1, 10000000, rc.icmp.burst));
+    a.finish();
+  }
+  if (r.has("reassembly")) {
+    MapReader a(r.take("reassembly"), "router.reassembly", top.file());
+    rc.reassembly.max_datagrams =
+        static_cast<unsigned>(a.integer("max_datagrams", 16, 1 << 20, rc.reassembly.max_datagrams));
+    rc.reassembly.timeout_ms = static_cast<unsigned>(a.integer("timeout_ms", 10, 600000, rc.reassembly.timeout_ms));
+    a.finish();
+  }
+  r.finish();
+}
+
+void load_bridge(MapReader& top, Config& cfg) {
+  if (!top.has("bridge")) top.fail(top.node(), "bridge", "mode bridge needs a \"bridge\" section");
+  MapReader r(top.take("bridge"), "bridge", top.file());
+  BridgeConfig& bc = cfg.bridge;
+  bc.aging_ms = static_cast<unsigned>(r.integer("aging_ms", 100, 86400000, bc.aging_ms));
+  bc.max_entries = static_cast<unsigned>(r.integer("max_entries", 16, 1 << 20, bc.max_entries));
+  if (!r.has("ports")) r.fail(r.node(), "bridge", "missing key \"ports\"");
+  YAML::Node ps = r.take("ports");
+  sequence(r, ps, "bridge.ports");
+  if (ps.size() < 2) r.fail(ps, "bridge.ports", "a bridge needs at least two ports");
+  std::map<uint16_t, SourcePos> seen;
+  auto vlan_id = [](const MapReader& e, const YAML::Node& v, const std::string& kp) {
+    return static_cast<uint16_t>(e.parse_integer(v, kp, 1, 4094));
+  };
+  for (std::size_t i = 0; i < ps.size(); ++i) {
+    const std::string kp = "bridge.ports[" + std::to_string(i) + "]";
+    MapReader e(ps[i], kp, top.file());
+    BridgePortConfig bp;
+    bp.pos = e.pos(ps[i], kp);
+    if (!e.has("port")) e.fail(ps[i], kp, "missing key \"port\"");
+    YAML::Node pn = e.take("port");
+    bp.port = port_ref(e, pn, kp + ".port", cfg);
+    if (seen.count(bp.port))
+      e.fail(pn, kp + ".port", "port " + cfg.ports[bp.port].name + " is already in the bridge (" + seen[bp.port].where() + ")");
+    seen[bp.port] = e.pos(pn, kp + ".port");
+    if (e.has("vlan") && e.has("trunk"))
+      e.fail(e.node()["trunk"], kp + ".trunk", "a port is either an access port (vlan) or a trunk (trunk), not both");
+    if (e.has("vlan")) bp.access_vlan = vlan_id(e, e.take("vlan"), kp + ".vlan");
+    if (e.has("trunk")) {
+      YAML::Node t = e.take("trunk");
+      sequence(e, t, kp + ".trunk");
+      if (t.size() == 0) e.fail(t, kp + ".trunk", "a trunk carries at least one VLAN");
+      for (const auto& v : t) {
+        uint16_t id = vlan_id(e, v, kp + ".trunk");
+        if (std::find(bp.trunk_vlans.begin(), bp.trunk_vlans.end(), id) != bp.trunk_vlans.end())
+          e.fail(v, kp + ".trunk", "VLAN " + std::to_string(id) + " is listed twice");
+        bp.trunk_vlans.push_back(id);
+      }
+    }
+    e.finish();
+    bc.ports.push_back(std::move(bp));
+  }
+  const bool aware = bc.ports.front().vlan_aware();
+  for (const auto& bp : bc.ports)
+    if (bp.vlan_aware() != aware)
+      throw ConfigError{bp.pos.where() + ": either every bridge port names its VLANs (vlan or trunk) or none does"};
+  r.finish();
+}
+
 void load_mempool(MapReader& top, Config& cfg) {
   if (!top.has("mempool")) return;
   MapReader r(top.take("mempool"), "mempool", top.file());
@@ -439,9 +661,10 @@ Config parse(const YAML::Node& root, const std::string& file) {
   Config cfg;
   cfg.source = file;
   std::string mode = top.string("mode", "forwarder");
-  if (mode != "forwarder")
-    top.fail(top.node()["mode"], "mode", "unknown mode \"" + mode + "\" (known: forwarder)");
-  cfg.mode = Mode::forwarder;
+  if (mode == "forwarder") cfg.mode = Mode::forwarder;
+  else if (mode == "router") cfg.mode = Mode::router;
+  else if (mode == "bridge") cfg.mode = Mode::bridge;
+  else top.fail(top.node()["mode"], "mode", "unknown mode \"" + mode + "\" (known: forwarder, router, bridge)");
   unsigned main_lcore = 0;
   SourcePos main_pos{file, 0, 0, "eal.main_lcore"};
   load_eal(top, cfg, main_lcore, main_pos);
@@ -453,7 +676,18 @@ Config parse(const YAML::Node& root, const std::string& file) {
       throw ConfigError{p.tx_queues_pos.where() + ": port " + p.name + " has " + std::to_string(p.tx_queues) +
                         " tx queue(s) but there are " + std::to_string(cfg.workers.list.size()) +
                         " workers; every worker needs a tx queue of its own on every port"};
-  load_forwarder(top, cfg);
+  // Each mode reads its own section; another mode's section is an error, so
+  // that a config cannot look like it does something it does not.
+  for (const Mode other : {Mode::forwarder, Mode::router, Mode::bridge})
+    if (other != cfg.mode && top.has(mode_name(other)))
+      top.fail(top.node()[mode_name(other)], mode_name(other),
+               std::string("a ") + mode_name(other) + " section in mode " + mode_name(cfg.mode) +
+                   " (set mode: " + mode_name(other) + ", or remove the section)");
+  switch (cfg.mode) {
+    case Mode::forwarder: load_forwarder(top, cfg); break;
+    case Mode::router: load_router(top, cfg); break;
+    case Mode::bridge: load_bridge(top, cfg); break;
+  }
   load_dispatch(top, cfg);
   top.finish();
   return cfg;

@@ -1,5 +1,11 @@
-// Statistics counters and named drop reasons. Counters have one writer each;
-// see dispatch/counter.hpp.
+// Statistics counters: named drop reasons and named stack events. Counters
+// have one writer each; see dispatch/counter.hpp.
+//
+// Accounting: every mbuf a worker receives is sent, queued with a bound, or
+// freed under exactly one drop reason. The stack may also turn one packet into
+// several (a flood, fragments, an ICMP error) or absorb one (an ARP reply, a
+// fragment that joins a datagram); `originated` and `consumed` count those, so
+// that at every stop  rx + originated == tx + drops + consumed.
 #pragma once
 
 #include <array>
@@ -12,12 +18,23 @@ namespace ngstack::stack {
 
 using dispatch::Counter;
 
-// Why a packet was freed instead of sent. Every freed mbuf is counted under
-// exactly one of these, so that rx == tx + drops holds at every stop.
+// Why a packet was freed instead of sent.
 enum class DropReason : uint8_t {
   tx_full,   // the egress tx queue had no room (rte_eth_tx_burst sent fewer)
   no_path,   // forwarder: the ingress port is the input of no path
   runt,      // shorter than an Ethernet header
+  ether_unknown_type,  // router: neither IPv4 nor ARP (or 802.1Q-tagged)
+  ether_not_for_us,    // router: unicast to another station's MAC
+  no_mbuf,             // the pool had no mbuf for a copy (bridge flood to other VLAN encapsulation)
+  not_our_port,        // router/bridge: arrived on a port that is no interface / bridge port
+  // ARP (stack/arp)
+  arp_truncated,       // shorter than an Ethernet/IPv4 ARP packet
+  arp_bad_format,      // hardware/protocol type or lengths, or opcode, not Ethernet/IPv4
+  arp_bad_sender,      // sender is a martian, our own address, or a broadcast MAC
+  arp_not_for_us,      // a request or reply about an address that is not ours
+  arp_hold_full,       // the neighbour's hold queue was full
+  arp_table_full,      // no room for a new neighbour
+  arp_unresolved,      // held until the neighbour failed to answer (or until stop)
   // IPv4 input (stack/ipv4/input.hpp, RFC 1812 §5.2.2 order)
   ipv4_truncated,
   ipv4_bad_version,
@@ -26,17 +43,61 @@ enum class DropReason : uint8_t {
   ipv4_bad_checksum,
   ipv4_bad_source,
   ipv4_bad_destination,
+  ipv4_multicast,          // no multicast routing
+  ipv4_ttl_exceeded,       // TTL <= 1 on a packet to forward
+  ipv4_no_route,
+  ipv4_blackhole,          // a blackhole route (silent)
+  ipv4_reject,             // a reject route (ICMP unreachable)
+  ipv4_frag_needed,        // DF set and larger than the egress MTU
+  ipv4_frag_too_big,       // a fragment reaching past 65 535 bytes (ping of death)
+  ipv4_reassembly_failed,  // overlapping, timed out or no room: the datagram's fragments
+  ipv4_fragment_failed,    // egress fragmentation had no mbufs
+  local_no_service,        // to us, but not an echo request (UDP, TCP, ...) or to a broadcast
+  // Bridge (stack/bridge)
+  bridge_vlan_mismatch,    // untagged on a trunk, tagged on an access port, VLAN not carried
+  bridge_bad_source,       // source MAC is multicast/broadcast
+  bridge_same_port,        // destination lives on the ingress port (filtered)
+  bridge_no_port,          // flooding found no other port in the VLAN
+  kCount
+};
+
+// What the stack did that is not a drop.
+enum class Event : uint8_t {
+  originated,         // packets made here (ARP requests, ICMP errors, fragments, flood copies)
+  consumed,           // packets absorbed here (ARP replies and requests, fragments joined)
+  arp_requests_in,
+  arp_replies_in,
+  arp_requests_out,
+  arp_replies_out,
+  arp_gratuitous_out,
+  arp_held,           // packets that waited for a neighbour
+  arp_released,       // held packets sent after the neighbour answered
+  ipv4_forwarded,
+  ipv4_local,         // delivered to ngstack itself
+  icmp_echo_replies,
+  icmp_errors_out,
+  icmp_rate_limited,  // errors not sent: the token bucket was empty
+  ipv4_fragments_out, // fragments made by egress fragmentation
+  ipv4_reassembled,   // datagrams reassembled for local delivery
+  bridge_learned,
+  bridge_moved,       // a known MAC seen on another port (station move)
+  bridge_flooded,     // frames sent to every port of their VLAN
+  bridge_fdb_full,    // a MAC not learned: the table was full
   kCount
 };
 
 inline constexpr std::size_t kDropReasonCount = static_cast<std::size_t>(DropReason::kCount);
+inline constexpr std::size_t kEventCount = static_cast<std::size_t>(Event::kCount);
 
 std::string_view drop_reason_name(DropReason r);
+std::string_view event_name(Event e);
 
-class DropCounters {
+template <typename Enum, std::size_t N>
+class NamedCounters {
  public:
-  void add(DropReason r, uint64_t n) { c_[static_cast<std::size_t>(r)].add(n); }
-  uint64_t get(DropReason r) const { return c_[static_cast<std::size_t>(r)].get(); }
+  void add(Enum r, uint64_t n) { c_[static_cast<std::size_t>(r)].add(n); }
+  void inc(Enum r) { c_[static_cast<std::size_t>(r)].inc(); }
+  uint64_t get(Enum r) const { return c_[static_cast<std::size_t>(r)].get(); }
   uint64_t total() const {
     uint64_t t = 0;
     for (const auto& c : c_) t += c.get();
@@ -44,7 +105,10 @@ class DropCounters {
   }
 
  private:
-  std::array<Counter, kDropReasonCount> c_{};
+  std::array<Counter, N> c_{};
 };
+
+using DropCounters = NamedCounters<DropReason, kDropReasonCount>;
+using EventCounters = NamedCounters<Event, kEventCount>;
 
 }  // namespace ngstack::stack

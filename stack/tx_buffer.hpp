@@ -40,6 +40,20 @@ class TxBuffers {
     }
   }
 
+  // Send a run now, behind whatever this worker already buffered for the
+  // port: for packets that must leave before the caller lets others send
+  // (see arp::ArpTable::confirm).
+  void send_now(uint16_t port, rte_mbuf** pkts, uint16_t n) {
+    while (n > 0) {
+      const uint16_t room = static_cast<uint16_t>(capacity_ - bufs_[port].count);
+      const uint16_t take = n < room ? n : room;
+      enqueue(port, pkts, take);
+      flush(port);
+      pkts += take;
+      n = static_cast<uint16_t>(n - take);
+    }
+  }
+
   void flush(uint16_t port) {
     Buffer& b = bufs_[port];
     if (b.count == 0) return;

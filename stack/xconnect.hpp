@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "stack/counters.hpp"
+#include "stack/service.hpp"
 #include "stack/tx_buffer.hpp"
 
 namespace ngstack::stack {
@@ -22,12 +23,6 @@ struct XconnectPath {
   bool rewrite = false;
   rte_ether_addr dst{};
   rte_ether_addr src{};
-};
-
-// What a worker's handler needs of that worker: its tx buffers and drops.
-struct WorkerIo {
-  TxBuffers* tx = nullptr;
-  DropCounters* drops = nullptr;
 };
 
 class Xconnect {

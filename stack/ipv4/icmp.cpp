@@ -71,6 +71,7 @@ rte_mbuf* build_error(rte_mempool* pool, const rte_mbuf* orig, uint16_t l3_offse
   switch (error) {
     case IcmpError::net_unreachable: icmp->icmp_type = 3, icmp->icmp_code = 0; break;
     case IcmpError::host_unreachable: icmp->icmp_type = 3, icmp->icmp_code = 1; break;
+    case IcmpError::protocol_unreachable: icmp->icmp_type = 3, icmp->icmp_code = 2; break;
     case IcmpError::port_unreachable: icmp->icmp_type = 3, icmp->icmp_code = 3; break;
     case IcmpError::frag_needed:
       icmp->icmp_type = 3, icmp->icmp_code = 4;
@@ -85,13 +86,15 @@ rte_mbuf* build_error(rte_mempool* pool, const rte_mbuf* orig, uint16_t l3_offse
 }
 
 bool echo_reply_in_place(rte_mbuf* m, uint16_t l3_offset) {
+  // A reassembled datagram is a chain: the headers must sit in the first
+  // segment; the payload may run on (the checksum update is incremental).
   const uint32_t seg = rte_pktmbuf_data_len(m);
   if (seg < l3_offset + sizeof(rte_ipv4_hdr)) return false;
   auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, l3_offset);
   const uint16_t hlen = static_cast<uint16_t>((ip->version_ihl & 0x0f) * 4);
   const uint16_t total = rte_be_to_cpu_16(ip->total_length);
   if (ip->next_proto_id != IPPROTO_ICMP || hlen < sizeof(rte_ipv4_hdr) || total < hlen + sizeof(rte_icmp_hdr) ||
-      l3_offset + total > seg)
+      l3_offset + hlen + sizeof(rte_icmp_hdr) > seg || l3_offset + total > rte_pktmbuf_pkt_len(m))
     return false;
   auto* icmp = reinterpret_cast<rte_icmp_hdr*>(reinterpret_cast<uint8_t*>(ip) + hlen);
   if (icmp->icmp_type != RTE_IP_ICMP_ECHO_REQUEST || icmp->icmp_code != 0) return false;

@@ -18,6 +18,7 @@ namespace ngstack::stack::ipv4 {
 enum class IcmpError : uint8_t {
   net_unreachable,    // type 3 code 0: no route
   host_unreachable,   // type 3 code 1: no ARP answer for the next hop
+  protocol_unreachable,  // type 3 code 2: a protocol we do not serve, sent to us
   port_unreachable,   // type 3 code 3: a UDP datagram for us, nobody listening
   frag_needed,        // type 3 code 4: DF set, larger than the next hop's MTU
   ttl_exceeded,       // type 11 code 0: TTL expired in transit

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -153,6 +154,28 @@ class Ngstack:
             self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
         return False
+
+
+def telemetry(file_prefix, cmd):
+    """One DPDK telemetry command to the ngstack running with `file_prefix`
+    (as dpdk-telemetry.py sends it); returns the command's value."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(f"/var/run/dpdk/{file_prefix}/dpdk_telemetry.v2")
+    json.loads(s.recv(16384))  # greeting
+    s.send(cmd.encode())
+    reply = json.loads(s.recv(1 << 20))
+    s.close()
+    return reply[cmd.split(",")[0]]
+
+
+def events(summary, name):
+    """Sum of a stack event over the workers of a JSON summary."""
+    return sum(w["events"][name] for w in summary["workers"])
+
+
+def drops(summary, name):
+    """Sum of a drop reason over the workers of a JSON summary."""
+    return sum(w["drops"][name] for w in summary["workers"])
 
 
 def check(cond, msg):

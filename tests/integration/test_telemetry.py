@@ -1,23 +1,11 @@
 """ngstack's counters are readable through DPDK telemetry while it runs, as
 dpdk-telemetry.py reads them, and SIGTERM stops it cleanly."""
-import json
 import os
-import socket
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from ngslab import Ngstack, check, run_test, sh  # noqa: E402
-
-
-def telemetry(sock_path, cmd):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    s.connect(sock_path)
-    json.loads(s.recv(16384))  # greeting
-    s.send(cmd.encode())
-    reply = json.loads(s.recv(65536))
-    s.close()
-    return reply[cmd.split(",")[0]]
+from ngslab import Ngstack, check, run_test, sh, telemetry  # noqa: E402
 
 
 def test_telemetry_and_sigterm():
@@ -36,23 +24,22 @@ dispatch: {{protocols: {{ether: {{mode: deferred, policy: flow, qlimit: 2048}}}}
         with Ngstack(cfg) as ng:
             ng.wait_running()
             time.sleep(1)
-            sock = f"/var/run/dpdk/{prefix}/dpdk_telemetry.v2"
-            summary = telemetry(sock, "/ngstack/summary")
+            summary = telemetry(prefix, "/ngstack/summary")
             print("summary:", summary)
             check(summary["rx_packets"] > 0 and summary["mode"] == "forwarder", f"summary {summary}")
-            check(telemetry(sock, "/ngstack/ports") == ["source", "sink"], "port list")
-            src = telemetry(sock, "/ngstack/port,source")
+            check(telemetry(prefix, "/ngstack/ports") == ["source", "sink"], "port list")
+            src = telemetry(prefix, "/ngstack/port,source")
             check(src["rx_packets"] > 0 and "imissed" in src, f"port source {src}")
-            check(telemetry(sock, "/ngstack/workers") == [1], "worker list")
-            w = telemetry(sock, "/ngstack/worker,1")
+            check(telemetry(prefix, "/ngstack/workers") == [1], "worker list")
+            w = telemetry(prefix, "/ngstack/worker,1")
             check(w["rx_packets"] > 0 and "drop_tx_full" in w and w["busy_cycles"] > 0, f"worker {w}")
-            netisr = telemetry(sock, "/ngstack/netisr")
+            netisr = telemetry(prefix, "/ngstack/netisr")
             check(netisr == {"buckets": 128, "ether_policy": "flow", "ether_mode": "deferred", "ether_qlimit": 2048},
                   f"netisr {netisr}")
-            ws = telemetry(sock, "/ngstack/workstream,1")
+            ws = telemetry(prefix, "/ngstack/workstream,1")
             check(ws["ether_queued"] > 0 and ws["ether_handled"] > 0 and ws["ether_dispatched"] == 0, f"workstream {ws}")
             # DPDK's own ethdev telemetry sees the same ports.
-            check(len(telemetry(sock, "/ethdev/list")) == 2, "ethdev list")
+            check(len(telemetry(prefix, "/ethdev/list")) == 2, "ethdev list")
 
             ng.proc.terminate()  # SIGTERM
             rc = ng.wait(timeout=30)

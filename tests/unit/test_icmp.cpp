@@ -106,7 +106,7 @@ TEST(IcmpErrors, FragNeededCarriesTheNextHopMtuAndShortPacketsAreQuotedWhole) {
   rte_pktmbuf_free(o);
   rte_pktmbuf_free(e);
   for (auto [err, type, code] : {std::tuple{IcmpError::net_unreachable, 3, 0}, {IcmpError::host_unreachable, 3, 1},
-                                 {IcmpError::port_unreachable, 3, 3}}) {
+                                 {IcmpError::protocol_unreachable, 3, 2}, {IcmpError::port_unreachable, 3, 3}}) {
     o = test::to_mbuf(pool(), Ipv4Frame{}.bytes());
     e = build_error(pool(), o, 14, err, ip(198, 18, 1, 1));
     EXPECT_EQ(rte_pktmbuf_mtod_offset(e, const uint8_t*, 20)[0], type);

@@ -1,0 +1,64 @@
+#include "stack/arp/arp_table.hpp"
+
+namespace ngstack::stack::arp {
+
+const char* state_name(State s) {
+  switch (s) {
+    case State::dead: return "dead";
+    case State::incomplete: return "incomplete";
+    case State::reachable: return "reachable";
+    case State::stale: return "stale";
+    case State::permanent: return "permanent";
+  }
+  return "?";
+}
+
+Result<std::unique_ptr<ArpTable>> ArpTable::create(const TableParams& p) {
+  std::unique_ptr<ArpTable> t(new ArpTable());
+  auto index = RcuTable::create("ngs_arp", p.capacity, p.readers);
+  if (!index) return Error{index.error()};
+  t->index_ = std::move(*index);
+  t->entries_ = std::make_unique<Neighbor[]>(t->index_->slots());
+  t->hold_packets_ = p.hold_packets;
+  t->held_.assign(static_cast<std::size_t>(t->index_->slots()) * p.hold_packets, nullptr);
+  return t;
+}
+
+int32_t ArpTable::find_or_create(uint16_t port, uint32_t addr, Link link, uint64_t now, bool* created) {
+  *created = false;
+  if (int32_t s = find(port, addr); s != RcuTable::kNone) return s;
+  index_->lock();
+  const int32_t s = index_->insert_locked(key(port, addr), [&](int32_t slot) {
+    Neighbor& n = entries_[slot];
+    n.port = port;
+    n.addr = addr;
+    n.held = 0;
+    n.probes.store(0, std::memory_order_relaxed);
+    n.confirmed_tsc.store(now, std::memory_order_relaxed);
+    n.next_probe_tsc.store(0, std::memory_order_relaxed);
+    n.link.store(link.word, std::memory_order_relaxed);
+    *created = true;
+  });
+  index_->unlock();
+  return s;
+}
+
+bool ArpTable::hold(int32_t slot, rte_mbuf* m, Link* link, bool* full) {
+  Neighbor& n = entries_[slot];
+  *full = false;
+  rte_spinlock_lock(&n.hold_lock);
+  *link = Link{n.link.load(std::memory_order_acquire)};
+  bool taken = false;
+  if (link->state() == State::incomplete) {
+    if (n.held < hold_packets_) {
+      held_of(slot)[n.held++] = m;
+      taken = true;
+    } else {
+      *full = true;
+    }
+  }
+  rte_spinlock_unlock(&n.hold_lock);
+  return taken;
+}
+
+}  // namespace ngstack::stack::arp

@@ -1,0 +1,139 @@
+// The ARP cache (RFC 826): IPv4 neighbour -> MAC, per interface.
+//
+// States: incomplete (a request is out, packets wait in the entry's hold
+// queue), reachable (confirmed by the neighbour within reachable_ms), stale
+// (older; still used, and a use sends a fresh request at most once per
+// retry_ms), permanent (from the config; never aged). Entries that stay stale
+// for stale_ms more, or stay incomplete after `retries` requests, are removed.
+//
+// Concurrency. The index is an RcuTable: workers look entries up without a
+// lock. The MAC and the state share one 64-bit atomic (`link`), so a reader
+// never sees a MAC from one update and a state from another. Timestamps are
+// atomics too. Each entry's hold queue has its own spinlock, and every change
+// out of `incomplete` happens under it; see release_locked() for why that keeps
+// flows in order. The table-wide writer lock is taken only to add or remove an
+// entry: on a miss, on learning a new neighbour, and on ageing.
+#pragma once
+
+#include <rte_ether.h>
+#include <rte_mbuf.h>
+#include <rte_spinlock.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "stack/rcu_table.hpp"
+
+namespace ngstack::stack::arp {
+
+enum class State : uint8_t { dead = 0, incomplete = 1, reachable = 2, stale = 3, permanent = 4 };
+const char* state_name(State s);
+
+// MAC in the low 48 bits, state in the next 8.
+struct Link {
+  uint64_t word = 0;
+  static Link make(const rte_ether_addr& mac, State s) {
+    uint64_t w = 0;
+    for (int i = 0; i < 6; ++i) w |= static_cast<uint64_t>(mac.addr_bytes[i]) << (8 * i);
+    return Link{w | static_cast<uint64_t>(s) << 48};
+  }
+  State state() const { return static_cast<State>((word >> 48) & 0xff); }
+  rte_ether_addr mac() const {
+    rte_ether_addr m;
+    for (int i = 0; i < 6; ++i) m.addr_bytes[i] = static_cast<uint8_t>(word >> (8 * i));
+    return m;
+  }
+  bool usable() const { return state() == State::reachable || state() == State::stale || state() == State::permanent; }
+};
+
+struct Neighbor {
+  std::atomic<uint64_t> link{0};
+  std::atomic<uint64_t> confirmed_tsc{0};
+  std::atomic<uint64_t> next_probe_tsc{0};  // no request before this
+  std::atomic<uint32_t> probes{0};          // requests sent while incomplete
+  rte_spinlock_t hold_lock = RTE_SPINLOCK_INITIALIZER;
+  uint16_t held = 0;  // hold_lock
+  uint16_t port = 0;  // DPDK port id
+  uint32_t addr = 0;  // host byte order
+};
+
+struct TableParams {
+  unsigned capacity = 4096;
+  unsigned hold_packets = 16;
+  unsigned readers = 1;  // workers
+};
+
+class ArpTable {
+ public:
+  static Result<std::unique_ptr<ArpTable>> create(const TableParams& p);
+
+  static uint64_t key(uint16_t port, uint32_t addr) { return static_cast<uint64_t>(port) << 32 | addr; }
+
+  // --- readers (any worker) ----------------------------------------------------
+  int32_t find(uint16_t port, uint32_t addr) const { return index_->lookup(key(port, addr)); }
+  Neighbor& at(int32_t slot) { return entries_[slot]; }
+  const Neighbor& at(int32_t slot) const { return entries_[slot]; }
+  RcuTable& index() { return *index_; }
+  const RcuTable& index() const { return *index_; }
+
+  // --- writers ---------------------------------------------------------------
+  // The entry for (port, addr), created with `link` if absent. kNone when full.
+  // `created` tells whether this call made it.
+  int32_t find_or_create(uint16_t port, uint32_t addr, Link link, uint64_t now, bool* created);
+
+  // Hold a packet on an incomplete entry. Returns false when the entry is no
+  // longer incomplete (`*link` then says what it is now, the packet is not
+  // taken) and sets *full when the hold queue had no room (not taken either).
+  bool hold(int32_t slot, rte_mbuf* m, Link* link, bool* full);
+
+  // A confirmation (an ARP reply or request from the neighbour). Under the
+  // entry's hold lock: `release(pkts, n, mac)` gets the held packets, then the
+  // new link is published. A caller that sends them at once, before the
+  // lock drops, gets them out before any packet another worker sends after
+  // seeing the entry resolved. Permanent entries are left alone.
+  template <typename Release>
+  void confirm(int32_t slot, const rte_ether_addr& mac, uint64_t now, Release&& release) {
+    Neighbor& n = entries_[slot];
+    rte_spinlock_lock(&n.hold_lock);
+    const Link cur{n.link.load(std::memory_order_acquire)};
+    if (cur.state() != State::permanent && cur.state() != State::dead) {
+      if (n.held) release(held_of(slot), n.held, mac);
+      n.held = 0;
+      n.confirmed_tsc.store(now, std::memory_order_relaxed);
+      n.probes.store(0, std::memory_order_relaxed);
+      n.link.store(Link::make(mac, State::reachable).word, std::memory_order_release);
+    }
+    rte_spinlock_unlock(&n.hold_lock);
+  }
+
+  // Remove an entry (ageing, or failed resolution). Held packets go to
+  // `dispose(pkts, n)`. The slot is reused after a grace period.
+  template <typename Dispose>
+  void remove(int32_t slot, Dispose&& dispose) {
+    Neighbor& n = entries_[slot];
+    index_->lock();
+    rte_spinlock_lock(&n.hold_lock);
+    n.link.store(Link{}.word, std::memory_order_release);  // dead: holders retry as a miss
+    if (n.held) dispose(held_of(slot), n.held);
+    n.held = 0;
+    rte_spinlock_unlock(&n.hold_lock);
+    if (index_->live(slot)) index_->remove_locked(slot);
+    index_->unlock();
+  }
+
+  unsigned slots() const { return index_->slots(); }
+  unsigned size() const { return index_->size(); }
+
+ private:
+  ArpTable() = default;
+  rte_mbuf** held_of(int32_t slot) { return &held_[static_cast<std::size_t>(slot) * hold_packets_]; }
+
+  std::unique_ptr<RcuTable> index_;
+  std::unique_ptr<Neighbor[]> entries_;
+  std::vector<rte_mbuf*> held_;
+  unsigned hold_packets_ = 0;
+};
+
+}  // namespace ngstack::stack::arp

@@ -1,0 +1,203 @@
+#include "stack/bridge/bridge.hpp"
+
+#include <rte_byteorder.h>
+#include <rte_cycles.h>
+
+namespace ngstack::stack {
+
+namespace {
+constexpr double kAgingScanPeriodS = 0.05;
+}
+
+Result<std::unique_ptr<Bridge>> Bridge::create(const conf::Config& cfg, std::vector<PortInfo> ports,
+                                               rte_mempool* pool, unsigned workers, uint64_t tsc_hz) {
+  std::unique_ptr<Bridge> b(new Bridge(pool, tsc_hz));
+  const conf::BridgeConfig& bc = cfg.bridge;
+  b->members_.resize(cfg.ports.size());
+  b->port_index_.assign(RTE_MAX_ETHPORTS, -1);
+  for (std::size_t i = 0; i < ports.size(); ++i) b->port_index_[ports[i].port_id] = static_cast<int16_t>(i);
+  for (const auto& bp : bc.ports) {
+    Member& mb = b->members_[bp.port];
+    mb.member = true;
+    mb.name = cfg.ports[bp.port].name;
+    mb.access_vlan = bp.access_vlan;
+    mb.trunk = !bp.trunk_vlans.empty();
+    if (bp.access_vlan) mb.vlans.set(bp.access_vlan);
+    for (uint16_t v : bp.trunk_vlans) mb.vlans.set(v);
+    b->vlan_aware_ |= bp.vlan_aware();
+  }
+  auto fdb = RcuTable::create("ngs_fdb", bc.max_entries, workers);
+  if (!fdb) return Error{"bridge: " + fdb.error()};
+  b->fdb_ = std::move(*fdb);
+  b->stations_ = std::make_unique<Station[]>(b->fdb_->slots());
+  b->aging_cycles_ = static_cast<uint64_t>(bc.aging_ms) * tsc_hz / 1000;
+  b->refresh_cycles_ = b->aging_cycles_ / 16;
+  return b;
+}
+
+void Bridge::netisr_handler(void* ctx, unsigned w, uint16_t, rte_mbuf** pkts, uint16_t n) {
+  auto& b = *static_cast<Bridge*>(ctx);
+  const uint64_t now = rte_rdtsc();
+  constexpr uint16_t kPrefetchAhead = 4;
+  for (uint16_t i = 0; i < n && i < kPrefetchAhead; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
+  for (uint16_t i = 0; i < n; ++i) {
+    if (i + kPrefetchAhead < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + kPrefetchAhead], void*));
+    b.input(w, pkts[i], now);
+  }
+}
+
+void Bridge::input(unsigned w, rte_mbuf* m, uint64_t now) {
+  const int port = m->port < port_index_.size() ? port_index_[m->port] : -1;
+  if (port < 0 || !members_[port].member) [[unlikely]]
+    return drop(w, m, DropReason::not_our_port);
+  const auto in = static_cast<uint16_t>(port);
+  if (rte_pktmbuf_data_len(m) < sizeof(rte_ether_hdr)) [[unlikely]]
+    return drop(w, m, DropReason::runt);
+  const auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
+  const bool tagged = eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_VLAN);
+  uint16_t vlan = 0;
+  if (vlan_aware_) {
+    const Member& mb = members_[in];
+    if (!mb.trunk) {
+      if (tagged) return drop(w, m, DropReason::bridge_vlan_mismatch);
+      vlan = mb.access_vlan;
+    } else {
+      if (!tagged) return drop(w, m, DropReason::bridge_vlan_mismatch);
+      if (rte_pktmbuf_data_len(m) < sizeof(rte_ether_hdr) + sizeof(rte_vlan_hdr)) return drop(w, m, DropReason::runt);
+      vlan = rte_be_to_cpu_16(reinterpret_cast<const rte_vlan_hdr*>(eth + 1)->vlan_tci) & 0x0fff;
+      if (!mb.vlans.test(vlan)) return drop(w, m, DropReason::bridge_vlan_mismatch);
+    }
+  }
+  if (rte_is_multicast_ether_addr(&eth->src_addr) || rte_is_zero_ether_addr(&eth->src_addr))
+    return drop(w, m, DropReason::bridge_bad_source);
+  learn(w, vlan, eth->src_addr, in, now);
+
+  if (!rte_is_multicast_ether_addr(&eth->dst_addr)) {
+    const int32_t slot = fdb_->lookup(key(vlan, eth->dst_addr));
+    if (slot != RcuTable::kNone) {
+      const uint16_t out = stations_[slot].port.load(std::memory_order_relaxed);
+      if (out == in) return drop(w, m, DropReason::bridge_same_port);
+      if (!encapsulate(m, out, vlan)) return drop(w, m, DropReason::no_mbuf);
+      io_[w].tx->enqueue(out, &m, 1);
+      return;
+    }
+  }
+  flood(w, m, in, vlan, tagged);
+}
+
+void Bridge::learn(unsigned w, uint16_t vlan, const rte_ether_addr& src, uint16_t in, uint64_t now) {
+  const uint64_t k = key(vlan, src);
+  int32_t slot = fdb_->lookup(k);
+  if (slot != RcuTable::kNone) [[likely]] {
+    Station& st = stations_[slot];
+    if (st.port.load(std::memory_order_relaxed) != in) {
+      st.port.store(in, std::memory_order_relaxed);
+      io_[w].events->inc(Event::bridge_moved);
+    }
+    // Refresh rarely: a store per frame would bounce the line between workers.
+    if (now - st.seen_tsc.load(std::memory_order_relaxed) > refresh_cycles_)
+      st.seen_tsc.store(now, std::memory_order_relaxed);
+    return;
+  }
+  fdb_->lock();
+  const unsigned before = fdb_->size();
+  slot = fdb_->insert_locked(k, [&](int32_t s) {
+    stations_[s].port.store(in, std::memory_order_relaxed);
+    stations_[s].seen_tsc.store(now, std::memory_order_relaxed);
+  });
+  const bool learned = fdb_->size() > before;
+  fdb_->unlock();
+  if (slot == RcuTable::kNone) io_[w].events->inc(Event::bridge_fdb_full);
+  else if (learned) io_[w].events->inc(Event::bridge_learned);
+}
+
+bool Bridge::encapsulate(rte_mbuf*& m, uint16_t out, uint16_t vlan) const {
+  if (!vlan_aware_) return true;
+  const auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
+  const bool tagged = eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_VLAN);
+  const bool want_tag = members_[out].trunk;
+  if (tagged == want_tag) return true;
+  if (want_tag) {
+    m->vlan_tci = vlan;
+    return rte_vlan_insert(&m) == 0;
+  }
+  return rte_vlan_strip(m) == 0;
+}
+
+void Bridge::flood(unsigned w, rte_mbuf* m, uint16_t in, uint16_t vlan, bool tagged_in) {
+  uint16_t same[RTE_MAX_ETHPORTS], other[RTE_MAX_ETHPORTS];
+  uint16_t nsame = 0, nother = 0;
+  for (uint16_t p = 0; p < members_.size(); ++p) {
+    const Member& mb = members_[p];
+    if (p == in || !mb.member || (vlan_aware_ && !mb.vlans.test(vlan))) continue;
+    // Ports that want the frame as it came share it; the others share one copy.
+    if (!vlan_aware_ || mb.trunk == tagged_in) same[nsame++] = p;
+    else other[nother++] = p;
+  }
+  if (nsame + nother == 0) return drop(w, m, DropReason::bridge_no_port);
+  EventCounters& ev = *io_[w].events;
+  ev.inc(Event::bridge_flooded);
+  if (nother) {
+    rte_mbuf* c = rte_pktmbuf_copy(m, pool_, 0, UINT32_MAX);
+    if (!c || !encapsulate(c, other[0], vlan)) {
+      if (c) rte_pktmbuf_free(c);
+      io_[w].drops->add(DropReason::no_mbuf, 1);
+      // The frame still reaches the ports that take it as it is; the drop is
+      // counted once, as the frame that did not make it to the others.
+      if (nsame == 0) {
+        rte_pktmbuf_free(m);
+        return;
+      }
+      ev.inc(Event::originated);  // balance: 1 in -> nsame out + 1 drop
+      nother = 0;
+    } else {
+      if (nother > 1) rte_mbuf_refcnt_update(c, static_cast<int16_t>(nother - 1));
+      for (uint16_t i = 0; i < nother; ++i) io_[w].tx->enqueue(other[i], &c, 1);
+      ev.add(Event::originated, nother);
+    }
+  }
+  if (nsame == 0) {
+    rte_pktmbuf_free(m);
+    ev.inc(Event::consumed);
+    return;
+  }
+  if (nsame > 1) rte_mbuf_refcnt_update(m, static_cast<int16_t>(nsame - 1));
+  for (uint16_t i = 0; i < nsame; ++i) io_[w].tx->enqueue(same[i], &m, 1);
+  ev.add(Event::originated, nsame - 1u);
+}
+
+void Bridge::poll(unsigned w, uint64_t now) {
+  fdb_->quiescent(w);
+  if (w != 0 || now < next_aging_) return;
+  next_aging_ = now + static_cast<uint64_t>(kAgingScanPeriodS * static_cast<double>(tsc_hz_));
+  for (unsigned s = 0; s < fdb_->slots(); ++s) {
+    const auto slot = static_cast<int32_t>(s);
+    if (!fdb_->live(slot)) continue;
+    const uint64_t seen = stations_[slot].seen_tsc.load(std::memory_order_relaxed);
+    if (now > seen && now - seen > aging_cycles_) {
+      fdb_->lock();
+      if (fdb_->live(slot)) fdb_->remove_locked(slot);
+      fdb_->unlock();
+    }
+  }
+}
+
+std::vector<FdbView> Bridge::fdb() const {
+  std::vector<FdbView> out;
+  const uint64_t now = rte_rdtsc();
+  for (unsigned s = 0; s < fdb_->slots(); ++s) {
+    const auto slot = static_cast<int32_t>(s);
+    if (!fdb_->live(slot)) continue;
+    const uint64_t k = fdb_->key_of(slot);
+    FdbView v;
+    v.vlan = static_cast<uint16_t>(k >> 48);
+    for (int i = 0; i < 6; ++i) v.mac.addr_bytes[i] = static_cast<uint8_t>(k >> (8 * (5 - i)));
+    v.port = members_[stations_[slot].port.load(std::memory_order_relaxed)].name;
+    const uint64_t seen = stations_[slot].seen_tsc.load(std::memory_order_relaxed);
+    v.age_ms = now > seen ? (now - seen) * 1000 / tsc_hz_ : 0;
+    out.push_back(v);
+  }
+  return out;
+}
+
+}  // namespace ngstack::stack

@@ -1,0 +1,105 @@
+// Bridge mode: one bridge domain (IEEE 802.1D/802.1Q transparent bridging)
+// over the configured ports.
+//
+// Each frame: learn (VLAN, source MAC) -> ingress port in the forwarding
+// database (FDB); look up (VLAN, destination MAC): known unicast goes out of
+// its one port (never back out of the ingress port); unknown unicast,
+// broadcast and multicast are flooded to every other port of the VLAN.
+// Entries age out after aging_ms without a frame from that station; a
+// station seen on another port moves there at once.
+//
+// VLANs are optional. Without them every port is in one domain and frames
+// pass untouched, tags included. With them, an access port carries one VLAN
+// untagged, a trunk carries a list of VLANs tagged (802.1Q), learning is per
+// VLAN, and frames are tagged or untagged on the way out as the egress port
+// requires.
+//
+// Concurrency. The FDB is an RcuTable (stack/rcu_table.hpp): lookups take no
+// lock; a new station takes the writer lock once; a known station's port and
+// last-seen time are atomics that any worker may update (last-seen at most a
+// few times per ageing period, so workers do not fight over its cache line).
+// Flooded frames are shared between egress ports by reference count, not
+// copied, unless the egress encapsulation differs.
+#pragma once
+
+#include <rte_ether.h>
+#include <rte_mbuf.h>
+
+#include <atomic>
+#include <bitset>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "conf/config.hpp"
+#include "conf/result.hpp"
+#include "stack/rcu_table.hpp"
+#include "stack/service.hpp"
+
+namespace ngstack::stack {
+
+struct FdbView {
+  uint16_t vlan = 0;
+  rte_ether_addr mac{};
+  std::string port;
+  uint64_t age_ms = 0;
+};
+
+class Bridge final : public Service {
+ public:
+  static Result<std::unique_ptr<Bridge>> create(const conf::Config& cfg, std::vector<PortInfo> ports,
+                                                rte_mempool* pool, unsigned workers, uint64_t tsc_hz);
+
+  void bind(std::vector<WorkerIo> io) { io_ = std::move(io); }
+  static void netisr_handler(void* ctx, unsigned worker, uint16_t port, rte_mbuf** pkts, uint16_t n);
+
+  void worker_online(unsigned w) override { fdb_->reader_online(w); }
+  void poll(unsigned w, uint64_t now) override;
+  void worker_offline(unsigned w) override { fdb_->reader_offline(w); }
+  void shutdown() override {}
+
+  std::vector<FdbView> fdb() const;
+  unsigned fdb_size() const { return fdb_->size(); }
+
+  static uint64_t key(uint16_t vlan, const rte_ether_addr& mac) {
+    uint64_t k = static_cast<uint64_t>(vlan) << 48;
+    for (int i = 0; i < 6; ++i) k |= static_cast<uint64_t>(mac.addr_bytes[i]) << (8 * (5 - i));
+    return k;
+  }
+
+ private:
+  struct Member {
+    bool member = false;
+    bool trunk = false;
+    uint16_t access_vlan = 0;
+    std::bitset<4096> vlans;  // carried VLANs (access: one)
+    std::string name;
+  };
+  struct Station {
+    std::atomic<uint16_t> port{0};
+    std::atomic<uint64_t> seen_tsc{0};
+  };
+
+  Bridge(rte_mempool* pool, uint64_t tsc_hz) : pool_(pool), tsc_hz_(tsc_hz) {}
+  void input(unsigned w, rte_mbuf* m, uint64_t now);
+  void learn(unsigned w, uint16_t vlan, const rte_ether_addr& src, uint16_t in, uint64_t now);
+  // Sets m's 802.1Q encapsulation to what `out` wants; false if it could not.
+  bool encapsulate(rte_mbuf*& m, uint16_t out, uint16_t vlan) const;
+  void flood(unsigned w, rte_mbuf* m, uint16_t in, uint16_t vlan, bool tagged_in);
+  void drop(unsigned w, rte_mbuf* m, DropReason r) {
+    rte_pktmbuf_free(m);
+    io_[w].drops->inc(r);
+  }
+
+  rte_mempool* pool_;
+  uint64_t tsc_hz_;
+  bool vlan_aware_ = false;
+  std::vector<Member> members_;       // by config port
+  std::vector<int16_t> port_index_;   // DPDK port id -> config port
+  std::unique_ptr<RcuTable> fdb_;
+  std::unique_ptr<Station[]> stations_;
+  uint64_t aging_cycles_ = 0, refresh_cycles_ = 0, next_aging_ = 0;
+  std::vector<WorkerIo> io_;
+};
+
+}  // namespace ngstack::stack

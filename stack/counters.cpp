@@ -1,0 +1,74 @@
+#include "stack/counters.hpp"
+
+namespace ngstack::stack {
+
+std::string_view drop_reason_name(DropReason r) {
+  switch (r) {
+    case DropReason::tx_full: return "tx_full";
+    case DropReason::no_path: return "no_path";
+    case DropReason::runt: return "runt";
+    case DropReason::ether_unknown_type: return "ether_unknown_type";
+    case DropReason::ether_not_for_us: return "ether_not_for_us";
+    case DropReason::no_mbuf: return "no_mbuf";
+    case DropReason::not_our_port: return "not_our_port";
+    case DropReason::arp_truncated: return "arp_truncated";
+    case DropReason::arp_bad_format: return "arp_bad_format";
+    case DropReason::arp_bad_sender: return "arp_bad_sender";
+    case DropReason::arp_not_for_us: return "arp_not_for_us";
+    case DropReason::arp_hold_full: return "arp_hold_full";
+    case DropReason::arp_table_full: return "arp_table_full";
+    case DropReason::arp_unresolved: return "arp_unresolved";
+    case DropReason::ipv4_truncated: return "ipv4_truncated";
+    case DropReason::ipv4_bad_version: return "ipv4_bad_version";
+    case DropReason::ipv4_bad_ihl: return "ipv4_bad_ihl";
+    case DropReason::ipv4_bad_length: return "ipv4_bad_length";
+    case DropReason::ipv4_bad_checksum: return "ipv4_bad_checksum";
+    case DropReason::ipv4_bad_source: return "ipv4_bad_source";
+    case DropReason::ipv4_bad_destination: return "ipv4_bad_destination";
+    case DropReason::ipv4_multicast: return "ipv4_multicast";
+    case DropReason::ipv4_ttl_exceeded: return "ipv4_ttl_exceeded";
+    case DropReason::ipv4_no_route: return "ipv4_no_route";
+    case DropReason::ipv4_blackhole: return "ipv4_blackhole";
+    case DropReason::ipv4_reject: return "ipv4_reject";
+    case DropReason::ipv4_frag_needed: return "ipv4_frag_needed";
+    case DropReason::ipv4_frag_too_big: return "ipv4_frag_too_big";
+    case DropReason::ipv4_reassembly_failed: return "ipv4_reassembly_failed";
+    case DropReason::ipv4_fragment_failed: return "ipv4_fragment_failed";
+    case DropReason::local_no_service: return "local_no_service";
+    case DropReason::bridge_vlan_mismatch: return "bridge_vlan_mismatch";
+    case DropReason::bridge_bad_source: return "bridge_bad_source";
+    case DropReason::bridge_same_port: return "bridge_same_port";
+    case DropReason::bridge_no_port: return "bridge_no_port";
+    case DropReason::kCount: break;
+  }
+  return "unknown";
+}
+
+std::string_view event_name(Event e) {
+  switch (e) {
+    case Event::originated: return "originated";
+    case Event::consumed: return "consumed";
+    case Event::arp_requests_in: return "arp_requests_in";
+    case Event::arp_replies_in: return "arp_replies_in";
+    case Event::arp_requests_out: return "arp_requests_out";
+    case Event::arp_replies_out: return "arp_replies_out";
+    case Event::arp_gratuitous_out: return "arp_gratuitous_out";
+    case Event::arp_held: return "arp_held";
+    case Event::arp_released: return "arp_released";
+    case Event::ipv4_forwarded: return "ipv4_forwarded";
+    case Event::ipv4_local: return "ipv4_local";
+    case Event::icmp_echo_replies: return "icmp_echo_replies";
+    case Event::icmp_errors_out: return "icmp_errors_out";
+    case Event::icmp_rate_limited: return "icmp_rate_limited";
+    case Event::ipv4_fragments_out: return "ipv4_fragments_out";
+    case Event::ipv4_reassembled: return "ipv4_reassembled";
+    case Event::bridge_learned: return "bridge_learned";
+    case Event::bridge_moved: return "bridge_moved";
+    case Event::bridge_flooded: return "bridge_flooded";
+    case Event::bridge_fdb_full: return "bridge_fdb_full";
+    case Event::kCount: break;
+  }
+  return "unknown";
+}
+
+}  // namespace ngstack::stack

@@ -1,0 +1,65 @@
+#include "stack/rcu_table.hpp"
+
+#include <rte_errno.h>
+#include <rte_hash_crc.h>
+#include <rte_malloc.h>
+
+namespace ngstack::stack {
+
+Result<std::unique_ptr<RcuTable>> RcuTable::create(const std::string& name, unsigned capacity, unsigned readers) {
+  static std::atomic<unsigned> serial{0};
+  const std::string unique = name + std::to_string(serial.fetch_add(1));
+  std::unique_ptr<RcuTable> t(new RcuTable());
+  t->capacity_ = capacity;
+  const unsigned nslots = 2 * capacity;
+  t->live_ = std::vector<std::atomic<bool>>(nslots);
+  t->keys_ = std::vector<std::atomic<uint64_t>>(nslots);
+  for (unsigned i = nslots; i-- > 0;) t->free_.push_back(static_cast<int32_t>(i));
+
+  rte_hash_parameters hp{};
+  hp.name = unique.c_str();
+  hp.entries = std::max(nslots, 64u);
+  hp.key_len = sizeof(uint64_t);
+  hp.hash_func = rte_hash_crc;
+  hp.socket_id = SOCKET_ID_ANY;
+  hp.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
+  t->hash_ = rte_hash_create(&hp);
+  if (!t->hash_) return Error{"cannot create the " + name + " hash table: " + rte_strerror(rte_errno)};
+
+  const std::size_t qsz = rte_rcu_qsbr_get_memsize(readers);
+  t->qsbr_ = static_cast<rte_rcu_qsbr*>(rte_zmalloc(nullptr, qsz, RTE_CACHE_LINE_SIZE));
+  if (!t->qsbr_ || rte_rcu_qsbr_init(t->qsbr_, readers) != 0)
+    return Error{"cannot allocate the " + name + " RCU state for " + std::to_string(readers) + " workers"};
+  for (unsigned r = 0; r < readers; ++r) rte_rcu_qsbr_thread_register(t->qsbr_, r);
+
+  rte_hash_rcu_config rc{};
+  rc.v = t->qsbr_;
+  rc.mode = RTE_HASH_QSBR_MODE_DQ;
+  rc.dq_size = hp.entries;
+  rc.trigger_reclaim_limit = 1;  // reclaim whatever is due at every delete
+  rc.key_data_ptr = t.get();
+  rc.free_key_data_func = &RcuTable::reclaim;
+  if (rte_hash_rcu_qsbr_add(t->hash_, &rc) != 0)
+    return Error{"cannot attach RCU to the " + name + " hash table: " + rte_strerror(rte_errno)};
+  return t;
+}
+
+RcuTable::~RcuTable() {
+  if (hash_) rte_hash_free(hash_);  // frees the defer queue too
+  rte_free(qsbr_);
+}
+
+void RcuTable::remove_locked(int32_t slot) {
+  const uint64_t key = keys_[slot].load(std::memory_order_relaxed);
+  live_[slot].store(false, std::memory_order_release);
+  if (rte_hash_del_key(hash_, &key) >= 0) count_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+// Called by rte_hash (inside add/del, under the writer lock) once no reader
+// can hold the slot any more.
+void RcuTable::reclaim(void* table, void* key_data) {
+  auto* t = static_cast<RcuTable*>(table);
+  t->free_.push_back(static_cast<int32_t>(reinterpret_cast<uintptr_t>(key_data)));
+}
+
+}  // namespace ngstack::stack

@@ -1,0 +1,107 @@
+// A table that workers read without locks and that any worker may write:
+// the shape both the ARP cache and the bridge FDB need.
+//
+// Model. Keys are 64-bit; each maps to a slot index of a fixed array that the
+// owner of the table (ArpTable, Fdb) keeps beside it. The index lives in an
+// rte_hash created with RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF, so lookups
+// take no lock and never block, whatever writers do.
+//
+// Writers (insert, remove) are serialised by one spinlock. They run on a miss
+// or on ageing, never for a packet whose key is already known, so the lock is
+// off the steady-state data path. Updating what a slot holds (a MAC, a port, a
+// timestamp) needs no lock: the owner keeps those fields in atomics.
+//
+// Reclamation. A reader may still hold a slot index it looked up just before
+// the key was removed. Removed slots therefore return to the free list only
+// after an RCU QSBR grace period (rte_hash_rcu_qsbr_add, defer-queue mode):
+// every reader reports a quiescent state once per loop iteration, between
+// bursts, when it holds no slot index. A removed slot is never reused for
+// another key while a reader could still read it.
+//
+// Slots are allocated twice the capacity so that slots waiting out a grace
+// period never make the table look full; at most `capacity` keys are live.
+#pragma once
+
+#include <rte_hash.h>
+#include <rte_rcu_qsbr.h>
+#include <rte_spinlock.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "conf/result.hpp"
+
+namespace ngstack::stack {
+
+class RcuTable {
+ public:
+  static constexpr int32_t kNone = -1;
+
+  // `readers`: the number of reader threads (workers), ids 0..readers-1.
+  static Result<std::unique_ptr<RcuTable>> create(const std::string& name, unsigned capacity, unsigned readers);
+  ~RcuTable();
+  RcuTable(const RcuTable&) = delete;
+  RcuTable& operator=(const RcuTable&) = delete;
+
+  unsigned capacity() const { return capacity_; }
+  unsigned slots() const { return static_cast<unsigned>(live_.size()); }
+  unsigned size() const { return count_.load(std::memory_order_relaxed); }
+
+  // --- readers ---------------------------------------------------------------
+  int32_t lookup(uint64_t key) const {
+    void* data = nullptr;
+    if (rte_hash_lookup_data(hash_, &key, &data) < 0) return kNone;
+    return static_cast<int32_t>(reinterpret_cast<uintptr_t>(data));
+  }
+  void reader_online(unsigned reader) { rte_rcu_qsbr_thread_online(qsbr_, reader); }
+  void reader_offline(unsigned reader) { rte_rcu_qsbr_thread_offline(qsbr_, reader); }
+  // The reader holds no slot index from here back to its next lookup.
+  void quiescent(unsigned reader) { rte_rcu_qsbr_quiescent(qsbr_, reader); }
+  // Whether the slot holds a live key (for walkers: maintenance, telemetry).
+  bool live(int32_t slot) const { return live_[slot].load(std::memory_order_acquire); }
+  uint64_t key_of(int32_t slot) const { return keys_[slot].load(std::memory_order_relaxed); }
+
+  // --- writers -----------------------------------------------------------------
+  void lock() { rte_spinlock_lock(&writer_lock_); }
+  void unlock() { rte_spinlock_unlock(&writer_lock_); }
+
+  // With the writer lock held: the key's slot, a new one (after `init(slot)`
+  // prepared it, before readers can find it), or kNone when full.
+  template <typename Init>
+  int32_t insert_locked(uint64_t key, Init&& init) {
+    if (int32_t s = lookup(key); s != kNone) return s;
+    if (size() >= capacity_ || free_.empty()) return kNone;
+    // Pop before adding: rte_hash_add_key_data may reclaim, which pushes.
+    const int32_t slot = free_.back();
+    free_.pop_back();
+    init(slot);
+    keys_[slot].store(key, std::memory_order_relaxed);
+    if (rte_hash_add_key_data(hash_, &key, reinterpret_cast<void*>(static_cast<uintptr_t>(slot))) < 0) {
+      free_.push_back(slot);
+      return kNone;
+    }
+    live_[slot].store(true, std::memory_order_release);
+    count_.fetch_add(1, std::memory_order_relaxed);
+    return slot;
+  }
+  // With the writer lock held. The slot is reused only after a grace period.
+  void remove_locked(int32_t slot);
+
+ private:
+  RcuTable() = default;
+  static void reclaim(void* table, void* key_data);
+
+  unsigned capacity_ = 0;
+  rte_hash* hash_ = nullptr;
+  rte_rcu_qsbr* qsbr_ = nullptr;
+  rte_spinlock_t writer_lock_ = RTE_SPINLOCK_INITIALIZER;
+  std::vector<int32_t> free_;  // writer lock
+  std::vector<std::atomic<bool>> live_;
+  std::vector<std::atomic<uint64_t>> keys_;
+  std::atomic<unsigned> count_{0};
+};
+
+}  // namespace ngstack::stack

@@ -1,0 +1,139 @@
+// Router mode: every configured port is an IPv4 interface; packets between
+// them are routed (RFC 1812), ARP resolves next hops (RFC 826), and ngstack
+// answers pings to its own addresses and sends ICMP errors (RFC 792).
+//
+// The packet path, over bursts, through the dispatcher:
+//   ether   (entry protocol) demux by EtherType -> dispatch `arp` / `ip`
+//   ip      check_input (RFC 1812 §5.2.2) -> local | forward
+//           forward: TTL, batched FIB lookup, MTU (fragment or frag-needed),
+//                    TTL decrement (RFC 1624), output
+//           local:   reassembly, echo reply, else ICMP unreachable
+//   arp     answer requests for our addresses, learn, release held packets
+//   output  neighbour lookup (lock-free), Ethernet header, per-worker tx buffer
+//
+// Per-worker state (tx buffers, ICMP token bucket, reassembly table) is owned
+// by its worker. The ARP table is shared, read without locks (see
+// arp/arp_table.hpp). The FIB is read-only once workers run.
+//
+// IP options: forwarding passes them through untouched; local delivery
+// ignores them. Reassembly is per worker: fragments of one datagram share a
+// flow id (the 2-tuple), so the flow policy brings them to one worker.
+#pragma once
+
+#include <rte_ether.h>
+#include <rte_ip_frag.h>
+#include <rte_mbuf.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "conf/config.hpp"
+#include "conf/result.hpp"
+#include "dispatch/netisr.hpp"
+#include "stack/arp/arp_table.hpp"
+#include "stack/ipv4/icmp.hpp"
+#include "stack/ipv4/input.hpp"
+#include "stack/route/fib.hpp"
+#include "stack/service.hpp"
+
+namespace ngstack::stack {
+
+struct NeighborView {
+  std::string port;
+  uint32_t addr = 0;
+  rte_ether_addr mac{};
+  arp::State state = arp::State::dead;
+  uint64_t age_ms = 0;  // since last confirmed
+  unsigned held = 0;
+};
+
+class Router final : public Service {
+ public:
+  static Result<std::unique_ptr<Router>> create(const conf::Config& cfg, std::vector<PortInfo> ports,
+                                                rte_mempool* pool, unsigned workers, uint64_t tsc_hz);
+  ~Router() override;
+
+  void bind(std::vector<WorkerIo> io) { io_ = std::move(io); }
+  // The dispatcher and the ids it gave `ip` and `arp` (the ether handler dispatches to them).
+  void set_dispatch(dispatch::Netisr* netisr, dispatch::ProtoId ip, dispatch::ProtoId arp) {
+    netisr_ = netisr, ip_proto_ = ip, arp_proto_ = arp;
+  }
+
+  // netisr handlers; `ctx` is the Router.
+  static void ether_handler(void* ctx, unsigned worker, uint16_t port, rte_mbuf** pkts, uint16_t n);
+  static void ip_handler(void* ctx, unsigned worker, uint16_t port, rte_mbuf** pkts, uint16_t n);
+  static void arp_handler(void* ctx, unsigned worker, uint16_t port, rte_mbuf** pkts, uint16_t n);
+
+  void worker_online(unsigned worker) override;
+  void poll(unsigned worker, uint64_t now) override;
+  void worker_offline(unsigned worker) override;
+  void shutdown() override;
+
+  std::vector<NeighborView> neighbors() const;
+  const route::Fib& fib() const { return fib_; }
+
+ private:
+  struct Interface {
+    bool active = false;
+    uint16_t port_id = 0;
+    rte_ether_addr mac{};
+    uint16_t mtu = 1500;
+    std::vector<conf::Ipv4Prefix> addresses;
+    std::string name;
+  };
+  struct alignas(RTE_CACHE_LINE_SIZE) PerWorker {
+    PerWorker(double rate, double burst, uint64_t hz) : icmp_bucket(rate, burst, hz) {}
+    ipv4::TokenBucket icmp_bucket;
+    rte_ip_frag_tbl* frag_table = nullptr;
+    rte_ip_frag_death_row death_row{};
+    uint64_t frags_held = 0;  // fragments inside frag_table
+    uint64_t next_maintenance = 0;
+    bool announced = false;
+    // A one-entry neighbour memo, valid within one handler call.
+    uint64_t memo_key = UINT64_MAX;
+    rte_ether_addr memo_mac{};
+  };
+
+  Router(std::vector<PortInfo> ports, rte_mempool* pool, uint64_t tsc_hz, route::Fib fib)
+      : ports_(std::move(ports)), pool_(pool), tsc_hz_(tsc_hz), fib_(std::move(fib)) {}
+
+  int cfg_port(uint16_t port_id) const { return port_id < port_index_.size() ? port_index_[port_id] : -1; }
+  uint32_t source_for(uint16_t cfg_port, uint32_t dst) const;
+  void ip_input(unsigned w, rte_mbuf** pkts, uint16_t n);
+  void arp_input(unsigned w, rte_mbuf* m, uint64_t now);
+  void local_input(unsigned w, rte_mbuf* m, const ipv4::InputVerdict& v, uint16_t in_port, uint64_t now);
+  // Forwards a packet whose Ethernet header is in place and whose TTL is
+  // already checked; `id` is its FIB next hop. `local_origin`: made or
+  // answered here (no TTL decrement, no ICMP errors about it).
+  void forward(unsigned w, rte_mbuf* m, uint64_t id, uint16_t in_port, uint64_t now, bool local_origin);
+  // Routes a packet made or answered here (starts at the Ethernet header).
+  void route_local(unsigned w, rte_mbuf* m, uint16_t in_port, uint64_t now);
+  void send_fragments(unsigned w, rte_mbuf* m, uint16_t out, uint32_t nh_addr, uint64_t now);
+  void output(unsigned w, rte_mbuf* m, uint16_t out, uint32_t nh_addr, uint64_t now);
+  void send_request(unsigned w, uint16_t out, uint32_t target, uint64_t now);
+  // Sends the ICMP error about `m` (left to the caller to free) if allowed.
+  void icmp_error(unsigned w, const rte_mbuf* m, ipv4::IcmpError e, uint16_t in_port, uint64_t now, uint16_t mtu = 0);
+  void maintenance(unsigned w, uint64_t now);
+  void drop(unsigned w, rte_mbuf* m, DropReason r) {
+    rte_pktmbuf_free(m);
+    io_[w].drops->inc(r);
+  }
+
+  std::vector<PortInfo> ports_;
+  std::vector<Interface> ifaces_;     // by config port
+  std::vector<int16_t> port_index_;   // DPDK port id -> config port, -1: not ours
+  ipv4::LocalAddresses local_;
+  rte_mempool* pool_;
+  uint64_t tsc_hz_;
+  route::Fib fib_;
+  std::unique_ptr<arp::ArpTable> arp_;
+  conf::ArpConfig arp_cfg_;
+  uint64_t reachable_cycles_ = 0, stale_cycles_ = 0, retry_cycles_ = 0;
+  std::vector<std::unique_ptr<PerWorker>> per_worker_;
+  std::vector<WorkerIo> io_;
+  dispatch::Netisr* netisr_ = nullptr;
+  dispatch::ProtoId ip_proto_ = 0, arp_proto_ = 0;
+};
+
+}  // namespace ngstack::stack
