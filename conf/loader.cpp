@@ -680,9 +680,8 @@ Config parse(const YAML::Node& root, const std::string& file) {
   // that a config cannot look like it does something it does not.
   for (const Mode other : {Mode::forwarder, Mode::router, Mode::bridge})
     if (other != cfg.mode && top.has(mode_name(other)))
-      top.fail(top.node()[mode_name(other)], mode_name(other),
-               std::string("a ") + mode_name(other) + " section in mode " + mode_name(cfg.mode) +
-                   " (set mode: " + mode_name(other) + ", or remove the section)");
+      throw ConfigError{top.pos_of(mode_name(other)).where() + ": a " + mode_name(other) + " section in mode " +
+                        mode_name(cfg.mode) + " (set mode: " + mode_name(other) + ", or remove the section)"};
   switch (cfg.mode) {
     case Mode::forwarder: load_forwarder(top, cfg); break;
     case Mode::router: load_router(top, cfg); break;

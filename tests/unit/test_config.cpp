@@ -47,6 +47,14 @@ std::string edited(const std::string& from, const std::string& to) {
   return s.replace(at, from.size(), to);
 }
 
+// Dumped YAML without its first line (the source) and the "# auto" notes.
+std::string without_notes(const std::string& y) {
+  std::string out, line;
+  std::istringstream in(y.substr(y.find('\n') + 1));
+  while (std::getline(in, line)) out += line.substr(0, line.find("  #")) + "\n";
+  return out;
+}
+
 std::string error_of(const std::string& yaml) {
   auto r = load_string(yaml, "t.yaml");
   EXPECT_FALSE(r.ok()) << "expected an error for:\n" << yaml;
@@ -88,14 +96,7 @@ TEST(Config, DumpedYamlLoadsBackToTheSameConfig) {
   ASSERT_TRUE(a.ok());
   auto b = load_string(dump_yaml(*a), "dump.yaml");
   ASSERT_TRUE(b.ok()) << b.error() << "\n" << dump_yaml(*a);
-  // Same text once the first line (the source) and the "# auto" notes are gone.
-  auto body = [](const std::string& y) {
-    std::string out, line;
-    std::istringstream in(y.substr(y.find('\n') + 1));
-    while (std::getline(in, line)) out += line.substr(0, line.find("  #")) + "\n";
-    return out;
-  };
-  EXPECT_EQ(body(dump_yaml(*b)), body(dump_yaml(*a)));
+  EXPECT_EQ(without_notes(dump_yaml(*b)), without_notes(dump_yaml(*a)));
 }
 
 TEST(ConfigErrors, UnknownKeyNamesFileLineColumnAndKey) {
@@ -119,7 +120,7 @@ TEST(ConfigErrors, ImpossibleValues) {
   EXPECT_EQ(error_of(edited("    rx_queues: 2\n  - name: p1", "    rx_queues: 5000\n  - name: p1")),
             "t.yaml:10:16: ports[0].rx_queues: must be in [1, 1024], got 5000");
   EXPECT_EQ(error_of(edited("mode: forwarder", "mode: teleporter")),
-            "t.yaml:1:7: mode: unknown mode \"teleporter\" (known: forwarder)");
+            "t.yaml:1:7: mode: unknown mode \"teleporter\" (known: forwarder, router, bridge)");
   EXPECT_EQ(error_of(edited("hash: [ipv4-udp, ipv4-tcp]", "hash: [ipv4-udp, sctp]")),
             "t.yaml:16:24: ports[1].rss.hash: unknown hash type \"sctp\" (known: ip, tcp, udp, ipv4, ipv4-tcp, "
             "ipv4-udp, ipv6, ipv6-tcp, ipv6-udp)");
@@ -271,4 +272,111 @@ TEST(Examples, EveryShippedExampleLoads) {
     ++seen;
   }
   EXPECT_GE(seen, 2);
+}
+
+namespace {
+std::string router_yaml(const std::string& router_section) {
+  std::string s = kValid;
+  s.replace(s.find("mode: forwarder"), 15, "mode: router");
+  return s.substr(0, s.find("forwarder:\n")) + router_section;
+}
+
+const char* kRouter = R"(router:
+  interfaces:
+    - port: p0
+      addresses: [198.18.1.1/24, 198.18.9.1/32]
+    - port: p1
+      addresses: [198.19.1.1/24]
+  routes:
+    - {prefix: 10.0.0.0/8, via: 198.19.1.2}
+    - {prefix: 192.0.2.0/24, action: blackhole}
+    - {prefix: 198.51.100.0/24, action: reject}
+  arp:
+    reachable_ms: 5000
+    static:
+      - {port: p1, address: 198.19.1.9, mac: "02:00:00:00:00:09"}
+  icmp: {rate: 10, burst: 5}
+  reassembly: {max_datagrams: 64, timeout_ms: 500}
+)";
+}  // namespace
+
+TEST(Config, RouterSection) {
+  auto r = load_string(router_yaml(kRouter), "t.yaml");
+  ASSERT_TRUE(r.ok()) << r.error();
+  const RouterConfig& rc = r->router;
+  EXPECT_EQ(r->mode, Mode::router);
+  ASSERT_EQ(rc.interfaces.size(), 2u);
+  EXPECT_EQ(rc.interfaces[0].addresses[1], (Ipv4Prefix{0xc6120901, 32}));
+  ASSERT_EQ(rc.routes.size(), 3u);
+  EXPECT_EQ(rc.routes[0].via, 0xc6130102u);
+  EXPECT_EQ(rc.routes[1].action, RouteAction::blackhole);
+  EXPECT_EQ(rc.routes[2].action, RouteAction::reject);
+  EXPECT_EQ(rc.arp.reachable_ms, 5000u);
+  EXPECT_EQ(rc.arp.stale_ms, 60000u) << "default";
+  ASSERT_EQ(rc.arp.statics.size(), 1u);
+  EXPECT_EQ(rc.arp.statics[0].port, 1);
+  EXPECT_EQ(rc.icmp.rate, 10u);
+  EXPECT_EQ(rc.reassembly.max_datagrams, 64u);
+  EXPECT_TRUE(r->is_output(0) && r->is_output(1));
+  // What `ngstack check` prints loads back to the same router.
+  auto again = load_string(dump_yaml(*r), "dump.yaml");
+  ASSERT_TRUE(again.ok()) << again.error() << "\n" << dump_yaml(*r);
+  EXPECT_EQ(without_notes(dump_yaml(*again)), without_notes(dump_yaml(*r)));
+}
+
+TEST(ConfigErrors, RouterSection) {
+  auto with = [](const std::string& from, const std::string& to) {
+    std::string s = kRouter;
+    s.replace(s.find(from), from.size(), to);
+    return error_of(router_yaml(s));
+  };
+  EXPECT_EQ(with("198.18.1.1/24, 198.18.9.1/32", "198.18.1.0/24"),
+            "t.yaml:23:19: router.interfaces[0].addresses: 198.18.1.0/24 is the network or broadcast address of its subnet");
+  EXPECT_EQ(with("198.19.1.1/24", "198.18.1.7/16"),
+            "t.yaml:25:19: router.interfaces[1].addresses: 198.18.1.7/16 overlaps 198.18.1.1/24 (t.yaml:23:19: "
+            "router.interfaces[0].addresses)");
+  EXPECT_EQ(with("10.0.0.0/8, via", "10.0.0.1/8, via"),
+            "t.yaml:27:16: router.routes[0].prefix: \"10.0.0.1/8\" has host bits set; the network is 10.0.0.0/8");
+  EXPECT_EQ(with("via: 198.19.1.2", "via: 203.0.113.1"),
+            "t.yaml:27:33: router.routes[0].via: 203.0.113.1 is on no interface's subnet; a gateway must be directly "
+            "connected");
+  EXPECT_EQ(with("action: blackhole", "action: drop"),
+            "t.yaml:28:38: router.routes[1].action: unknown action \"drop\" (known: forward, blackhole, reject)");
+  EXPECT_EQ(with("{prefix: 10.0.0.0/8, via: 198.19.1.2}", "{prefix: 10.0.0.0/8}"),
+            "t.yaml:27:7: router.routes[0]: missing key \"via\" (the gateway), or set action: blackhole or reject");
+  EXPECT_EQ(with("port: p1, address: 198.19.1.9", "port: p0, address: 198.19.1.9"),
+            "t.yaml:33:29: router.arp.static[0].address: 198.19.1.9 is on no subnet of port p0's interface");
+  EXPECT_EQ(with("port: p1\n", "port: p0\n"),
+            "t.yaml:24:13: router.interfaces[1].port: port p0 is already an interface (t.yaml:22:13: "
+            "router.interfaces[0].port)");
+  EXPECT_EQ(error_of(router_yaml("")), "t.yaml:1:1: router: mode router needs a \"router\" section");
+  EXPECT_EQ(error_of(kValid + std::string("router: {}\n")),
+            "t.yaml:24:1: router: a router section in mode forwarder (set mode: router, or remove the section)");
+}
+
+TEST(Config, BridgeSection) {
+  std::string s = kValid;
+  s.replace(s.find("mode: forwarder"), 15, "mode: bridge");
+  s = s.substr(0, s.find("forwarder:\n")) +
+      "bridge:\n  aging_ms: 2000\n  ports:\n    - {port: p0, vlan: 10}\n    - {port: p1, trunk: [10, 20]}\n";
+  auto r = load_string(s, "t.yaml");
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_EQ(r->bridge.aging_ms, 2000u);
+  EXPECT_EQ(r->bridge.ports[0].access_vlan, 10);
+  EXPECT_EQ(r->bridge.ports[1].trunk_vlans, (std::vector<uint16_t>{10, 20}));
+  auto again = load_string(dump_yaml(*r), "dump.yaml");
+  ASSERT_TRUE(again.ok()) << again.error();
+  EXPECT_EQ(without_notes(dump_yaml(*again)), without_notes(dump_yaml(*r)));
+
+  auto bad = [&](const std::string& from, const std::string& to) {
+    std::string b = s;
+    b.replace(b.find(from), from.size(), to);
+    return error_of(b);
+  };
+  EXPECT_EQ(bad("vlan: 10", "vlan: 4095"), "t.yaml:23:24: bridge.ports[0].vlan: must be in [1, 4094], got 4095");
+  EXPECT_EQ(bad("trunk: [10, 20]", "trunk: [10, 10]"), "t.yaml:24:30: bridge.ports[1].trunk: VLAN 10 is listed twice");
+  EXPECT_EQ(bad("{port: p0, vlan: 10}", "{port: p0}"),
+            "t.yaml:24:7: bridge.ports[1]: either every bridge port names its VLANs (vlan or trunk) or none does");
+  EXPECT_EQ(bad("{port: p1, trunk: [10, 20]}", "{port: p0}"),
+            "t.yaml:24:14: bridge.ports[1].port: port p0 is already in the bridge (t.yaml:23:14: bridge.ports[0].port)");
 }
