@@ -1,0 +1,227 @@
+// The bridge over real DPDK ports (net_ring, whose tx rings the test reads
+// back): learning, known unicast, flooding by VLAN, 802.1Q tagging and
+// untagging between access and trunk ports, filtering, station moves, the
+// table limit, ageing, and a pool that is full again at the end.
+#include <gtest/gtest.h>
+#include <rte_cycles.h>
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "dispatch/netisr.hpp"
+#include "stack/bridge/bridge.hpp"
+#include "tests/lib/eal_env.hpp"
+
+using namespace ngstack;
+using namespace ngstack::stack;
+
+namespace {
+
+constexpr int kPorts = 3;
+
+class BridgeTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    pool_ = test::pool("br_pool", 1023, RTE_MBUF_DEFAULT_DATAROOM);
+    for (int p = 0; p < kPorts; ++p) {
+      const std::string n = "br" + std::to_string(p);
+      rx_[p] = rte_ring_create((n + "rx").c_str(), 256, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+      tx_[p] = rte_ring_create((n + "tx").c_str(), 256, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+      const int id = rte_eth_from_rings(n.c_str(), &rx_[p], 1, &tx_[p], 1, 0);
+      ASSERT_GE(id, 0);
+      ids_.push_back(static_cast<uint16_t>(id));
+      rte_eth_conf conf{};
+      ASSERT_EQ(rte_eth_dev_configure(id, 1, 1, &conf), 0);
+      ASSERT_EQ(rte_eth_rx_queue_setup(id, 0, 64, 0, nullptr, pool_), 0);
+      ASSERT_EQ(rte_eth_tx_queue_setup(id, 0, 64, 0, nullptr), 0);
+      ASSERT_EQ(rte_eth_dev_start(id), 0);
+    }
+  }
+
+  // vlans[i]: "" (no VLANs), "a10" (access 10) or "t10,20" (trunk).
+  void make(std::vector<std::string> vlans, unsigned max_entries = 64, unsigned aging_ms = 1000) {
+    conf::Config cfg;
+    cfg.mode = conf::Mode::bridge;
+    cfg.bridge.max_entries = max_entries;
+    cfg.bridge.aging_ms = aging_ms;
+    std::vector<PortInfo> info;
+    for (int p = 0; p < kPorts; ++p) {
+      conf::PortConfig pc;
+      pc.name = "p" + std::to_string(p);
+      cfg.ports.push_back(pc);
+      conf::BridgePortConfig bp;
+      bp.port = static_cast<uint16_t>(p);
+      const std::string& v = vlans[p];
+      if (!v.empty() && v[0] == 'a') bp.access_vlan = static_cast<uint16_t>(std::stoi(v.substr(1)));
+      if (!v.empty() && v[0] == 't')
+        for (std::size_t at = 1; at < v.size();) {
+          std::size_t comma = v.find(',', at);
+          bp.trunk_vlans.push_back(static_cast<uint16_t>(std::stoi(v.substr(at, comma - at))));
+          at = comma == std::string::npos ? v.size() : comma + 1;
+        }
+      cfg.bridge.ports.push_back(bp);
+      info.push_back({ids_[p], {}, 1500});
+    }
+    auto b = Bridge::create(cfg, info, pool_, 1, rte_get_tsc_hz());
+    ASSERT_TRUE(b.ok()) << b.error();
+    bridge_ = std::move(*b);
+    tx_buffers_ = std::make_unique<TxBuffers>(ids_, 0, 32, drops_);
+    bridge_->bind({WorkerIo{tx_buffers_.get(), &drops_, &events_}});
+    bridge_->worker_online(0);
+  }
+
+  void TearDown() override {
+    if (bridge_) bridge_->worker_offline(0);
+    for (int p = 0; p < kPorts; ++p) {
+      auto v = sent(p);
+      for (auto* m : v) rte_pktmbuf_free(m);
+    }
+    bridge_.reset();
+    EXPECT_EQ(rte_mempool_avail_count(pool_), pool_->size) << "every mbuf back in the pool";
+  }
+
+  // A 64-byte frame from `src` to `dst`, with a tag when vlan != 0, received on port `in`.
+  rte_mbuf* frame(int in, uint8_t src, uint8_t dst, uint16_t vlan = 0) {
+    rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+    auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, 64));
+    memset(d, 0, 64);
+    auto* eth = reinterpret_cast<rte_ether_hdr*>(d);
+    eth->dst_addr = mac(dst);
+    eth->src_addr = mac(src);
+    if (vlan) {
+      eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_VLAN);
+      auto* tag = reinterpret_cast<rte_vlan_hdr*>(eth + 1);
+      tag->vlan_tci = rte_cpu_to_be_16(vlan);
+      tag->eth_proto = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+    } else {
+      eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+    }
+    m->port = ids_[in];
+    return m;
+  }
+
+  static rte_ether_addr mac(uint8_t last) {
+    if (last == 0xff) return rte_ether_addr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
+    return rte_ether_addr{{0x02, 0, 0, 0, 0, last}};
+  }
+
+  void input(rte_mbuf* m) {
+    Bridge::netisr_handler(bridge_.get(), 0, dispatch::kMixedPorts, &m, 1);
+    tx_buffers_->flush_all();
+  }
+
+  std::vector<rte_mbuf*> sent(int p) {
+    std::vector<rte_mbuf*> out(256);
+    out.resize(rte_ring_dequeue_burst(tx_[p], reinterpret_cast<void**>(out.data()), 256, nullptr));
+    return out;
+  }
+
+  // 0: untagged; else the VLAN id of the frame's tag.
+  static uint16_t tag_of(const rte_mbuf* m) {
+    const auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
+    if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_VLAN)) return 0;
+    return rte_be_to_cpu_16(reinterpret_cast<const rte_vlan_hdr*>(eth + 1)->vlan_tci) & 0xfff;
+  }
+
+  static void free_all(std::vector<rte_mbuf*> v) {
+    for (auto* m : v) rte_pktmbuf_free(m);
+  }
+
+  std::string port_of(uint16_t vlan, uint8_t station) {
+    const rte_ether_addr want = mac(station);
+    for (const auto& e : bridge_->fdb())
+      if (e.vlan == vlan && rte_is_same_ether_addr(&e.mac, &want)) return e.port;
+    return "";
+  }
+
+  static inline rte_mempool* pool_ = nullptr;
+  static inline rte_ring* rx_[kPorts]{};
+  static inline rte_ring* tx_[kPorts]{};
+  static inline std::vector<uint16_t> ids_;
+  std::unique_ptr<Bridge> bridge_;
+  std::unique_ptr<TxBuffers> tx_buffers_;
+  DropCounters drops_;
+  EventCounters events_;
+};
+
+TEST_F(BridgeTest, LearnsFloodsThenForwardsKnownUnicast) {
+  make({"", "", ""});
+  input(frame(0, 1, 0xff));  // broadcast from station 1 on p0
+  auto s1 = sent(1), s2 = sent(2);
+  ASSERT_EQ(s1.size(), 1u);
+  ASSERT_EQ(s2.size(), 1u);
+  EXPECT_EQ(s1[0], s2[0]) << "a flood shares one mbuf between ports (reference count)";
+  EXPECT_TRUE(sent(0).empty()) << "never back out of the ingress port";
+  free_all(s1), free_all(s2);
+  EXPECT_EQ(port_of(0, 1), "p0");
+
+  input(frame(2, 3, 1));  // station 3 on p2 to station 1: known
+  auto to0 = sent(0);
+  ASSERT_EQ(to0.size(), 1u);
+  EXPECT_TRUE(sent(1).empty()) << "known unicast is not flooded";
+  free_all(to0);
+
+  input(frame(0, 1, 9));  // unknown unicast floods
+  auto u1 = sent(1), u2 = sent(2);
+  EXPECT_EQ(u1.size() + u2.size(), 2u) << "unknown unicast goes to every other port";
+  free_all(u1), free_all(u2);
+  EXPECT_EQ(events_.get(Event::bridge_flooded), 2u);
+  EXPECT_EQ(events_.get(Event::bridge_learned), 2u);
+
+  input(frame(0, 5, 1));  // station 1 lives on p0, the ingress: filtered
+  EXPECT_EQ(drops_.get(DropReason::bridge_same_port), 1u);
+  input(frame(0, 0xff, 1));  // broadcast source
+  EXPECT_EQ(drops_.get(DropReason::bridge_bad_source), 1u);
+
+  input(frame(1, 1, 3));  // station 1 moves to p1
+  EXPECT_EQ(events_.get(Event::bridge_moved), 1u);
+  EXPECT_EQ(port_of(0, 1), "p1");
+  free_all(sent(2));
+}
+
+TEST_F(BridgeTest, AccessAndTrunkPortsTagAndUntag) {
+  make({"a10", "a20", "t10,20"});
+  input(frame(0, 1, 0xff));  // untagged broadcast in VLAN 10
+  EXPECT_TRUE(sent(1).empty()) << "p1 is in VLAN 20";
+  auto t = sent(2);
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(tag_of(t[0]), 10) << "the trunk gets it tagged";
+  EXPECT_EQ(rte_pktmbuf_pkt_len(t[0]), 68u);
+  free_all(t);
+
+  input(frame(2, 2, 1, 10));  // tagged VLAN 10 from the trunk to station 1 (known, on p0)
+  auto a = sent(0);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(tag_of(a[0]), 0) << "the access port gets it untagged";
+  EXPECT_EQ(rte_pktmbuf_pkt_len(a[0]), 60u);
+  free_all(a);
+  EXPECT_EQ(port_of(10, 2), "p2");
+  EXPECT_EQ(port_of(20, 2), "") << "learning is per VLAN";
+
+  input(frame(2, 2, 0xff, 20));  // VLAN 20 broadcast from the trunk: only p1
+  EXPECT_TRUE(sent(0).empty());
+  free_all(sent(1));
+
+  input(frame(2, 4, 0xff, 30));  // a VLAN the trunk does not carry
+  input(frame(2, 4, 0xff));      // untagged on a trunk
+  input(frame(0, 4, 0xff, 10));  // tagged on an access port
+  EXPECT_EQ(drops_.get(DropReason::bridge_vlan_mismatch), 3u);
+  input(frame(1, 6, 0xff));  // VLAN 20 broadcast from p1: the trunk only
+  auto tr = sent(2);
+  ASSERT_EQ(tr.size(), 1u);
+  EXPECT_EQ(tag_of(tr[0]), 20);
+  free_all(tr);
+}
+
+TEST_F(BridgeTest, TableLimitAndAgeing) {
+  make({"", "", ""}, /*max_entries=*/16, /*aging_ms=*/100);
+  for (uint8_t s = 1; s <= 20; ++s) input(frame(0, s, 0xee));
+  free_all(sent(1)), free_all(sent(2));
+  EXPECT_EQ(bridge_->fdb_size(), 16u);
+  EXPECT_EQ(events_.get(Event::bridge_fdb_full), 4u) << "full table: counted, and the frame still flooded";
+  bridge_->poll(0, rte_rdtsc() + rte_get_tsc_hz());  // one second later
+  EXPECT_EQ(bridge_->fdb_size(), 0u) << "aged out";
+}
+
+}  // namespace
