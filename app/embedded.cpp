@@ -26,7 +26,7 @@ uint16_t ipv4_checksum(const uint8_t* h, std::size_t len) {
 }
 }  // namespace
 
-Status write_flow_pcap(const std::string& path, unsigned flows, unsigned frame_len) {
+Status write_flow_pcap(const std::string& path, unsigned flows, unsigned frame_len, const uint8_t (&dst)[6]) {
   if (frame_len < 42 || frame_len > 9000) return Error{"frame length must be in [42, 9000]"};
   FILE* f = std::fopen(path.c_str(), "wb");
   if (!f) return Error{"cannot write " + path + ": " + std::strerror(errno)};
@@ -36,7 +36,7 @@ Status write_flow_pcap(const std::string& path, unsigned flows, unsigned frame_l
   std::vector<uint8_t> pkt(frame_len, 0);
   for (unsigned i = 0; i < flows && ok; ++i) {
     std::fill(pkt.begin(), pkt.end(), 0);
-    const uint8_t dst[6] = {0x02, 0, 0, 0, 0, 0x02}, src[6] = {0x02, 0, 0, 0, 0, 0x01};
+    const uint8_t src[6] = {0x02, 0, 0, 0, 0, 0x01};
     std::memcpy(&pkt[0], dst, 6);
     std::memcpy(&pkt[6], src, 6);
     put16(pkt, 12, 0x0800);
@@ -61,12 +61,16 @@ Status write_flow_pcap(const std::string& path, unsigned flows, unsigned frame_l
   return Ok{};
 }
 
+// Router mode between two virtual ports: UDP flows from 198.18.x.y (the
+// capture) arrive on `source` (198.18.254.1/16) and are routed to
+// 198.19.0.0/16 via 198.19.255.2, a neighbour on `sink` (198.19.255.1/30)
+// whose MAC is a static ARP entry: net_null answers no ARP.
 std::string embedded_config_yaml(const std::string& pcap_path, unsigned main_lcore, unsigned worker_lcore,
                                  const std::string& file_prefix) {
-  return "mode: forwarder\n"
+  return "mode: router\n"
          "eal:\n"
          "  main_lcore: " + std::to_string(main_lcore) + "\n"
-         "  memory_mb: 256\n"
+         "  memory_mb: 512\n"
          "  no_huge: true\n"
          "  file_prefix: " + file_prefix + "\n"
          "ports:\n"
@@ -76,9 +80,15 @@ std::string embedded_config_yaml(const std::string& pcap_path, unsigned main_lco
          "    device: net_null0,no-rx=1\n"
          "workers:\n"
          "  lcores: [" + std::to_string(worker_lcore) + "]\n"
-         "forwarder:\n"
-         "  paths:\n"
-         "    - {in: source, out: sink, dst_mac: \"02:00:00:00:00:02\"}\n";
+         "router:\n"
+         "  interfaces:\n"
+         "    - {port: source, addresses: [198.18.254.1/16]}\n"
+         "    - {port: sink, addresses: [198.19.255.1/30]}\n"
+         "  routes:\n"
+         "    - {prefix: 198.19.0.0/16, via: 198.19.255.2}\n"
+         "  arp:\n"
+         "    static:\n"
+         "      - {port: sink, address: 198.19.255.2, mac: \"02:00:00:00:00:03\"}\n";
 }
 
 Result<conf::Config> load_embedded(const std::set<unsigned>& cpus, std::string& tmp_dir) {
@@ -90,7 +100,10 @@ Result<conf::Config> load_embedded(const std::set<unsigned>& cpus, std::string& 
   tmp_dir = dir;
   const std::string pcap = tmp_dir + "/flows.pcap";
   // 1024 flows of 64-byte frames on the wire (60 bytes + the FCS the NIC adds).
-  if (auto st = write_flow_pcap(pcap, 1024, 60); !st) return Error{st.error()};
+  // Addressed to the router's `source` port: net_pcap's first port has the
+  // fixed MAC 02:70:63:61:70:00 ("pcap" and the port's index), and a router
+  // routes only frames sent to its own MAC.
+  if (auto st = write_flow_pcap(pcap, 1024, 60, kPcapPort0Mac); !st) return Error{st.error()};
   auto it = cpus.begin();
   const unsigned main_lcore = *it++;
   const unsigned worker_lcore = *it;

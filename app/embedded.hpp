@@ -12,9 +12,12 @@
 
 namespace ngstack::app {
 
+// The MAC address net_pcap gives its first port (net_pcap0).
+inline constexpr uint8_t kPcapPort0Mac[6] = {0x02, 0x70, 0x63, 0x61, 0x70, 0x00};
+
 // A capture of `flows` Ethernet/IPv4/UDP frames of `frame_len` bytes (without
-// FCS), 198.18.0.0/16 -> 198.19.0.0/16, valid IPv4 checksums.
-Status write_flow_pcap(const std::string& path, unsigned flows, unsigned frame_len);
+// FCS) to `dst`, 198.18.0.0/16 -> 198.19.0.0/16, valid IPv4 checksums.
+Status write_flow_pcap(const std::string& path, unsigned flows, unsigned frame_len, const uint8_t (&dst)[6]);
 
 // The embedded configuration as YAML, for the given capture and CPUs.
 std::string embedded_config_yaml(const std::string& pcap_path, unsigned main_lcore, unsigned worker_lcore,

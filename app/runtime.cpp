@@ -318,8 +318,10 @@ int run(const conf::Config& cfg, const Options& opts) {
   // Work still queued between workers is handled now, on behalf of its target
   // (every worker has stopped), and what that sends is flushed.
   rt.netisr->drain_stopped();
-  // The stack frees (and counts) what it still holds: packets waiting for
-  // ARP, fragments waiting for the rest of their datagram.
+  // The tables as they were when traffic stopped, for the summary; then the
+  // stack frees (and counts) what it still holds: packets waiting for ARP,
+  // fragments waiting for the rest of their datagram.
+  const Snapshot at_stop = take_snapshot(rt);
   if (rt.service) rt.service->shutdown();
   for (auto& w : rt.workers) w->tx.flush_all();
   std::signal(SIGINT, SIG_DFL);
@@ -329,6 +331,8 @@ int run(const conf::Config& cfg, const Options& opts) {
   summary.source = cfg.source;
   summary.tsc_hz = rt.tsc_hz;
   summary.final = take_snapshot(rt);
+  summary.final.neighbors = at_stop.neighbors;
+  summary.final.fdb = at_stop.fdb;
   unregister_telemetry();
   summary.mempools = teardown(rt);
   std::fputs(format_summary(summary).c_str(), stdout);

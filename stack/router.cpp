@@ -262,7 +262,28 @@ void Router::ip_input(unsigned w, rte_mbuf** pkts, uint16_t n) {
   }
   if (k == 0) return;
   fib_.lookup_bulk(dst, ids, k);
-  for (uint16_t j = 0; j < k; ++j) forward(w, fwd[j], ids[j], in_ports[j], now, false);
+  // Fast path: a gateway route to a resolved neighbour (the one-entry memo),
+  // within the egress MTU. Everything else takes forward().
+  TxBuffers& tx = *io_[w].tx;
+  uint64_t fast = 0;
+  for (uint16_t j = 0; j < k; ++j) {
+    rte_mbuf* m = fwd[j];
+    const route::NextHop& nh = fib_.nexthop(ids[j]);
+    rte_ipv4_hdr* ip = ip_of(m);
+    if (nh.kind == route::NextHopKind::forward && nh.gateway != 0 &&
+        arp::ArpTable::key(nh.port, nh.gateway) == pw.memo_key &&
+        rte_be_to_cpu_16(ip->total_length) <= ifaces_[nh.port].mtu) [[likely]] {
+      decrement_ttl(ip);
+      auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+      eth->dst_addr = pw.memo_mac;
+      eth->src_addr = ifaces_[nh.port].mac;
+      tx.enqueue(nh.port, &m, 1);
+      ++fast;
+      continue;
+    }
+    forward(w, m, ids[j], in_ports[j], now, false);
+  }
+  io_[w].events->add(Event::ipv4_forwarded, fast);
 }
 
 void Router::forward(unsigned w, rte_mbuf* m, uint64_t id, uint16_t in_port, uint64_t now, bool local_origin) {

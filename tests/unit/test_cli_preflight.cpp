@@ -64,13 +64,15 @@ TEST(Embedded, ConfigLoadsAndCaptureIsValid) {
   auto cfg = conf::load_string(embedded_config_yaml("/tmp/x.pcap", 0, 1, "p"), "<embedded>");
   ASSERT_TRUE(cfg.ok()) << cfg.error();
   EXPECT_TRUE(cfg->eal.no_huge);
+  EXPECT_EQ(cfg->mode, conf::Mode::router);
   ASSERT_EQ(cfg->ports.size(), 2u);
 
   const std::string path = ::testing::TempDir() + "/flows.pcap";
-  ASSERT_TRUE(write_flow_pcap(path, 3, 60).ok());
+  ASSERT_TRUE(write_flow_pcap(path, 3, 60, kPcapPort0Mac).ok());
   const std::string data = read_text_file(path);
   ASSERT_EQ(data.size(), 24u + 3 * (16 + 60));
   const auto* frame = reinterpret_cast<const unsigned char*>(data.data() + 24 + 16);
+  EXPECT_EQ(frame[1], 0x70) << "addressed to net_pcap0's MAC";
   EXPECT_EQ(frame[12], 0x08);
   EXPECT_EQ(frame[13], 0x00);
   // The IPv4 header checksum verifies: the one's complement sum is 0xffff.
