@@ -29,9 +29,14 @@ def machine():
     return f"{model}, {os.cpu_count()} CPUs, kernel {platform.release()}, DPDK {dpdk}"
 
 
-def make_pcap(path, size=64, flows=1024, first_flow=0):
+# net_pcap's port i has the MAC 02:70:63:61:70:0i ("pcap" and the index).
+def pcap_port_mac(i):
+    return f"02:70:63:61:70:{i:02x}"
+
+
+def make_pcap(path, size=64, flows=1024, first_flow=0, dst_mac="02:00:00:00:00:02"):
     subprocess.run([sys.executable, os.path.join(HERE, "make_pcap.py"), path, "--size", str(size), "--flows",
-                    str(flows), "--first-flow", str(first_flow)], check=True)
+                    str(flows), "--first-flow", str(first_flow), "--dst-mac", dst_mac], check=True)
 
 
 def lcores_arg(workers):

@@ -5,6 +5,10 @@
 #include <rte_ip.h>
 #include <rte_malloc.h>
 
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
 #include "stack/arp/arp.hpp"
 
 namespace ngstack::stack {
@@ -36,6 +40,7 @@ Result<std::unique_ptr<Router>> Router::create(const conf::Config& cfg, std::vec
   for (const auto& r : rc.routes) long_prefixes += r.prefix.len > 24;
   for (const auto& ic : rc.interfaces)
     for (const auto& a : ic.addresses) long_prefixes += a.len > 24;
+  const auto load_start = std::chrono::steady_clock::now();
   auto fib = route::Fib::create(routes, long_prefixes);
   if (!fib) return Error{"router: " + fib.error()};
 
@@ -77,6 +82,9 @@ Result<std::unique_ptr<Router>> Router::create(const conf::Config& cfg, std::vec
     if (auto st = r->fib_.add(rt.prefix.addr, rt.prefix.len, nh); !st) return Error{rt.pos.where() + ": " + st.error()};
   }
 
+  spdlog::info("router: FIB of {} routes over {} next hops loaded in {:.1f} ms", r->fib_.routes(),
+               r->fib_.nexthops(),
+               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - load_start).count());
   r->arp_cfg_ = rc.arp;
   auto arp = arp::ArpTable::create({rc.arp.max_entries, rc.arp.hold_packets, workers});
   if (!arp) return Error{"router.arp: " + arp.error()};

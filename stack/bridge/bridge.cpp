@@ -32,6 +32,7 @@ Result<std::unique_ptr<Bridge>> Bridge::create(const conf::Config& cfg, std::vec
   b->stations_ = std::make_unique<Station[]>(b->fdb_->slots());
   b->aging_cycles_ = static_cast<uint64_t>(bc.aging_ms) * tsc_hz / 1000;
   b->refresh_cycles_ = b->aging_cycles_ / 16;
+  b->memo_.resize(workers);
   return b;
 }
 
@@ -87,6 +88,9 @@ void Bridge::input(unsigned w, rte_mbuf* m, uint64_t now) {
 
 void Bridge::learn(unsigned w, uint16_t vlan, const rte_ether_addr& src, uint16_t in, uint64_t now) {
   const uint64_t k = key(vlan, src);
+  // A burst mostly comes from few stations: skip the lookup for a repeat.
+  Memo& memo = memo_[w];
+  if (k == memo.key && in == memo.port && now - memo.tsc < refresh_cycles_) return;
   int32_t slot = fdb_->lookup(k);
   if (slot != RcuTable::kNone) [[likely]] {
     Station& st = stations_[slot];
@@ -97,6 +101,7 @@ void Bridge::learn(unsigned w, uint16_t vlan, const rte_ether_addr& src, uint16_
     // Refresh rarely: a store per frame would bounce the line between workers.
     if (now - st.seen_tsc.load(std::memory_order_relaxed) > refresh_cycles_)
       st.seen_tsc.store(now, std::memory_order_relaxed);
+    memo = {k, in, st.seen_tsc.load(std::memory_order_relaxed)};
     return;
   }
   fdb_->lock();

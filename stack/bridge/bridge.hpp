@@ -100,6 +100,14 @@ class Bridge final : public Service {
   std::unique_ptr<Station[]> stations_;
   uint64_t aging_cycles_ = 0, refresh_cycles_ = 0, next_aging_ = 0;
   std::vector<WorkerIo> io_;
+  // Per worker: the station it last confirmed, so that a run of frames from
+  // one station costs one FDB lookup. `tsc` bounds how long it is trusted.
+  struct alignas(RTE_CACHE_LINE_SIZE) Memo {
+    uint64_t key = UINT64_MAX;
+    uint16_t port = 0;
+    uint64_t tsc = 0;
+  };
+  std::vector<Memo> memo_;
 };
 
 }  // namespace ngstack::stack

@@ -25,7 +25,7 @@ class BridgeTest : public ::testing::Test {
   static void SetUpTestSuite() {
     pool_ = test::pool("br_pool", 1023, RTE_MBUF_DEFAULT_DATAROOM);
     for (int p = 0; p < kPorts; ++p) {
-      const std::string n = "br" + std::to_string(p);
+      const std::string n = std::string("br").append(std::to_string(p));
       rx_[p] = rte_ring_create((n + "rx").c_str(), 256, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
       tx_[p] = rte_ring_create((n + "tx").c_str(), 256, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
       const int id = rte_eth_from_rings(n.c_str(), &rx_[p], 1, &tx_[p], 1, 0);
@@ -48,7 +48,7 @@ class BridgeTest : public ::testing::Test {
     std::vector<PortInfo> info;
     for (int p = 0; p < kPorts; ++p) {
       conf::PortConfig pc;
-      pc.name = "p" + std::to_string(p);
+      pc.name = std::string("p").append(std::to_string(p));
       cfg.ports.push_back(pc);
       conf::BridgePortConfig bp;
       bp.port = static_cast<uint16_t>(p);
@@ -85,6 +85,7 @@ class BridgeTest : public ::testing::Test {
   rte_mbuf* frame(int in, uint8_t src, uint8_t dst, uint16_t vlan = 0) {
     rte_mbuf* m = rte_pktmbuf_alloc(pool_);
     auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, 64));
+    if (!d) std::abort();
     memset(d, 0, 64);
     auto* eth = reinterpret_cast<rte_ether_hdr*>(d);
     eth->dst_addr = mac(dst);
