@@ -9,11 +9,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Build: DPDK, TBB, spdlog, yaml-cpp, meson, GoogleTest. Tests: Linux peers in
-# namespaces (iproute2, ping, ethtool, setpriv/taskset), scapy, testpmd (dpdk).
+# namespaces (iproute2, ping, ethtool, setpriv/taskset, netcat), scapy, testpmd
+# (dpdk), clang with libFuzzer (the fuzz suite).
 PACKAGES=(
   build-essential pkg-config meson ninja-build
   libdpdk-dev dpdk libtbb-dev libspdlog-dev libyaml-cpp-dev libgtest-dev
-  python3 python3-scapy iproute2 iputils-ping ethtool tcpdump util-linux procps
+  python3 python3-scapy iproute2 iputils-ping ethtool tcpdump util-linux procps netcat-openbsd
+  clang libclang-rt-14-dev
 )
 
 deps() {
@@ -42,6 +44,13 @@ build_tsan() {
 build_asan() {
   [ -d build-asan ] || meson setup build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
   ninja -C build-asan tests/unit_tests tests/netisr_tests
+}
+
+# libFuzzer harnesses: clang, AddressSanitizer, coverage on every library.
+build_fuzz() {
+  [ -d build-fuzz ] || CXX=clang++ CC=clang meson setup build-fuzz --buildtype=debug -Dfuzz=true \
+    -Db_sanitize=address -Db_lundef=false
+  ninja -C build-fuzz tests/fuzz_router_input
 }
 
 require_root() {
@@ -74,7 +83,10 @@ run_tests() {
     meson test -C build-asan --no-rebuild --print-errorlogs --suite unit || rc=1
   # The dispatcher's concurrency tests under ThreadSanitizer.
   TSAN_OPTIONS=halt_on_error=1 meson test -C build-tsan --no-rebuild --print-errorlogs netisr || rc=1
-  summarize build/meson-logs/testlog.json build-asan/meson-logs/testlog.json build-tsan/meson-logs/testlog.json
+  # A bounded libFuzzer run over the router's input path.
+  meson test -C build-fuzz --no-rebuild --print-errorlogs --suite fuzz || rc=1
+  summarize build/meson-logs/testlog.json build-asan/meson-logs/testlog.json build-tsan/meson-logs/testlog.json \
+    build-fuzz/meson-logs/testlog.json
   return $rc
 }
 
@@ -82,6 +94,6 @@ case "${1:-}" in
   deps) require_root; deps ;;
   build) build ;;
   run) require_root; deps; build; exec build/app/ngstack "${@:2}" ;;
-  test) require_root; deps; build; build_asan; build_tsan; run_tests ;;
+  test) require_root; deps; build; build_asan; build_tsan; build_fuzz; run_tests ;;
   *) sed -n '2,8p' "$0"; exit 2 ;;
 esac
