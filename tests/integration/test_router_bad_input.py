@@ -60,6 +60,7 @@ router:
   interfaces:
     - {{port: p0, addresses: [198.18.1.1/24]}}
     - {{port: p1, addresses: [198.19.1.1/24]}}
+  icmp: {{rate: 1, burst: 3}}
 """
         with Ngstack(cfg) as ng:
             ng.wait_running()
@@ -77,6 +78,15 @@ router:
                 after = worker_counters(prefix)[counter]
                 check(after >= before + n, f"{name}: {counter} went {before} -> {after}")
                 print(f"ok: {name}: {counter} +{after - before}", flush=True)
+            # ICMP errors are rate-limited (1/s, burst 3): 20 expiring packets at
+            # once draw at most 4 errors; the rest are counted, not sent.
+            before = worker_counters(prefix)
+            send(lab, '[E/IP(src=H1, dst=H2, ttl=1)/UDP(dport=9)/("r"*18)] * 20')
+            time.sleep(0.5)
+            after = worker_counters(prefix)
+            sent = after["event_icmp_errors_out"] - before["event_icmp_errors_out"]
+            limited = after["event_icmp_rate_limited"] - before["event_icmp_rate_limited"]
+            check(sent <= 4 and sent + limited == 20, f"rate limit: {sent} errors sent, {limited} limited")
             r = sh(f"ip netns exec {lab.host(1)} ping -n -c 2 -i 0.2 -W 2 198.19.1.2", check=False)
             check(r.returncode == 0, f"ngstack still forwards after the bad input:\n{r.stdout}")
             check(ng.stop() == 0, ng.output())

@@ -63,6 +63,11 @@ def test_router_linux():
             check(arp.get(("p0", "198.18.1.2")) == "reachable" and arp.get(("p1", "198.19.1.2")) == "reachable",
                   f"ARP entries for both hosts: {arp}")
 
+            # Nobody answers for .99: three requests 300 ms apart, then the
+            # held ping is dropped with ICMP host unreachable.
+            r = sh(f"ip netns exec {h1} ping -n -c 1 -W 4 198.19.1.99", check=False)
+            check("From 198.18.1.1" in r.stdout and "Destination Host Unreachable" in r.stdout,
+                  f"ping to a neighbour that never answers ARP:\n{r.stdout}")
             r = ping(lab, 1, "198.19.1.2", "-t 1")
             check("From 198.18.1.1" in r.stdout and "Time to live exceeded" in r.stdout, f"ping -t 1:\n{r.stdout}")
             r = ping(lab, 1, "198.19.1.2", "-M do -s 1600")
@@ -100,6 +105,8 @@ def test_router_linux():
             check(drops(s, "ipv4_ttl_exceeded") >= 1 and drops(s, "ipv4_frag_needed") >= 1, "ttl and frag-needed drops")
             check(events(s, "ipv4_fragments_out") >= 2, "egress fragmentation")
             check(events(s, "arp_gratuitous_out") == 2, "one gratuitous ARP per interface address")
+            check(drops(s, "arp_unresolved") >= 1 and events(s, "arp_requests_out") >= 4,
+                  "the unanswered neighbour was retried, then its packet dropped")
 
 
 if __name__ == "__main__":
