@@ -19,6 +19,7 @@
 #include <rte_mbuf.h>
 #include <rte_spinlock.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -67,6 +68,7 @@ struct TableParams {
 
 class ArpTable {
  public:
+  static constexpr unsigned kMaxHold = 1024;  // router.arp.hold_packets is at most this
   static Result<std::unique_ptr<ArpTable>> create(const TableParams& p);
 
   static uint64_t key(uint16_t port, uint32_t addr) { return static_cast<uint64_t>(port) << 32 | addr; }
@@ -109,18 +111,24 @@ class ArpTable {
   }
 
   // Remove an entry (ageing, or failed resolution). Held packets go to
-  // `dispose(pkts, n)`. The slot is reused after a grace period.
+  // `dispose(pkts, n)` after both locks are released: disposing may send an
+  // ICMP error whose own next hop needs this table. The slot is reused after
+  // a grace period.
   template <typename Dispose>
   void remove(int32_t slot, Dispose&& dispose) {
     Neighbor& n = entries_[slot];
+    rte_mbuf* held[kMaxHold];
+    uint16_t count = 0;
     index_->lock();
     rte_spinlock_lock(&n.hold_lock);
     n.link.store(Link{}.word, std::memory_order_release);  // dead: holders retry as a miss
-    if (n.held) dispose(held_of(slot), n.held);
+    count = n.held;
+    std::copy(held_of(slot), held_of(slot) + count, held);
     n.held = 0;
     rte_spinlock_unlock(&n.hold_lock);
     if (index_->live(slot)) index_->remove_locked(slot);
     index_->unlock();
+    if (count) dispose(held, count);
   }
 
   unsigned slots() const { return index_->slots(); }

@@ -66,7 +66,11 @@ router:
     - {prefix: 10.0.0.0/8, via: 198.19.1.2}
     - {prefix: 192.0.2.0/24, action: blackhole}
     - {prefix: 198.51.100.0/24, action: reject}
-  arp:
+  arp:                # short timers: retries, failures and ageing happen within a run
+    reachable_ms: 100
+    stale_ms: 100
+    retries: 1
+    retry_ms: 10
     hold_packets: 4
     max_entries: 64
     static:
