@@ -8,6 +8,7 @@
 #include <rte_ether.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "stack/counters.hpp"
 #include "stack/tx_buffer.hpp"
@@ -26,6 +27,21 @@ struct PortInfo {
   uint16_t port_id = 0;
   rte_ether_addr mac{};
   uint16_t mtu = 1500;
+};
+
+// DPDK port id -> config port index, for handlers that read mbuf->port.
+class PortIndex {
+ public:
+  PortIndex() = default;
+  // port_ids[i] is the DPDK port id of config port i.
+  explicit PortIndex(const std::vector<uint16_t>& port_ids) : index_(RTE_MAX_ETHPORTS, -1) {
+    for (std::size_t i = 0; i < port_ids.size(); ++i) index_[port_ids[i]] = static_cast<int16_t>(i);
+  }
+  // The config index, or -1 when the port is not ours.
+  int of(uint16_t port_id) const { return port_id < index_.size() ? index_[port_id] : -1; }
+
+ private:
+  std::vector<int16_t> index_;
 };
 
 class Service {

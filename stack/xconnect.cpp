@@ -37,8 +37,7 @@ void Xconnect::input(uint16_t in_port, rte_mbuf** pkts, uint16_t n, TxBuffers& t
 }
 
 void Xconnect::bind(const std::vector<uint16_t>& port_ids, std::vector<WorkerIo> workers) {
-  port_index_.assign(RTE_MAX_ETHPORTS, -1);
-  for (std::size_t i = 0; i < port_ids.size(); ++i) port_index_[port_ids[i]] = static_cast<int16_t>(i);
+  port_index_ = PortIndex(port_ids);
   workers_ = std::move(workers);
 }
 
@@ -51,7 +50,7 @@ void Xconnect::netisr_handler(void* ctx, unsigned worker, uint16_t port_hint, rt
     const uint16_t port = one_port ? port_hint : pkts[start]->port;
     uint16_t end = one_port ? n : start + 1;
     while (end < n && pkts[end]->port == port) ++end;
-    const int16_t index = port < x.port_index_.size() ? x.port_index_[port] : -1;
+    const int index = x.port_index_.of(port);
     if (index < 0) [[unlikely]] {
       rte_pktmbuf_free_bulk(pkts + start, end - start);
       io.drops->add(DropReason::no_path, end - start);

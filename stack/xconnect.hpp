@@ -43,7 +43,7 @@ class Xconnect {
 
  private:
   std::vector<XconnectPath> paths_;
-  std::vector<int16_t> port_index_;  // by DPDK port id; -1: not ours
+  PortIndex port_index_;
   std::vector<WorkerIo> workers_;
 };
 

@@ -9,13 +9,14 @@ namespace {
 constexpr double kAgingScanPeriodS = 0.05;
 }
 
-Result<std::unique_ptr<Bridge>> Bridge::create(const conf::Config& cfg, std::vector<PortInfo> ports,
+Result<std::unique_ptr<Bridge>> Bridge::create(const conf::Config& cfg, const std::vector<PortInfo>& ports,
                                                rte_mempool* pool, unsigned workers, uint64_t tsc_hz) {
   std::unique_ptr<Bridge> b(new Bridge(pool, tsc_hz));
   const conf::BridgeConfig& bc = cfg.bridge;
   b->members_.resize(cfg.ports.size());
-  b->port_index_.assign(RTE_MAX_ETHPORTS, -1);
-  for (std::size_t i = 0; i < ports.size(); ++i) b->port_index_[ports[i].port_id] = static_cast<int16_t>(i);
+  std::vector<uint16_t> port_ids;
+  for (const auto& p : ports) port_ids.push_back(p.port_id);
+  b->port_index_ = PortIndex(port_ids);
   for (const auto& bp : bc.ports) {
     Member& mb = b->members_[bp.port];
     mb.member = true;
@@ -48,7 +49,7 @@ void Bridge::netisr_handler(void* ctx, unsigned w, uint16_t, rte_mbuf** pkts, ui
 }
 
 void Bridge::input(unsigned w, rte_mbuf* m, uint64_t now) {
-  const int port = m->port < port_index_.size() ? port_index_[m->port] : -1;
+  const int port = port_index_.of(m->port);
   if (port < 0 || !members_[port].member) [[unlikely]]
     return drop(w, m, DropReason::not_our_port);
   const auto in = static_cast<uint16_t>(port);

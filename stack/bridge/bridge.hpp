@@ -47,7 +47,7 @@ struct FdbView {
 
 class Bridge final : public Service {
  public:
-  static Result<std::unique_ptr<Bridge>> create(const conf::Config& cfg, std::vector<PortInfo> ports,
+  static Result<std::unique_ptr<Bridge>> create(const conf::Config& cfg, const std::vector<PortInfo>& ports,
                                                 rte_mempool* pool, unsigned workers, uint64_t tsc_hz);
 
   void bind(std::vector<WorkerIo> io) { io_ = std::move(io); }
@@ -95,7 +95,7 @@ class Bridge final : public Service {
   uint64_t tsc_hz_;
   bool vlan_aware_ = false;
   std::vector<Member> members_;       // by config port
-  std::vector<int16_t> port_index_;   // DPDK port id -> config port
+  PortIndex port_index_;
   std::unique_ptr<RcuTable> fdb_;
   std::unique_ptr<Station[]> stations_;
   uint64_t aging_cycles_ = 0, refresh_cycles_ = 0, next_aging_ = 0;
