@@ -66,16 +66,16 @@ Status make_workers(Runtime& rt) {
     if (w->rxqs.empty()) spdlog::warn("worker on lcore {} polls no rx queue; it will idle", wc.lcore);
     rt.workers.push_back(std::move(w));
   }
+  std::vector<stack::PortInfo> info;  // what router and bridge need of the ports
+  for (std::size_t i = 0; i < rt.ports.size(); ++i)
+    info.push_back({rt.ports[i].port_id, rt.ports[i].mac, rt.cfg.ports[i].mtu});
   switch (rt.cfg.mode) {
     case conf::Mode::forwarder:
       rt.xconnect = std::make_unique<stack::Xconnect>(make_xconnect(rt.cfg, rt.ports));
       rt.xconnect->bind(port_ids, std::move(io));
       break;
     case conf::Mode::router: {
-      std::vector<stack::PortInfo> info;
-      for (std::size_t i = 0; i < rt.ports.size(); ++i)
-        info.push_back({rt.ports[i].port_id, rt.ports[i].mac, rt.cfg.ports[i].mtu});
-      auto router = stack::Router::create(rt.cfg, std::move(info), rt.pool, static_cast<unsigned>(rt.workers.size()),
+      auto router = stack::Router::create(rt.cfg, info, rt.pool, static_cast<unsigned>(rt.workers.size()),
                                           rt.tsc_hz);
       if (!router) return Error{router.error()};
       rt.router = std::move(*router);
@@ -84,10 +84,7 @@ Status make_workers(Runtime& rt) {
       break;
     }
     case conf::Mode::bridge: {
-      std::vector<stack::PortInfo> info;
-      for (std::size_t i = 0; i < rt.ports.size(); ++i)
-        info.push_back({rt.ports[i].port_id, rt.ports[i].mac, rt.cfg.ports[i].mtu});
-      auto bridge = stack::Bridge::create(rt.cfg, std::move(info), rt.pool, static_cast<unsigned>(rt.workers.size()),
+      auto bridge = stack::Bridge::create(rt.cfg, info, rt.pool, static_cast<unsigned>(rt.workers.size()),
                                           rt.tsc_hz);
       if (!bridge) return Error{bridge.error()};
       rt.bridge = std::move(*bridge);

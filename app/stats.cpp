@@ -85,8 +85,7 @@ Snapshot take_snapshot(const Runtime& rt) {
   if (rt.router) {
     for (const auto& n : rt.router->neighbors())
       s.neighbors.push_back({n.port, conf::format_ipv4(n.addr),
-                             conf::format_mac({n.mac.addr_bytes[0], n.mac.addr_bytes[1], n.mac.addr_bytes[2],
-                                               n.mac.addr_bytes[3], n.mac.addr_bytes[4], n.mac.addr_bytes[5]}),
+                             conf::format_mac(std::to_array(n.mac.addr_bytes)),
                              stack::arp::state_name(n.state), n.age_ms, n.held});
     s.fib_routes = rt.router->fib().routes();
     s.fib_nexthops = rt.router->fib().nexthops();
@@ -94,8 +93,7 @@ Snapshot take_snapshot(const Runtime& rt) {
   if (rt.bridge)
     for (const auto& e : rt.bridge->fdb())
       s.fdb.push_back({e.vlan,
-                       conf::format_mac({e.mac.addr_bytes[0], e.mac.addr_bytes[1], e.mac.addr_bytes[2],
-                                         e.mac.addr_bytes[3], e.mac.addr_bytes[4], e.mac.addr_bytes[5]}),
+                       conf::format_mac(std::to_array(e.mac.addr_bytes)),
                        e.port, e.age_ms});
   return s;
 }

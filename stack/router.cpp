@@ -32,7 +32,7 @@ void decrement_ttl(rte_ipv4_hdr* ip) {
 
 }  // namespace
 
-Result<std::unique_ptr<Router>> Router::create(const conf::Config& cfg, std::vector<PortInfo> ports,
+Result<std::unique_ptr<Router>> Router::create(const conf::Config& cfg, const std::vector<PortInfo>& ports,
                                                rte_mempool* pool, unsigned workers, uint64_t tsc_hz) {
   const conf::RouterConfig& rc = cfg.router;
   unsigned routes = static_cast<unsigned>(rc.routes.size()), long_prefixes = 0;
@@ -44,17 +44,18 @@ Result<std::unique_ptr<Router>> Router::create(const conf::Config& cfg, std::vec
   auto fib = route::Fib::create(routes, long_prefixes);
   if (!fib) return Error{"router: " + fib.error()};
 
-  std::unique_ptr<Router> r(new Router(std::move(ports), pool, tsc_hz, std::move(*fib)));
+  std::unique_ptr<Router> r(new Router(pool, tsc_hz, std::move(*fib)));
   r->ifaces_.resize(cfg.ports.size());
-  r->port_index_.assign(RTE_MAX_ETHPORTS, -1);
-  for (std::size_t i = 0; i < r->ports_.size(); ++i) r->port_index_[r->ports_[i].port_id] = static_cast<int16_t>(i);
+  std::vector<uint16_t> port_ids;
+  for (const auto& p : ports) port_ids.push_back(p.port_id);
+  r->port_index_ = PortIndex(port_ids);
   std::vector<ipv4::InterfaceAddress> local;
   for (const auto& ic : rc.interfaces) {
     Interface& itf = r->ifaces_[ic.port];
     itf.active = true;
-    itf.port_id = r->ports_[ic.port].port_id;
-    itf.mac = r->ports_[ic.port].mac;
-    itf.mtu = r->ports_[ic.port].mtu;
+    itf.port_id = ports[ic.port].port_id;
+    itf.mac = ports[ic.port].mac;
+    itf.mtu = ports[ic.port].mtu;
     itf.addresses = ic.addresses;
     itf.name = cfg.ports[ic.port].name;
     for (const auto& a : ic.addresses) {
@@ -216,11 +217,12 @@ void Router::arp_input(unsigned w, rte_mbuf* m, uint64_t now) {
 }
 
 void Router::send_request(unsigned w, uint16_t out, uint32_t target, uint64_t) {
-  rte_mbuf* m = arp::build_request(pool_, ifaces_[out].mac, source_for(out, target), target);
+  const uint32_t source = source_for(out, target);
+  rte_mbuf* m = arp::build_request(pool_, ifaces_[out].mac, source, target);
   if (!m) return;
   io_[w].tx->enqueue(out, &m, 1);
   io_[w].events->inc(Event::originated);
-  io_[w].events->inc(target == source_for(out, target) ? Event::arp_gratuitous_out : Event::arp_requests_out);
+  io_[w].events->inc(target == source ? Event::arp_gratuitous_out : Event::arp_requests_out);
 }
 
 // --- IPv4 ----------------------------------------------------------------------
@@ -272,7 +274,6 @@ void Router::ip_input(unsigned w, rte_mbuf** pkts, uint16_t n) {
   fib_.lookup_bulk(dst, ids, k);
   // Fast path: a gateway route to a resolved neighbour (the one-entry memo),
   // within the egress MTU. Everything else takes forward().
-  TxBuffers& tx = *io_[w].tx;
   uint64_t fast = 0;
   for (uint16_t j = 0; j < k; ++j) {
     rte_mbuf* m = fwd[j];
@@ -282,10 +283,7 @@ void Router::ip_input(unsigned w, rte_mbuf** pkts, uint16_t n) {
         arp::ArpTable::key(nh.port, nh.gateway) == pw.memo_key &&
         rte_be_to_cpu_16(ip->total_length) <= ifaces_[nh.port].mtu) [[likely]] {
       decrement_ttl(ip);
-      auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
-      eth->dst_addr = pw.memo_mac;
-      eth->src_addr = ifaces_[nh.port].mac;
-      tx.enqueue(nh.port, &m, 1);
+      transmit(w, m, nh.port, pw.memo_mac);
       ++fast;
       continue;
     }
@@ -360,15 +358,8 @@ void Router::send_fragments(unsigned w, rte_mbuf* m, uint16_t out, uint32_t nh_a
 
 void Router::output(unsigned w, rte_mbuf* m, uint16_t out, uint32_t nh_addr, uint64_t now) {
   PerWorker& pw = *per_worker_[w];
-  const Interface& itf = ifaces_[out];
   const uint64_t key = arp::ArpTable::key(out, nh_addr);
-  auto send = [&](const rte_ether_addr& mac) {
-    auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
-    eth->dst_addr = mac;
-    eth->src_addr = itf.mac;
-    io_[w].tx->enqueue(out, &m, 1);
-  };
-  if (key == pw.memo_key) return send(pw.memo_mac);
+  if (key == pw.memo_key) return transmit(w, m, out, pw.memo_mac);
 
   int32_t slot = arp_->find(out, nh_addr);
   if (slot != RcuTable::kNone) {
@@ -377,14 +368,14 @@ void Router::output(unsigned w, rte_mbuf* m, uint16_t out, uint32_t nh_addr, uin
     if (link.state() == arp::State::reachable || link.state() == arp::State::permanent) {
       pw.memo_key = key;
       pw.memo_mac = link.mac();
-      return send(pw.memo_mac);
+      return transmit(w, m, out, pw.memo_mac);
     }
     if (link.state() == arp::State::stale) {
       // Still used; ask again, at most once per retry interval, whoever asks.
       uint64_t due = nb.next_probe_tsc.load(std::memory_order_relaxed);
       if (now >= due && nb.next_probe_tsc.compare_exchange_strong(due, now + retry_cycles_))
         send_request(w, out, nh_addr, now);
-      return send(link.mac());
+      return transmit(w, m, out, link.mac());
     }
   }
   // Unresolved: the packet waits in the neighbour's hold queue.
@@ -407,7 +398,7 @@ void Router::output(unsigned w, rte_mbuf* m, uint16_t out, uint32_t nh_addr, uin
       return;
     }
     if (full) return drop(w, m, DropReason::arp_hold_full);
-    if (link.usable()) return send(link.mac());
+    if (link.usable()) return transmit(w, m, out, link.mac());
     slot = RcuTable::kNone;  // removed meanwhile: start over once
   }
   drop(w, m, DropReason::arp_unresolved);

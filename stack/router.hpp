@@ -50,7 +50,7 @@ struct NeighborView {
 
 class Router final : public Service {
  public:
-  static Result<std::unique_ptr<Router>> create(const conf::Config& cfg, std::vector<PortInfo> ports,
+  static Result<std::unique_ptr<Router>> create(const conf::Config& cfg, const std::vector<PortInfo>& ports,
                                                 rte_mempool* pool, unsigned workers, uint64_t tsc_hz);
   ~Router() override;
 
@@ -95,10 +95,9 @@ class Router final : public Service {
     rte_ether_addr memo_mac{};
   };
 
-  Router(std::vector<PortInfo> ports, rte_mempool* pool, uint64_t tsc_hz, route::Fib fib)
-      : ports_(std::move(ports)), pool_(pool), tsc_hz_(tsc_hz), fib_(std::move(fib)) {}
+  Router(rte_mempool* pool, uint64_t tsc_hz, route::Fib fib) : pool_(pool), tsc_hz_(tsc_hz), fib_(std::move(fib)) {}
 
-  int cfg_port(uint16_t port_id) const { return port_id < port_index_.size() ? port_index_[port_id] : -1; }
+  int cfg_port(uint16_t port_id) const { return port_index_.of(port_id); }
   uint32_t source_for(uint16_t cfg_port, uint32_t dst) const;
   void ip_input(unsigned w, rte_mbuf** pkts, uint16_t n);
   void arp_input(unsigned w, rte_mbuf* m, uint64_t now);
@@ -111,6 +110,13 @@ class Router final : public Service {
   void route_local(unsigned w, rte_mbuf* m, uint16_t in_port, uint64_t now);
   void send_fragments(unsigned w, rte_mbuf* m, uint16_t out, uint32_t nh_addr, uint64_t now);
   void output(unsigned w, rte_mbuf* m, uint16_t out, uint32_t nh_addr, uint64_t now);
+  // Writes the Ethernet addresses (to `dst`, from `out`'s MAC) and buffers m for `out`.
+  void transmit(unsigned w, rte_mbuf* m, uint16_t out, const rte_ether_addr& dst) {
+    auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+    eth->dst_addr = dst;
+    eth->src_addr = ifaces_[out].mac;
+    io_[w].tx->enqueue(out, &m, 1);
+  }
   void send_request(unsigned w, uint16_t out, uint32_t target, uint64_t now);
   // Sends the ICMP error about `m` (left to the caller to free) if allowed.
   void icmp_error(unsigned w, const rte_mbuf* m, ipv4::IcmpError e, uint16_t in_port, uint64_t now, uint16_t mtu = 0);
@@ -120,9 +126,8 @@ class Router final : public Service {
     io_[w].drops->inc(r);
   }
 
-  std::vector<PortInfo> ports_;
   std::vector<Interface> ifaces_;     // by config port
-  std::vector<int16_t> port_index_;   // DPDK port id -> config port, -1: not ours
+  PortIndex port_index_;
   ipv4::LocalAddresses local_;
   rte_mempool* pool_;
   uint64_t tsc_hz_;
