@@ -90,22 +90,31 @@ def run_ngstack(config_text, seconds, tmp, binary=NGSTACK):
     return (statistics.median(samples) if samples else 0.0), (busy / pkts if pkts else 0.0), s
 
 
-def forwarder_config(pcaps, workers, burst=32, dispatch=""):
-    lmap = lcores_arg(workers)
-    lcore_cpus = ", ".join(f"{l}: {c}" for l, c in lmap.items() if l != c)
-    ports = "".join(f'  - {{name: src{i}, device: "net_pcap{i},rx_pcap={p},infinite_rx=1"}}\n' for i, p in enumerate(pcaps))
-    paths = "".join(f'    - {{in: src{i}, out: sink, dst_mac: "02:00:00:00:00:02"}}\n' for i in range(len(pcaps)))
+def eal_yaml(workers):
+    """The eal and mempool sections of a benchmark config: main lcore 0, workers
+    on lcores 1..N (sharing CPUs where the machine has fewer), 32 767 mbufs."""
+    lcore_cpus = ", ".join(f"{l}: {c}" for l, c in lcores_arg(workers).items() if l != c)
     return f"""eal:
   main_lcore: 0
   memory_mb: 1024
   no_huge: true
   file_prefix: ngs-perf-{os.getpid()}
 {f"  lcore_cpus: {{{lcore_cpus}}}" + chr(10) if lcore_cpus else ""}mempool: {{mbufs: 32767}}
-ports:
-{ports}  - {{name: sink, device: "net_null0,no-rx=1"}}
-workers:
+"""
+
+
+def workers_yaml(workers, burst):
+    return f"""workers:
   lcores: [{", ".join(str(l) for l in range(1, workers + 1))}]
   burst: {burst}
-forwarder:
+"""
+
+
+def forwarder_config(pcaps, workers, burst=32, dispatch=""):
+    ports = "".join(f'  - {{name: src{i}, device: "net_pcap{i},rx_pcap={p},infinite_rx=1"}}\n' for i, p in enumerate(pcaps))
+    paths = "".join(f'    - {{in: src{i}, out: sink, dst_mac: "02:00:00:00:00:02"}}\n' for i in range(len(pcaps)))
+    return f"""{eal_yaml(workers)}ports:
+{ports}  - {{name: sink, device: "net_null0,no-rx=1"}}
+{workers_yaml(workers, burst)}forwarder:
   paths:
 {paths}{dispatch}"""

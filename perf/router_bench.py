@@ -16,10 +16,8 @@ medians of per-second rates; the ratio is ngstack/testpmd.
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 
@@ -37,24 +35,13 @@ def routes_yaml(n):
 
 
 def config(mode, pcaps, workers, routes, burst=32):
-    lmap = benchlib.lcores_arg(workers)
-    lcore_cpus = ", ".join(f"{l}: {c}" for l, c in lmap.items() if l != c)
     # One source port with one rx queue per worker (one capture each).
     rx = ",".join(f"rx_pcap={p}" for p in pcaps)
     head = f"""mode: {mode}
-eal:
-  main_lcore: 0
-  memory_mb: 1024
-  no_huge: true
-  file_prefix: ngs-perf-{os.getpid()}
-{f"  lcore_cpus: {{{lcore_cpus}}}" + chr(10) if lcore_cpus else ""}mempool: {{mbufs: 32767}}
-ports:
+{benchlib.eal_yaml(workers)}ports:
   - {{name: src, device: "net_pcap0,{rx},infinite_rx=1", rx_queues: {workers}}}
   - {{name: sink, device: "net_null0,no-rx=1", rx_queues: {workers}}}
-workers:
-  lcores: [{", ".join(str(l) for l in range(1, workers + 1))}]
-  burst: {burst}
-"""
+{benchlib.workers_yaml(workers, burst)}"""
     if mode == "bridge":
         return head + "bridge:\n  ports:\n    - {port: src}\n    - {port: sink}\n"
     return head + f"""router:

@@ -156,6 +156,24 @@ class Ngstack:
         return False
 
 
+def router_lab_config(lab, prefix, extra="", p0_device=None):
+    """ngstack as the router lab's gateway: p0 198.18.1.1/24 (net_af_packet,
+    unless `p0_device` says otherwise), p1 198.19.1.1/24, one worker; `extra`
+    is appended to the router section (indented two spaces)."""
+    p0 = p0_device or f"net_af_packet0,iface={lab.port(0)},framecnt=1024"
+    return f"""mode: router
+eal: {{main_lcore: 0, memory_mb: 512, no_huge: true, file_prefix: {prefix}}}
+ports:
+  - {{name: p0, device: "{p0}"}}
+  - {{name: p1, device: "net_af_packet1,iface={lab.port(1)},framecnt=1024"}}
+workers: {{lcores: [1]}}
+router:
+  interfaces:
+    - {{port: p0, addresses: [198.18.1.1/24]}}
+    - {{port: p1, addresses: [198.19.1.1/24]}}
+{extra}"""
+
+
 def telemetry(file_prefix, cmd):
     """One DPDK telemetry command to the ngstack running with `file_prefix`
     (as dpdk-telemetry.py sends it); returns the command's value."""

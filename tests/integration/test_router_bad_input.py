@@ -13,7 +13,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from ngslab import Lab, Ngstack, check, drops, events, run_test, sh, telemetry  # noqa: E402
+from ngslab import Lab, Ngstack, check, events, router_lab_config, run_test, sh, telemetry  # noqa: E402
 
 ROUTER_MAC = "02:70:63:61:70:00"  # net_pcap0's MAC
 
@@ -50,18 +50,8 @@ def worker_counters(prefix):
 def test_router_bad_input():
     prefix = f"ngt-badin-{os.getpid()}"
     with Lab("router") as lab:
-        cfg = f"""mode: router
-eal: {{main_lcore: 0, memory_mb: 512, no_huge: true, file_prefix: {prefix}}}
-ports:
-  - {{name: p0, device: "net_pcap0,rx_iface_in={lab.port(0)},tx_iface={lab.port(0)}"}}
-  - {{name: p1, device: "net_af_packet1,iface={lab.port(1)},framecnt=1024"}}
-workers: {{lcores: [1]}}
-router:
-  interfaces:
-    - {{port: p0, addresses: [198.18.1.1/24]}}
-    - {{port: p1, addresses: [198.19.1.1/24]}}
-  icmp: {{rate: 1, burst: 3}}
-"""
+        cfg = router_lab_config(lab, prefix, "  icmp: {rate: 1, burst: 3}\n",
+                                p0_device=f"net_pcap0,rx_iface_in={lab.port(0)},tx_iface={lab.port(0)}")
         with Ngstack(cfg) as ng:
             ng.wait_running()
             r = sh(f"ip netns exec {lab.host(1)} ping -n -c 2 -i 0.2 -W 2 198.19.1.2", check=False)

@@ -17,22 +17,11 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from ngslab import Lab, Ngstack, check, drops, events, run_test, sh, telemetry  # noqa: E402
+from ngslab import Lab, Ngstack, check, drops, events, router_lab_config, run_test, sh, telemetry  # noqa: E402
 
 
 def config(lab, prefix):
-    return f"""mode: router
-eal: {{main_lcore: 0, memory_mb: 512, no_huge: true, file_prefix: {prefix}}}
-ports:
-  - {{name: p0, device: "net_af_packet0,iface={lab.port(0)},framecnt=1024"}}
-  - {{name: p1, device: "net_af_packet1,iface={lab.port(1)},framecnt=1024"}}
-workers: {{lcores: [1]}}
-router:
-  interfaces:
-    - {{port: p0, addresses: [198.18.1.1/24]}}
-    - {{port: p1, addresses: [198.19.1.1/24]}}
-  arp: {{reachable_ms: 2000, stale_ms: 2000, retries: 3, retry_ms: 300}}
-"""
+    return router_lab_config(lab, prefix, "  arp: {reachable_ms: 2000, stale_ms: 2000, retries: 3, retry_ms: 300}\n")
 
 
 def ping(lab, host, dst, args=""):
