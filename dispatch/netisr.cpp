@@ -168,6 +168,14 @@ void Netisr::enqueue(unsigned w, ProtoId p, unsigned target, rte_mbuf** pkts, ui
   }
 }
 
+bool Netisr::is_direct(unsigned w, ProtoId p) const { return local_[w]->cfg->protos[p].mode == Mode::direct; }
+
+void Netisr::counted_direct(unsigned w, ProtoId p, uint16_t n) {
+  Counters& c = local_[w]->c[p];
+  c.dispatched.add(n);
+  c.handled.add(n);
+}
+
 void Netisr::dispatch(unsigned w, ProtoId p, uint16_t port, uint16_t queue, rte_mbuf** pkts, uint16_t n) {
   Local& L = *local_[w];
   const ProtoSettings& s = L.cfg->protos[p];
@@ -175,8 +183,7 @@ void Netisr::dispatch(unsigned w, ProtoId p, uint16_t port, uint16_t queue, rte_
   Counters& c = L.c[p];
   if (s.mode == Mode::direct) {
     spec.handler(spec.ctx, w, port, pkts, n);
-    c.dispatched.add(n);
-    c.handled.add(n);
+    counted_direct(w, p, n);
     return;
   }
   // Hybrid runs inline only while nothing of this protocol from this worker

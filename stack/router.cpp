@@ -22,12 +22,14 @@ constexpr double kMaintenancePeriodS = 0.01;
 rte_ipv4_hdr* ip_of(rte_mbuf* m) { return rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, kL2); }
 
 // RFC 1624 (as in RFC 1812 §5.3.1): TTL is the high byte of its 16-bit word,
-// so one less TTL is 0x0100 more in the one's complement checksum.
+// so one less TTL is 0x0100 more in the one's complement checksum. The sum
+// is byte-order independent (RFC 1071 §2(B)), so the stored checksum takes
+// that 0x0100 in network order with no swaps.
 void decrement_ttl(rte_ipv4_hdr* ip) {
   --ip->time_to_live;
-  uint32_t sum = static_cast<uint32_t>(rte_be_to_cpu_16(ip->hdr_checksum)) + 0x0100;
+  uint32_t sum = uint32_t{ip->hdr_checksum} + rte_cpu_to_be_16(0x0100);
   sum = (sum & 0xffff) + (sum >> 16);
-  ip->hdr_checksum = rte_cpu_to_be_16(static_cast<uint16_t>(sum));
+  ip->hdr_checksum = static_cast<uint16_t>(sum);
 }
 
 }  // namespace
@@ -131,9 +133,20 @@ uint32_t Router::source_for(uint16_t port, uint32_t dst) const {
 
 void Router::ether_handler(void* ctx, unsigned w, uint16_t port, rte_mbuf** pkts, uint16_t n) {
   auto& r = *static_cast<Router*>(ctx);
+  // With ip dispatched direct, its input checks run in this same pass over
+  // the burst (no second walk over the packets); otherwise ip is dispatched.
+  const bool ip_here = r.netisr_->is_direct(w, r.ip_proto_);
+  ForwardBatch batch;
+  uint64_t now = 0;
+  if (ip_here) {
+    now = rte_rdtsc();
+    r.ip_begin(w);
+  }
   rte_mbuf* ip[dispatch::kMaxDispatchBurst];
   rte_mbuf* arp[dispatch::kMaxDispatchBurst];
   uint16_t nip = 0, narp = 0;
+  uint32_t last_port_id = UINT32_MAX;
+  int in = -1;
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
     if (rte_pktmbuf_data_len(m) < kL2) [[unlikely]] {
@@ -141,7 +154,10 @@ void Router::ether_handler(void* ctx, unsigned w, uint16_t port, rte_mbuf** pkts
       continue;
     }
     const auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
-    const int in = r.cfg_port(m->port);
+    if (m->port != last_port_id) [[unlikely]] {
+      last_port_id = m->port;
+      in = r.cfg_port(m->port);
+    }
     // A promiscuous port also hears unicast for other stations: not ours to route.
     if (in >= 0 && !rte_is_multicast_ether_addr(&eth->dst_addr) &&
         !rte_is_same_ether_addr(&eth->dst_addr, &r.ifaces_[in].mac)) [[unlikely]] {
@@ -149,12 +165,27 @@ void Router::ether_handler(void* ctx, unsigned w, uint16_t port, rte_mbuf** pkts
       continue;
     }
     const uint16_t type = eth->ether_type;
-    if (type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) ip[nip++] = m;
-    else if (type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP)) arp[narp++] = m;
-    else r.drop(w, m, DropReason::ether_unknown_type);
+    if (type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) {
+      if (!ip_here) {
+        ip[nip++] = m;
+      } else if (in < 0 || !r.ifaces_[in].active) [[unlikely]] {
+        ++nip;
+        r.drop(w, m, DropReason::not_our_port);
+      } else {
+        ++nip;
+        r.ip_accept(w, m, static_cast<uint16_t>(in), now, batch);
+      }
+    } else if (type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP)) {
+      arp[narp++] = m;
+    } else {
+      r.drop(w, m, DropReason::ether_unknown_type);
+    }
   }
   if (narp) r.netisr_->dispatch(w, r.arp_proto_, port, 0, arp, narp);
-  if (nip) r.netisr_->dispatch(w, r.ip_proto_, port, 0, ip, nip);
+  if (!nip) return;
+  if (!ip_here) return r.netisr_->dispatch(w, r.ip_proto_, port, 0, ip, nip);
+  r.ip_forward(w, batch, now);
+  r.netisr_->counted_direct(w, r.ip_proto_, nip);
 }
 
 // --- ARP -----------------------------------------------------------------------
@@ -233,61 +264,88 @@ void Router::ip_handler(void* ctx, unsigned w, uint16_t, rte_mbuf** pkts, uint16
 
 void Router::ip_input(unsigned w, rte_mbuf** pkts, uint16_t n) {
   const uint64_t now = rte_rdtsc();
-  PerWorker& pw = *per_worker_[w];
-  pw.memo_key = UINT64_MAX;
-  rte_mbuf* fwd[dispatch::kMaxDispatchBurst];
-  uint32_t dst[dispatch::kMaxDispatchBurst];
-  uint64_t ids[dispatch::kMaxDispatchBurst];
-  uint16_t in_ports[dispatch::kMaxDispatchBurst];
-  uint16_t k = 0;
-  constexpr uint16_t kPrefetchAhead = 4;
-  for (uint16_t i = 0; i < n && i < kPrefetchAhead; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
+  ip_begin(w);
+  ForwardBatch batch;
+  // A burst nearly always comes from one port: look it up once per change.
+  uint32_t last_port_id = UINT32_MAX;
+  int in = -1;
   for (uint16_t i = 0; i < n; ++i) {
-    if (i + kPrefetchAhead < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + kPrefetchAhead], void*));
     rte_mbuf* m = pkts[i];
-    const int port = cfg_port(m->port);
-    if (port < 0 || !ifaces_[port].active) [[unlikely]] {
+    if (m->port != last_port_id) [[unlikely]] {
+      last_port_id = m->port;
+      in = cfg_port(m->port);
+      if (in >= 0 && !ifaces_[in].active) in = -1;
+    }
+    if (in < 0) [[unlikely]] {
       drop(w, m, DropReason::not_our_port);
       continue;
     }
-    const ipv4::InputVerdict v = ipv4::check_input(m, kL2, local_);
-    switch (v.disposition) {
-      case ipv4::Disposition::drop: drop(w, m, v.reason); continue;
-      case ipv4::Disposition::multicast: drop(w, m, DropReason::ipv4_multicast); continue;
-      case ipv4::Disposition::local:
-      case ipv4::Disposition::broadcast: local_input(w, m, v, static_cast<uint16_t>(port), now); continue;
-      case ipv4::Disposition::forward: break;
-    }
-    const rte_ipv4_hdr* ip = ip_of(m);
-    // RFC 1812 §5.3.1: a packet that would leave with TTL 0 is not forwarded.
-    if (ip->time_to_live <= 1) {
-      icmp_error(w, m, ipv4::IcmpError::ttl_exceeded, static_cast<uint16_t>(port), now);
-      drop(w, m, DropReason::ipv4_ttl_exceeded);
-      continue;
-    }
-    fwd[k] = m;
-    dst[k] = rte_be_to_cpu_32(ip->dst_addr);
-    in_ports[k] = static_cast<uint16_t>(port);
-    ++k;
+    ip_accept(w, m, static_cast<uint16_t>(in), now, batch);
   }
-  if (k == 0) return;
-  fib_.lookup_bulk(dst, ids, k);
+  ip_forward(w, batch, now);
+}
+
+inline void Router::ip_accept(unsigned w, rte_mbuf* m, uint16_t in, uint64_t now, ForwardBatch& batch) {
+  const ipv4::InputVerdict v = ipv4::check_input(m, kL2, local_);
+  switch (v.disposition) {
+    case ipv4::Disposition::drop: return drop(w, m, v.reason);
+    case ipv4::Disposition::multicast: return drop(w, m, DropReason::ipv4_multicast);
+    case ipv4::Disposition::local:
+    case ipv4::Disposition::broadcast: return local_input(w, m, v, in, now);
+    case ipv4::Disposition::forward: break;
+  }
+  const rte_ipv4_hdr* ip = ip_of(m);
+  // RFC 1812 §5.3.1: a packet that would leave with TTL 0 is not forwarded.
+  if (ip->time_to_live <= 1) [[unlikely]] {
+    icmp_error(w, m, ipv4::IcmpError::ttl_exceeded, in, now);
+    return drop(w, m, DropReason::ipv4_ttl_exceeded);
+  }
+  batch.pkts[batch.n] = m;
+  batch.dst[batch.n] = rte_be_to_cpu_32(ip->dst_addr);
+  batch.in_port[batch.n] = in;
+  ++batch.n;
+}
+
+void Router::ip_forward(unsigned w, ForwardBatch& batch, uint64_t now) {
+  if (batch.n == 0) return;
+  PerWorker& pw = *per_worker_[w];
+  fib_.lookup_bulk(batch.dst, batch.ids, batch.n);
   // Fast path: a gateway route to a resolved neighbour (the one-entry memo),
-  // within the egress MTU. Everything else takes forward().
+  // within the egress MTU. Everything else takes forward(). Consecutive
+  // packets mostly share a next hop, so its verdict is kept with a copy of
+  // what transmitting needs.
+  uint64_t fast_id = UINT64_MAX;
+  uint16_t fast_port = 0, fast_mtu = 0;
+  rte_ether_addr fast_dst{}, fast_src{};
   uint64_t fast = 0;
-  for (uint16_t j = 0; j < k; ++j) {
-    rte_mbuf* m = fwd[j];
-    const route::NextHop& nh = fib_.nexthop(ids[j]);
+  TxBuffers& tx = *io_[w].tx;
+  for (uint16_t j = 0; j < batch.n; ++j) {
+    rte_mbuf* m = batch.pkts[j];
+    const uint64_t id = batch.ids[j];
+    if (id != fast_id) {
+      const route::NextHop& nh = fib_.nexthop(id);
+      if (nh.kind != route::NextHopKind::forward || nh.gateway == 0 ||
+          arp::ArpTable::key(nh.port, nh.gateway) != pw.memo_key) {
+        forward(w, m, id, batch.in_port[j], now, false);
+        continue;
+      }
+      fast_id = id;
+      fast_port = nh.port;
+      fast_mtu = ifaces_[nh.port].mtu;
+      fast_dst = pw.memo_mac;
+      fast_src = ifaces_[nh.port].mac;
+    }
     rte_ipv4_hdr* ip = ip_of(m);
-    if (nh.kind == route::NextHopKind::forward && nh.gateway != 0 &&
-        arp::ArpTable::key(nh.port, nh.gateway) == pw.memo_key &&
-        rte_be_to_cpu_16(ip->total_length) <= ifaces_[nh.port].mtu) [[likely]] {
-      decrement_ttl(ip);
-      transmit(w, m, nh.port, pw.memo_mac);
-      ++fast;
+    if (rte_be_to_cpu_16(ip->total_length) > fast_mtu) [[unlikely]] {
+      forward(w, m, id, batch.in_port[j], now, false);
       continue;
     }
-    forward(w, m, ids[j], in_ports[j], now, false);
+    decrement_ttl(ip);
+    auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+    eth->dst_addr = fast_dst;
+    eth->src_addr = fast_src;
+    tx.enqueue(fast_port, &m, 1);
+    ++fast;
   }
   io_[w].events->add(Event::ipv4_forwarded, fast);
 }

@@ -99,7 +99,21 @@ class Router final : public Service {
 
   int cfg_port(uint16_t port_id) const { return port_index_.of(port_id); }
   uint32_t source_for(uint16_t cfg_port, uint32_t dst) const;
+  // The packets of one burst that passed input checks and go to the FIB.
+  struct ForwardBatch {
+    rte_mbuf* pkts[dispatch::kMaxDispatchBurst];
+    uint32_t dst[dispatch::kMaxDispatchBurst];
+    uint64_t ids[dispatch::kMaxDispatchBurst];
+    uint16_t in_port[dispatch::kMaxDispatchBurst];
+    uint16_t n = 0;
+  };
   void ip_input(unsigned w, rte_mbuf** pkts, uint16_t n);
+  // Starts an ip stage on worker w: the neighbour memo holds for one stage.
+  void ip_begin(unsigned w) { per_worker_[w]->memo_key = UINT64_MAX; }
+  // Input checks for one packet from config port `in` (an active interface):
+  // it is dropped, delivered locally, or added to `batch`.
+  void ip_accept(unsigned w, rte_mbuf* m, uint16_t in, uint64_t now, ForwardBatch& batch);
+  void ip_forward(unsigned w, ForwardBatch& batch, uint64_t now);
   void arp_input(unsigned w, rte_mbuf* m, uint64_t now);
   void local_input(unsigned w, rte_mbuf* m, const ipv4::InputVerdict& v, uint16_t in_port, uint64_t now);
   // Forwards a packet whose Ethernet header is in place and whose TTL is

@@ -52,15 +52,17 @@ class LocalAddresses {
       if (i.prefix_len < 31) filter_ |= bit(i.broadcast());
     }
   }
+  // False: `a` is certainly neither ours nor one of our subnets' broadcasts.
+  bool maybe_local(uint32_t a) const { return filter_ & bit(a); }
   bool is_own(uint32_t a) const {
-    if (!(filter_ & bit(a))) [[likely]] return false;
+    if (!maybe_local(a)) [[likely]] return false;
     for (const auto& i : addrs_)
       if (i.addr == a) return true;
     return false;
   }
   // The directed broadcast of a subnet attached to `port` (prefixes < /31).
   bool is_subnet_broadcast(uint32_t a, uint16_t port) const {
-    if (!(filter_ & bit(a))) [[likely]] return false;
+    if (!maybe_local(a)) [[likely]] return false;
     for (const auto& i : addrs_)
       if (i.port == port && i.prefix_len < 31 && i.broadcast() == a) return true;
     return false;
@@ -134,14 +136,16 @@ inline InputVerdict check_input(const rte_mbuf* m, uint16_t l3_offset, const Loc
   const uint32_t src = rte_be_to_cpu_32(ip->src_addr);
   const uint32_t dst = rte_be_to_cpu_32(ip->dst_addr);
   // RFC 1812 §5.3.7: never accept (or forward) from a martian or from ourselves.
-  if (martian_source(src) || local.is_own(src) || local.is_subnet_broadcast(src, m->port))
+  // One filter test per address answers the common case for both lists.
+  if (martian_source(src) ||
+      (local.maybe_local(src) && (local.is_own(src) || local.is_subnet_broadcast(src, m->port))))
     return drop(DropReason::ipv4_bad_source);
   if (dst == 0 || (dst >> 24) == 127) return drop(DropReason::ipv4_bad_destination);
 
   InputVerdict v{Disposition::forward, DropReason::kCount, hlen, total};
-  if (local.is_own(dst))
+  if (local.maybe_local(dst) && local.is_own(dst))
     v.disposition = Disposition::local;
-  else if (dst == 0xffffffffu || local.is_subnet_broadcast(dst, m->port))
+  else if (dst == 0xffffffffu || (local.maybe_local(dst) && local.is_subnet_broadcast(dst, m->port)))
     v.disposition = Disposition::broadcast;
   else if ((dst >> 28) == 0xe)
     v.disposition = Disposition::multicast;

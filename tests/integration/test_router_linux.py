@@ -9,7 +9,11 @@ that appear and age out; and every packet accounted for at exit.
 
 h1's link has MTU 9000 (so that it can send a 1628-byte packet at all; the
 kernel side of the veth is raised after ngstack set its port MTU, since
-net_af_packet offers no jumbo MTU); the egress towards h2 keeps 1500."""
+net_af_packet offers no jumbo MTU); the egress towards h2 keeps 1500.
+
+Then a shorter second run with `ip` dispatched deferred: with ip direct (the
+default) the router runs ip input inside the ether pass; deferred takes the
+other path, through the netisr queues, and must route the same."""
 import hashlib
 import os
 import subprocess
@@ -20,8 +24,13 @@ sys.path.insert(0, os.path.dirname(__file__))
 from ngslab import Lab, Ngstack, check, drops, events, router_lab_config, run_test, sh, telemetry  # noqa: E402
 
 
-def config(lab, prefix):
-    return router_lab_config(lab, prefix, "  arp: {reachable_ms: 2000, stale_ms: 2000, retries: 3, retry_ms: 300}\n")
+def config(lab, prefix, ip_mode="direct"):
+    text = router_lab_config(lab, prefix, "  arp: {reachable_ms: 2000, stale_ms: 2000, retries: 3, retry_ms: 300}\n")
+    return text + f"dispatch: {{protocols: {{ip: {{mode: {ip_mode}}}}}}}\n"
+
+
+def ip_workstreams(summary):
+    return [w for w in summary["netisr"]["workstreams"] if w["protocol"] == "ip"]
 
 
 def ping(lab, host, dst, args=""):
@@ -96,6 +105,27 @@ def test_router_linux():
             check(events(s, "arp_gratuitous_out") == 2, "one gratuitous ARP per interface address")
             check(drops(s, "arp_unresolved") >= 1 and events(s, "arp_requests_out") >= 4,
                   "the unanswered neighbour was retried, then its packet dropped")
+            ws = ip_workstreams(s)
+            check(sum(w["dispatched"] for w in ws) > 1000 and sum(w["queued"] for w in ws) == 0,
+                  f"ip direct: handled in the ether pass, counted as dispatched: {ws}")
+
+    # The same router with ip deferred: every IPv4 packet goes through the netisr queue.
+    with Lab("router") as lab:
+        with Ngstack(config(lab, prefix, "deferred")) as ng:
+            ng.wait_running()
+            for host, dst in [(1, "198.19.1.2"), (2, "198.18.1.2"), (1, "198.18.1.1")]:
+                r = sh(f"ip netns exec {lab.host(host)} ping -n -c 3 -i 0.2 -W 2 {dst}", check=False)
+                check(r.returncode == 0 and " 0% packet loss" in r.stdout, f"ip deferred: ping h{host} -> {dst}:\n{r.stdout}")
+            r = ping(lab, 1, "198.19.1.2", "-t 1")
+            check("Time to live exceeded" in r.stdout, f"ip deferred: ping -t 1:\n{r.stdout}")
+            rc = ng.stop()
+            check(rc == 0, f"ngstack exit {rc}:\n{ng.output()}")
+            s = ng.summary()
+            check(s["ok"], f"ip deferred: balanced and mempools full:\n{ng.out_text()}")
+            ws = ip_workstreams(s)
+            check(sum(w["queued"] for w in ws) >= 9 and sum(w["dispatched"] for w in ws) == 0,
+                  f"ip deferred: packets went through the queue: {ws}")
+            check(events(s, "ipv4_forwarded") >= 12 and events(s, "icmp_echo_replies") >= 3, "ip deferred: routed")
 
 
 if __name__ == "__main__":
