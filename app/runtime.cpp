@@ -92,6 +92,22 @@ Status make_workers(Runtime& rt) {
       rt.service = rt.bridge.get();
       break;
     }
+    case conf::Mode::traffic: {
+      std::vector<uint64_t> link_mbps;
+      for (const auto& p : rt.ports) {
+        rte_eth_link link{};
+        link_mbps.push_back(rte_eth_link_get_nowait(p.port_id, &link) == 0 && link.link_speed != RTE_ETH_SPEED_NUM_UNKNOWN
+                                ? link.link_speed
+                                : 0);
+      }
+      auto traffic = stack::traffic::Traffic::create(rt.cfg, info, link_mbps, rt.pool,
+                                                     static_cast<unsigned>(rt.workers.size()), rt.tsc_hz);
+      if (!traffic) return Error{traffic.error()};
+      rt.traffic = std::move(*traffic);
+      rt.traffic->bind(std::move(io));
+      rt.service = rt.traffic.get();
+      break;
+    }
   }
   for (auto& w : rt.workers) w->service = rt.service;
   return Ok{};
@@ -105,6 +121,7 @@ std::vector<MempoolCheck> teardown(Runtime& rt) {
   rt.service = nullptr;
   rt.router.reset();
   rt.bridge.reset();
+  rt.traffic.reset();
   if (rt.pool) {
     checks.push_back({rt.pool->name, rt.pool->size, rte_mempool_avail_count(rt.pool)});
     rte_mempool_free(rt.pool);
@@ -176,6 +193,17 @@ Status setup_dispatch(Runtime& rt) {
       if (!a) return Error{a.error()};
       rt.router->set_dispatch(rt.netisr.get(), *i, *a);
       entry = *e;
+      break;
+    }
+    case conf::Mode::traffic: {
+      // Sinks count what arrives where the worker polled it.
+      ether.handler = stack::traffic::Traffic::netisr_handler;
+      ether.ctx = rt.traffic.get();
+      ether.policy = dispatch::Policy::source;
+      ether.m2flow = nullptr;
+      auto id = rt.netisr->register_protocol(settings(ether));
+      if (!id) return Error{id.error()};
+      entry = *id;
       break;
     }
     case conf::Mode::bridge: {
@@ -327,7 +355,7 @@ int run(const conf::Config& cfg, const Options& opts) {
   summary.mode = conf::mode_name(cfg.mode);
   summary.source = cfg.source;
   summary.tsc_hz = rt.tsc_hz;
-  summary.final = take_snapshot(rt);
+  summary.final = take_snapshot(rt, true);
   summary.final.neighbors = at_stop.neighbors;
   summary.final.fdb = at_stop.fdb;
   unregister_telemetry();

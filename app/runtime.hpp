@@ -18,6 +18,7 @@
 #include "stack/flow_hash.hpp"
 #include "stack/bridge/bridge.hpp"
 #include "stack/router.hpp"
+#include "stack/traffic/traffic.hpp"
 #include "stack/xconnect.hpp"
 
 namespace ngstack::app {
@@ -32,7 +33,8 @@ struct Runtime {
   std::unique_ptr<stack::Xconnect> xconnect;  // forwarder mode
   std::unique_ptr<stack::Router> router;      // router mode
   std::unique_ptr<stack::Bridge> bridge;      // bridge mode
-  stack::Service* service = nullptr;          // router or bridge
+  std::unique_ptr<stack::traffic::Traffic> traffic;  // traffic mode
+  stack::Service* service = nullptr;          // router, bridge or traffic
   std::unique_ptr<dispatch::Netisr> netisr;
   rte_mempool* pool = nullptr;
   uint64_t tsc_hz = 0;

@@ -12,7 +12,7 @@
 
 namespace ngstack::app {
 
-Snapshot take_snapshot(const Runtime& rt) {
+Snapshot take_snapshot(const Runtime& rt, bool workers_stopped) {
   Snapshot s;
   s.t_s = static_cast<double>(rte_rdtsc() - rt.start_tsc) / static_cast<double>(rt.tsc_hz);
   s.ports.resize(rt.ports.size());
@@ -89,6 +89,10 @@ Snapshot take_snapshot(const Runtime& rt) {
                              stack::arp::state_name(n.state), n.age_ms, n.held});
     s.fib_routes = rt.router->fib().routes();
     s.fib_nexthops = rt.router->fib().nexthops();
+  }
+  if (rt.traffic) {
+    s.generators = rt.traffic->generators();
+    s.sinks = rt.traffic->sinks(!workers_stopped);
   }
   if (rt.bridge)
     for (const auto& e : rt.bridge->fdb())
@@ -242,6 +246,23 @@ std::string format_summary(const Summary& s) {
     for (const auto& e : f.fdb)
       o += fmt("  vlan %-4u %s on %-8s age %llu ms\n", unsigned{e.vlan}, e.mac.c_str(), e.port.c_str(), ull(e.age_ms));
   }
+  for (const auto& g : f.generators)
+    o += fmt("generator %s (worker %u, %u flows): %llu frames, %llu bytes in %.3f s, %.0f frames/s (target %s)%s\n",
+             g.port.c_str(), g.worker, g.flows, ull(g.packets), ull(g.bytes), g.seconds, g.achieved_pps,
+             g.target_pps > 0 ? fmt("%.0f", g.target_pps).c_str() : "unpaced", g.done ? ", done" : "");
+  for (const auto& k : f.sinks) {
+    o += fmt("sink %s: %llu frames, %llu bytes; stamped %llu over %llu flows, unstamped %llu, unknown flow %llu; "
+             "lost %llu, duplicates %llu, reordered %llu\n",
+             k.port.c_str(), ull(k.packets), ull(k.bytes), ull(k.stamped), ull(k.flows), ull(k.unstamped),
+             ull(k.unknown_flow), ull(k.lost), ull(k.duplicates), ull(k.reordered));
+    if (k.latency_samples)
+      o += fmt("  latency (ns): min %llu, p50 %llu, p99 %llu, p99.9 %llu, max %llu over %llu frames\n",
+               ull(k.latency_min_ns), ull(k.latency_p50_ns), ull(k.latency_p99_ns), ull(k.latency_p999_ns),
+               ull(k.latency_max_ns), ull(k.latency_samples));
+    if (k.latency_future)
+      o += fmt("  %llu stamps carry a TSC ahead of this host's: no latency from another host's clock\n",
+               ull(k.latency_future));
+  }
   o += fmt("total: rx %llu + originated %llu = tx %llu + dropped %llu (%llu at netisr queues) + consumed %llu: %s\n",
            ull(f.rx_packets), ull(f.originated), ull(f.tx_packets), ull(f.drops), ull(f.qdrops), ull(f.consumed),
            s.balanced() ? "every packet is accounted for"
@@ -353,6 +374,43 @@ std::string summary_json(const Summary& s) {
           .value("mac", e.mac)
           .value("port", e.port)
           .value("age_ms", e.age_ms)
+          .end_object();
+    j.end_array().end_object();
+  }
+  if (s.mode == "traffic") {
+    j.begin_object("traffic").begin_array("generators");
+    for (const auto& g : f.generators)
+      j.begin_object()
+          .value("port", g.port)
+          .value("worker", g.worker)
+          .value("flows", g.flows)
+          .value("target_pps", g.target_pps)
+          .value("packets", g.packets)
+          .value("bytes", g.bytes)
+          .value("seconds", g.seconds)
+          .value("achieved_pps", g.achieved_pps)
+          .value("done", g.done)
+          .end_object();
+    j.end_array().begin_array("sinks");
+    for (const auto& k : f.sinks)
+      j.begin_object()
+          .value("port", k.port)
+          .value("packets", k.packets)
+          .value("bytes", k.bytes)
+          .value("stamped", k.stamped)
+          .value("unstamped", k.unstamped)
+          .value("unknown_flow", k.unknown_flow)
+          .value("flows", k.flows)
+          .value("lost", k.lost)
+          .value("duplicates", k.duplicates)
+          .value("reordered", k.reordered)
+          .value("latency_samples", k.latency_samples)
+          .value("latency_future", k.latency_future)
+          .value("latency_min_ns", k.latency_min_ns)
+          .value("latency_p50_ns", k.latency_p50_ns)
+          .value("latency_p99_ns", k.latency_p99_ns)
+          .value("latency_p999_ns", k.latency_p999_ns)
+          .value("latency_max_ns", k.latency_max_ns)
           .end_object();
     j.end_array().end_object();
   }
@@ -530,6 +588,28 @@ int tel_fdb(const char*, const char*, rte_tel_data* d) {
   return 0;
 }
 
+// /ngstack/traffic: "generator port packets achieved_pps target_pps done" and
+// "sink port packets stamped unstamped" rows (traffic mode; loss and latency
+// come in the summary, once workers have stopped).
+int tel_traffic(const char*, const char*, rte_tel_data* d) {
+  std::lock_guard lock(g_telemetry_mutex);
+  if (!g_runtime || !g_runtime->traffic) return -EINVAL;
+  const Snapshot s = take_snapshot(*g_runtime);
+  rte_tel_data_start_array(d, RTE_TEL_STRING_VAL);
+  for (const auto& g : s.generators) {
+    const std::string row = "generator " + g.port + " " + std::to_string(g.packets) + " " +
+                            std::to_string(static_cast<uint64_t>(g.achieved_pps)) + " " +
+                            std::to_string(static_cast<uint64_t>(g.target_pps)) + " " + (g.done ? "done" : "running");
+    rte_tel_data_add_array_string(d, row.c_str());
+  }
+  for (const auto& k : s.sinks) {
+    const std::string row = "sink " + k.port + " " + std::to_string(k.packets) + " " + std::to_string(k.stamped) + " " +
+                            std::to_string(k.unstamped);
+    rte_tel_data_add_array_string(d, row.c_str());
+  }
+  return 0;
+}
+
 int tel_summary(const char*, const char*, rte_tel_data* d) {
   std::lock_guard lock(g_telemetry_mutex);
   if (!g_runtime) return -EINVAL;
@@ -562,6 +642,9 @@ void register_telemetry(const Runtime* rt) {
                              "netisr counters of one worker per protocol. Parameter: lcore id");
   rte_telemetry_register_cmd("/ngstack/arp", tel_arp, "Router ARP cache, one row per entry: port address mac state age_ms held");
   rte_telemetry_register_cmd("/ngstack/fdb", tel_fdb, "Bridge FDB, one row per entry: vlan mac port age_ms");
+  rte_telemetry_register_cmd("/ngstack/traffic", tel_traffic,
+                             "Traffic mode, one row per generator (port packets achieved_pps target_pps state) and "
+                             "sink (port packets stamped unstamped)");
 }
 
 void unregister_telemetry() {

@@ -10,6 +10,7 @@
 #include "app/json.hpp"
 #include "dispatch/netisr.hpp"
 #include "stack/counters.hpp"
+#include "stack/traffic/traffic.hpp"
 
 namespace ngstack::app {
 
@@ -88,10 +89,14 @@ struct Snapshot {
   uint64_t originated = 0, consumed = 0;
   std::vector<NeighborSnap> neighbors;
   std::vector<FdbSnap> fdb;
+  std::vector<stack::traffic::GeneratorView> generators;
+  std::vector<stack::traffic::SinkView> sinks;  // loss and latency only when workers_stopped
   unsigned fib_routes = 0, fib_nexthops = 0;
 };
 
-Snapshot take_snapshot(const Runtime& rt);
+// `workers_stopped`: no worker runs; state that workers own (a sink's flows
+// and latency) may be read too.
+Snapshot take_snapshot(const Runtime& rt, bool workers_stopped = false);
 
 struct IntervalRate {
   double t_s = 0;

@@ -22,6 +22,7 @@ const char* mode_name(Mode m) {
     case Mode::forwarder: return "forwarder";
     case Mode::router: return "router";
     case Mode::bridge: return "bridge";
+    case Mode::traffic: return "traffic";
   }
   return "?";
 }
@@ -71,6 +72,10 @@ bool Config::is_output(std::size_t port_index) const {
       for (const auto& bp : bridge.ports)
         if (bp.port == port_index) return true;
       return false;
+    case Mode::traffic:
+      for (const auto& g : traffic.generators)
+        if (g.port == port_index) return true;
+      return false;
   }
   return false;
 }
@@ -90,6 +95,8 @@ unsigned Config::mbufs_needed() const {
   // flood copies and locally originated packets in flight.
   if (mode == Mode::router) n += 4096 + 2ul * router.reassembly.max_datagrams;
   if (mode == Mode::bridge) n += 4096;
+  // Generators: one burst being built and one waiting for tx room, each.
+  for (const auto& g : traffic.generators) n += 2ul * g.burst;
   // A power of two minus one is the mempool's optimal size.
   unsigned long pow2 = 1;
   while (pow2 - 1 < n) pow2 <<= 1;
@@ -211,6 +218,48 @@ std::string dump_yaml(const Config& cfg) {
         o << "]\n";
       }
     }
+  }
+  if (cfg.mode == Mode::traffic) {
+    const auto& t = cfg.traffic;
+    auto range = [&](uint32_t first, uint32_t count, bool addr) {
+      auto one = [&](uint32_t v) { return addr ? format_ipv4(v) : std::to_string(v); };
+      return count == 1 ? one(first) : one(first) + "-" + one(first + count - 1);
+    };
+    auto number = [](double v) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.15g", v);
+      return std::string(buf);
+    };
+    o << "traffic:\n";
+    if (!t.generators.empty()) o << "  generators:\n";
+    for (const auto& g : t.generators) {
+      o << "    - port: " << cfg.ports[g.port].name << "\n";
+      o << "      protocol: " << (g.protocol == TrafficProtocol::udp ? "udp" : "tcp_syn") << "\n";
+      o << "      size: [";
+      for (std::size_t i = 0; i < g.sizes.size(); ++i) o << (i ? ", " : "") << g.sizes[i];
+      o << "]\n      weights: [";
+      for (std::size_t i = 0; i < g.weights.size(); ++i) o << (i ? ", " : "") << g.weights[i];
+      o << "]\n";
+      if (g.src_mac) o << "      src_mac: \"" << format_mac(*g.src_mac) << "\"\n";
+      o << "      dst_mac: \"" << format_mac(g.dst_mac) << "\"\n";
+      o << "      src: " << range(g.src.first, g.src.count, true) << "\n";
+      o << "      dst: " << range(g.dst.first, g.dst.count, true) << "\n";
+      o << "      sport: " << range(g.sport.first, g.sport.count, false) << "\n";
+      o << "      dport: " << range(g.dport.first, g.dport.count, false) << "\n";
+      o << "      flows: " << g.flows << "\n      ttl: " << unsigned{g.ttl} << "\n";
+      switch (g.rate_unit) {
+        case RateUnit::unlimited: break;
+        case RateUnit::pps: o << "      rate: {pps: " << number(g.rate) << "}\n"; break;
+        case RateUnit::bps: o << "      rate: {bps: " << number(g.rate) << "}\n"; break;
+        case RateUnit::percent: o << "      rate: {percent: " << number(g.rate) << "}\n"; break;
+      }
+      o << "      burst: " << g.burst << "\n";
+      if (g.packets) o << "      packets: " << g.packets << "\n";
+      if (g.duration_ms) o << "      duration_ms: " << g.duration_ms << "\n";
+    }
+    if (!t.sinks.empty()) o << "  sinks:\n";
+    for (const auto& k : t.sinks)
+      o << "    - {port: " << cfg.ports[k.port].name << ", max_flows: " << k.max_flows << "}\n";
   }
   const auto& d = cfg.dispatch;
   o << "dispatch:\n";

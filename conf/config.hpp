@@ -196,7 +196,57 @@ struct BridgeConfig {
   unsigned max_entries = 4096;
 };
 
-enum class Mode { forwarder, router, bridge };
+// Traffic mode: ngstack as a tester (as TRex or pktgen-dpdk are used).
+// Generator ports send templated Ethernet/IPv4/UDP or TCP SYN frames over a
+// set of flows at a paced rate; sink ports count them per flow (loss,
+// duplicates, reordering) and measure latency. See stack/traffic/.
+enum class TrafficProtocol { udp, tcp_syn };
+enum class RateUnit { unlimited, pps, bps, percent };
+
+struct AddressRange {
+  uint32_t first = 0;  // host order
+  uint32_t count = 1;
+};
+struct PortRange {
+  uint16_t first = 0;
+  uint32_t count = 1;
+};
+
+struct GeneratorConfig {
+  uint16_t port = 0;  // index into Config::ports
+  TrafficProtocol protocol = TrafficProtocol::udp;
+  // Frame sizes with FCS (64..9000), sent in turn by weight: IMIX is
+  // {64, 594, 1518} with weights {7, 4, 1}.
+  std::vector<uint16_t> sizes{64};
+  std::vector<uint16_t> weights{1};
+  std::optional<MacAddr> src_mac;  // unset: the port's MAC
+  MacAddr dst_mac{0x02, 0, 0, 0, 0, 0x02};
+  AddressRange src{0xc6120001u, 1};  // 198.18.0.1
+  AddressRange dst{0xc6130001u, 1};  // 198.19.0.1
+  PortRange sport{1024, 1};
+  PortRange dport{9, 1};
+  uint32_t flows = 1;  // flow i takes element i % count of every range
+  uint8_t ttl = 64;
+  RateUnit rate_unit = RateUnit::unlimited;
+  double rate = 0;    // in rate_unit; bps counts frame bits with FCS, percent is of the link's L1 rate
+  uint16_t burst = 32;
+  uint64_t packets = 0;      // 0: no limit
+  uint64_t duration_ms = 0;  // 0: no limit
+  SourcePos pos, rate_pos;
+};
+
+struct SinkConfig {
+  uint16_t port = 0;
+  uint32_t max_flows = 65536;  // stamps naming a flow at or above this are counted, not tracked
+  SourcePos pos;
+};
+
+struct TrafficConfig {
+  std::vector<GeneratorConfig> generators;
+  std::vector<SinkConfig> sinks;
+};
+
+enum class Mode { forwarder, router, bridge, traffic };
 const char* mode_name(Mode m);
 
 struct Config {
@@ -208,6 +258,7 @@ struct Config {
   ForwarderConfig forwarder;
   RouterConfig router;
   BridgeConfig bridge;
+  TrafficConfig traffic;
   MempoolConfig mempool;
   DispatchConfig dispatch;
 

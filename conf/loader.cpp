@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "dispatch/rss.hpp"
 
@@ -587,6 +588,143 @@ void load_bridge(MapReader& top, Config& cfg) {
   r.finish();
 }
 
+// "198.18.0.1" or "198.18.0.1-198.18.0.254" (inclusive).
+AddressRange address_range(const MapReader& r, const YAML::Node& v, const std::string& kp) {
+  const std::string s = r.parse_string(v, kp);
+  const auto dash = s.find('-');
+  auto first = parse_ipv4(s.substr(0, dash));
+  auto last = dash == std::string::npos ? first : parse_ipv4(s.substr(dash + 1));
+  if (!first || !last) r.fail(v, kp, "expected an IPv4 address or a range like 198.18.0.1-198.18.0.254, got \"" + s + "\"");
+  if (*last < *first) r.fail(v, kp, "the range ends before it starts: \"" + s + "\"");
+  return {*first, *last - *first + 1};
+}
+
+// "9" or "1024-2047" (inclusive).
+PortRange port_range(const MapReader& r, const YAML::Node& v, const std::string& kp) {
+  const std::string s = v.IsScalar() ? v.Scalar() : "";
+  unsigned a = 0, b = 0;
+  char tail;
+  const int got = std::sscanf(s.c_str(), "%u-%u%c", &a, &b, &tail);
+  if (got == 1 && s.find('-') == std::string::npos) b = a;
+  else if (got != 2) r.fail(v, kp, "expected a port or a range like 1024-2047, got \"" + s + "\"");
+  if (a > 65535 || b > 65535 || b < a) r.fail(v, kp, "ports are 0..65535, first <= last; got \"" + s + "\"");
+  return {static_cast<uint16_t>(a), b - a + 1};
+}
+
+double positive_number(const MapReader& r, const YAML::Node& v, const std::string& kp, double hi) {
+  const std::string s = v.IsScalar() ? v.Scalar() : "";
+  char* end = nullptr;
+  const double x = std::strtod(s.c_str(), &end);
+  if (s.empty() || *end != '\0') r.fail(v, kp, "expected a number, got \"" + s + "\"");
+  if (!(x > 0) || x > hi) r.fail(v, kp, "must be above 0 and at most " + std::to_string(static_cast<long long>(hi)) + ", got " + s);
+  return x;
+}
+
+void load_traffic(MapReader& top, Config& cfg) {
+  if (!top.has("traffic")) top.fail(top.node(), "traffic", "mode traffic needs a \"traffic\" section");
+  MapReader r(top.take("traffic"), "traffic", top.file());
+  TrafficConfig& tc = cfg.traffic;
+  std::map<uint16_t, SourcePos> used;
+  auto claim = [&](const MapReader& e, const YAML::Node& pn, const std::string& kp) {
+    const uint16_t port = port_ref(e, pn, kp, cfg);
+    if (used.count(port))
+      e.fail(pn, kp, "port " + cfg.ports[port].name + " already has a traffic role (" + used[port].where() + ")");
+    used[port] = e.pos(pn, kp);
+    return port;
+  };
+  if (r.has("generators")) {
+    YAML::Node gs = r.take("generators");
+    sequence(r, gs, "traffic.generators");
+    for (std::size_t i = 0; i < gs.size(); ++i) {
+      const std::string kp = "traffic.generators[" + std::to_string(i) + "]";
+      MapReader e(gs[i], kp, top.file());
+      GeneratorConfig g;
+      g.pos = e.pos(gs[i], kp);
+      if (!e.has("port")) e.fail(gs[i], kp, "missing key \"port\"");
+      g.port = claim(e, e.take("port"), kp + ".port");
+      if (e.has("protocol")) {
+        YAML::Node v = e.take("protocol");
+        const std::string p = e.parse_string(v, kp + ".protocol");
+        if (p == "udp") g.protocol = TrafficProtocol::udp;
+        else if (p == "tcp_syn") g.protocol = TrafficProtocol::tcp_syn;
+        else e.fail(v, kp + ".protocol", "unknown protocol \"" + p + "\" (known: udp, tcp_syn)");
+      }
+      if (e.has("size")) {
+        YAML::Node v = e.take("size");
+        if (v.IsScalar() && v.Scalar() == "imix") {
+          g.sizes = {64, 594, 1518};
+          g.weights = {7, 4, 1};
+        } else if (v.IsSequence()) {
+          if (v.size() == 0 || v.size() > 64) e.fail(v, kp + ".size", "a list of 1 to 64 frame sizes");
+          g.sizes.clear();
+          for (const auto& x : v) g.sizes.push_back(static_cast<uint16_t>(e.parse_integer(x, kp + ".size", 64, 9000)));
+          g.weights.assign(g.sizes.size(), 1);
+        } else {
+          g.sizes = {static_cast<uint16_t>(e.parse_integer(v, kp + ".size", 64, 9000))};
+        }
+      }
+      if (e.has("weights")) {
+        YAML::Node v = e.take("weights");
+        sequence(e, v, kp + ".weights");
+        if (v.size() != g.sizes.size())
+          e.fail(v, kp + ".weights", "one weight per size (" + std::to_string(g.sizes.size()) + ")");
+        g.weights.clear();
+        for (const auto& x : v) g.weights.push_back(static_cast<uint16_t>(e.parse_integer(x, kp + ".weights", 1, 1000)));
+      }
+      for (uint16_t size : g.sizes)
+        if (size > cfg.ports[g.port].mtu + 18u)
+          e.fail(gs[i], kp + ".size",
+                 "frame size " + std::to_string(size) + " exceeds port " + cfg.ports[g.port].name + "'s MTU " +
+                     std::to_string(cfg.ports[g.port].mtu) + " + 18");
+      if (e.has("src_mac")) g.src_mac = mac_value(e, "src_mac");
+      if (e.has("dst_mac")) g.dst_mac = mac_value(e, "dst_mac");
+      if (e.has("src")) g.src = address_range(e, e.take("src"), kp + ".src");
+      if (e.has("dst")) g.dst = address_range(e, e.take("dst"), kp + ".dst");
+      if (e.has("sport")) g.sport = port_range(e, e.take("sport"), kp + ".sport");
+      if (e.has("dport")) g.dport = port_range(e, e.take("dport"), kp + ".dport");
+      g.flows = static_cast<uint32_t>(e.integer("flows", 1, 1 << 24, 1));
+      g.ttl = static_cast<uint8_t>(e.integer("ttl", 1, 255, 64));
+      if (e.has("rate")) {
+        YAML::Node v = e.take("rate");
+        g.rate_pos = e.pos(v, kp + ".rate");
+        MapReader rr(v, kp + ".rate", top.file());
+        int units = 0;
+        for (auto [name, unit, hi] : {std::tuple{"pps", RateUnit::pps, 1e10}, std::tuple{"bps", RateUnit::bps, 1e13},
+                                      std::tuple{"percent", RateUnit::percent, 100.0}})
+          if (rr.has(name)) {
+            ++units;
+            g.rate_unit = unit;
+            g.rate = positive_number(rr, rr.take(name), kp + ".rate." + name, hi);
+          }
+        if (units != 1) e.fail(v, kp + ".rate", "give exactly one of pps, bps, percent");
+        rr.finish();
+      }
+      g.burst = static_cast<uint16_t>(e.integer("burst", 1, 512, 32));
+      g.packets = static_cast<uint64_t>(e.integer("packets", 1, 1ll << 50, 0));
+      g.duration_ms = static_cast<uint64_t>(e.integer("duration_ms", 1, 1ll << 40, 0));
+      e.finish();
+      tc.generators.push_back(std::move(g));
+    }
+  }
+  if (r.has("sinks")) {
+    YAML::Node ks = r.take("sinks");
+    sequence(r, ks, "traffic.sinks");
+    for (std::size_t i = 0; i < ks.size(); ++i) {
+      const std::string kp = "traffic.sinks[" + std::to_string(i) + "]";
+      MapReader e(ks[i], kp, top.file());
+      SinkConfig k;
+      k.pos = e.pos(ks[i], kp);
+      if (!e.has("port")) e.fail(ks[i], kp, "missing key \"port\"");
+      k.port = claim(e, e.take("port"), kp + ".port");
+      k.max_flows = static_cast<uint32_t>(e.integer("max_flows", 1, 1 << 24, k.max_flows));
+      e.finish();
+      tc.sinks.push_back(k);
+    }
+  }
+  if (tc.generators.empty() && tc.sinks.empty()) r.fail(r.node(), "traffic", "no generators and no sinks");
+  r.finish();
+}
+
 void load_mempool(MapReader& top, Config& cfg) {
   if (!top.has("mempool")) return;
   MapReader r(top.take("mempool"), "mempool", top.file());
@@ -664,7 +802,8 @@ Config parse(const YAML::Node& root, const std::string& file) {
   if (mode == "forwarder") cfg.mode = Mode::forwarder;
   else if (mode == "router") cfg.mode = Mode::router;
   else if (mode == "bridge") cfg.mode = Mode::bridge;
-  else top.fail(top.node()["mode"], "mode", "unknown mode \"" + mode + "\" (known: forwarder, router, bridge)");
+  else if (mode == "traffic") cfg.mode = Mode::traffic;
+  else top.fail(top.node()["mode"], "mode", "unknown mode \"" + mode + "\" (known: forwarder, router, bridge, traffic)");
   unsigned main_lcore = 0;
   SourcePos main_pos{file, 0, 0, "eal.main_lcore"};
   load_eal(top, cfg, main_lcore, main_pos);
@@ -678,7 +817,7 @@ Config parse(const YAML::Node& root, const std::string& file) {
                         " workers; every worker needs a tx queue of its own on every port"};
   // Each mode reads its own section; another mode's section is an error, so
   // that a config cannot look like it does something it does not.
-  for (const Mode other : {Mode::forwarder, Mode::router, Mode::bridge})
+  for (const Mode other : {Mode::forwarder, Mode::router, Mode::bridge, Mode::traffic})
     if (other != cfg.mode && top.has(mode_name(other)))
       throw ConfigError{top.pos_of(mode_name(other)).where() + ": a " + mode_name(other) + " section in mode " +
                         mode_name(cfg.mode) + " (set mode: " + mode_name(other) + ", or remove the section)"};
@@ -686,6 +825,7 @@ Config parse(const YAML::Node& root, const std::string& file) {
     case Mode::forwarder: load_forwarder(top, cfg); break;
     case Mode::router: load_router(top, cfg); break;
     case Mode::bridge: load_bridge(top, cfg); break;
+    case Mode::traffic: load_traffic(top, cfg); break;
   }
   load_dispatch(top, cfg);
   top.finish();

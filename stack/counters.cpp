@@ -39,6 +39,7 @@ std::string_view drop_reason_name(DropReason r) {
     case DropReason::bridge_bad_source: return "bridge_bad_source";
     case DropReason::bridge_same_port: return "bridge_same_port";
     case DropReason::bridge_no_port: return "bridge_no_port";
+    case DropReason::traffic_not_sink: return "traffic_not_sink";
     case DropReason::kCount: break;
   }
   return "unknown";
@@ -66,6 +67,9 @@ std::string_view event_name(Event e) {
     case Event::bridge_moved: return "bridge_moved";
     case Event::bridge_flooded: return "bridge_flooded";
     case Event::bridge_fdb_full: return "bridge_fdb_full";
+    case Event::traffic_generated: return "traffic_generated";
+    case Event::traffic_sunk: return "traffic_sunk";
+    case Event::traffic_no_mbuf: return "traffic_no_mbuf";
     case Event::kCount: break;
   }
   return "unknown";

@@ -58,6 +58,8 @@ enum class DropReason : uint8_t {
   bridge_bad_source,       // source MAC is multicast/broadcast
   bridge_same_port,        // destination lives on the ingress port (filtered)
   bridge_no_port,          // flooding found no other port in the VLAN
+  // Traffic mode (stack/traffic)
+  traffic_not_sink,        // received on a port that is no sink (a generator port)
   kCount
 };
 
@@ -83,6 +85,9 @@ enum class Event : uint8_t {
   bridge_moved,       // a known MAC seen on another port (station move)
   bridge_flooded,     // frames sent to every port of their VLAN
   bridge_fdb_full,    // a MAC not learned: the table was full
+  traffic_generated,  // frames a generator sent (also counted as originated)
+  traffic_sunk,       // frames a sink counted (also counted as consumed)
+  traffic_no_mbuf,    // generator bursts cut short: the pool was empty
   kCount
 };
 

@@ -74,6 +74,14 @@ class TxBuffers {
     for (uint16_t p = 0; p < bufs_.size(); ++p) flush(p);
   }
 
+  // For a sender that calls rte_eth_tx_burst itself on this worker's queue
+  // (a traffic generator keeps what the queue refuses and retries it).
+  void count_sent(uint16_t port, uint64_t packets, uint64_t bytes) {
+    stats_[port].packets.add(packets);
+    stats_[port].bytes.add(bytes);
+  }
+  uint16_t queue() const { return queue_; }
+
   const PortTxStats& stats(uint16_t port) const { return stats_[port]; }
 
  private:

@@ -120,7 +120,7 @@ TEST(ConfigErrors, ImpossibleValues) {
   EXPECT_EQ(error_of(edited("    rx_queues: 2\n  - name: p1", "    rx_queues: 5000\n  - name: p1")),
             "t.yaml:10:16: ports[0].rx_queues: must be in [1, 1024], got 5000");
   EXPECT_EQ(error_of(edited("mode: forwarder", "mode: teleporter")),
-            "t.yaml:1:7: mode: unknown mode \"teleporter\" (known: forwarder, router, bridge)");
+            "t.yaml:1:7: mode: unknown mode \"teleporter\" (known: forwarder, router, bridge, traffic)");
   EXPECT_EQ(error_of(edited("hash: [ipv4-udp, ipv4-tcp]", "hash: [ipv4-udp, sctp]")),
             "t.yaml:16:24: ports[1].rss.hash: unknown hash type \"sctp\" (known: ip, tcp, udp, ipv4, ipv4-tcp, "
             "ipv4-udp, ipv6, ipv6-tcp, ipv6-udp)");
@@ -379,4 +379,58 @@ TEST(Config, BridgeSection) {
             "t.yaml:24:7: bridge.ports[1]: either every bridge port names its VLANs (vlan or trunk) or none does");
   EXPECT_EQ(bad("{port: p1, trunk: [10, 20]}", "{port: p0}"),
             "t.yaml:24:14: bridge.ports[1].port: port p0 is already in the bridge (t.yaml:23:14: bridge.ports[0].port)");
+}
+
+TEST(Config, TrafficSection) {
+  std::string s = kValid;
+  s.replace(s.find("mode: forwarder"), 15, "mode: traffic");
+  s = s.substr(0, s.find("forwarder:\n")) +
+      "traffic:\n"
+      "  generators:\n"
+      "    - port: p0\n"
+      "      size: imix\n"
+      "      src: 198.18.0.1-198.18.0.10\n"
+      "      sport: 1024-2047\n"
+      "      flows: 100\n"
+      "      rate: {pps: 1500000}\n"
+      "      packets: 5000\n"
+      "  sinks:\n"
+      "    - {port: p1, max_flows: 1000}\n";
+  auto r = load_string(s, "t.yaml");
+  ASSERT_TRUE(r.ok()) << r.error();
+  const auto& g = r->traffic.generators.at(0);
+  EXPECT_EQ(g.sizes, (std::vector<uint16_t>{64, 594, 1518}));
+  EXPECT_EQ(g.weights, (std::vector<uint16_t>{7, 4, 1}));
+  EXPECT_EQ(g.src.first, 0xc6120001u);
+  EXPECT_EQ(g.src.count, 10u);
+  EXPECT_EQ(g.sport.first, 1024);
+  EXPECT_EQ(g.sport.count, 1024u);
+  EXPECT_EQ(g.rate_unit, RateUnit::pps);
+  EXPECT_EQ(g.rate, 1500000.0);
+  EXPECT_EQ(g.packets, 5000u);
+  EXPECT_EQ(r->traffic.sinks.at(0).max_flows, 1000u);
+  auto again = load_string(dump_yaml(*r), "dump.yaml");
+  ASSERT_TRUE(again.ok()) << again.error() << "\n" << dump_yaml(*r);
+  EXPECT_EQ(without_notes(dump_yaml(*again)), without_notes(dump_yaml(*r)));
+
+  auto bad = [&](const std::string& from, const std::string& to) {
+    std::string b = s;
+    b.replace(b.find(from), from.size(), to);
+    return error_of(b);
+  };
+  EXPECT_EQ(bad("rate: {pps: 1500000}", "rate: {pps: 1, bps: 2}"),
+            "t.yaml:27:13: traffic.generators[0].rate: give exactly one of pps, bps, percent");
+  EXPECT_EQ(bad("rate: {pps: 1500000}", "rate: {percent: 150}"),
+            "t.yaml:27:23: traffic.generators[0].rate.percent: must be above 0 and at most 100, got 150");
+  EXPECT_EQ(bad("198.18.0.1-198.18.0.10", "198.18.0.10-198.18.0.1"),
+            "t.yaml:24:12: traffic.generators[0].src: the range ends before it starts: \"198.18.0.10-198.18.0.1\"");
+  EXPECT_EQ(bad("sport: 1024-2047", "sport: 1024-70000"),
+            "t.yaml:25:14: traffic.generators[0].sport: ports are 0..65535, first <= last; got \"1024-70000\"");
+  EXPECT_EQ(bad("size: imix", "size: 9001"), "t.yaml:23:13: traffic.generators[0].size: must be in [64, 9000], got 9001");
+  EXPECT_EQ(bad("size: imix", "size: 2000"),
+            "t.yaml:22:7: traffic.generators[0].size: frame size 2000 exceeds port p0's MTU 1500 + 18");
+  EXPECT_EQ(bad("{port: p1, max_flows: 1000}", "{port: p0}"),
+            "t.yaml:30:14: traffic.sinks[0].port: port p0 already has a traffic role (t.yaml:22:13: traffic.generators[0].port)");
+  EXPECT_EQ(bad("      size: imix\n", "      size: imix\n      weights: [1, 2]\n"),
+            "t.yaml:24:16: traffic.generators[0].weights: one weight per size (3)");
 }
