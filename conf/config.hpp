@@ -237,7 +237,7 @@ struct GeneratorConfig {
 
 struct SinkConfig {
   uint16_t port = 0;
-  uint32_t max_flows = 65536;  // stamps naming a flow at or above this are counted, not tracked
+  uint32_t max_flows = 4096;  // stamps naming a flow at or above this are counted, not tracked (~300 bytes per flow per worker)
   SourcePos pos;
 };
 

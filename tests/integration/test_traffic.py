@@ -15,7 +15,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from ngslab import Ngstack, check, run_test  # noqa: E402
+from ngslab import Ngstack, check, run_test, telemetry  # noqa: E402
 
 COUNT = 2_000_000
 RATE = 1_000_000
@@ -115,7 +115,8 @@ def test_sink_finds_injected_loss_duplicates_reordering():
 def test_generator_and_sink_in_two_processes():
     sock = f"/run/ngstack-test-memif-{os.getpid()}.sock"
     count = 100_000
-    sink = config(f"ngt-msink-{os.getpid()}", f"net_memif0,role=server,socket={sock}",
+    sink_prefix = f"ngt-msink-{os.getpid()}"
+    sink = config(sink_prefix, f"net_memif0,role=server,socket={sock}",
                   "  sinks:\n    - {port: p}\n")
     gen = config(f"ngt-mgen-{os.getpid()}", f"net_memif0,role=client,socket={sock}", f"""  generators:
     - {{port: p, protocol: tcp_syn, size: 128, flows: 64, dst: 198.19.0.1-198.19.0.64, rate: {{pps: 50000}}, packets: {count}}}
@@ -129,6 +130,8 @@ def test_generator_and_sink_in_two_processes():
                 g = tx.summary()["traffic"]["generators"][0]
                 check(g["packets"] == count, f"generator sent {g['packets']} of {count}:\n{tx.out_text()}")
             time.sleep(0.5)
+            rows = telemetry(sink_prefix, "/ngstack/traffic")
+            check(rows == [f"sink p {count} {count} 0"], f"/ngstack/traffic while running: {rows}")
             rc = rx.stop()
             check(rc == 0, f"sink exit {rc}:\n{rx.output()}")
             s = rx.summary()
