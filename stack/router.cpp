@@ -166,15 +166,13 @@ void Router::ether_handler(void* ctx, unsigned w, uint16_t port, rte_mbuf** pkts
     }
     const uint16_t type = eth->ether_type;
     if (type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) {
-      if (!ip_here) {
-        ip[nip++] = m;
-      } else if (in < 0 || !r.ifaces_[in].active) [[unlikely]] {
-        ++nip;
+      if (!ip_here)
+        ip[nip] = m;
+      else if (in < 0 || !r.ifaces_[in].active) [[unlikely]]
         r.drop(w, m, DropReason::not_our_port);
-      } else {
-        ++nip;
+      else
         r.ip_accept(w, m, static_cast<uint16_t>(in), now, batch);
-      }
+      ++nip;
     } else if (type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP)) {
       arp[narp++] = m;
     } else {

@@ -65,8 +65,7 @@ class TxBuffers {
       rte_pktmbuf_free_bulk(&b.pkts[sent], b.count - sent);
       drops_.add(DropReason::tx_full, b.count - sent);
     }
-    stats_[port].packets.add(sent);
-    stats_[port].bytes.add(bytes);
+    count_sent(port, sent, bytes);
     b.count = 0;
   }
 

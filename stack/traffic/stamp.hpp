@@ -33,22 +33,19 @@ class SequenceTracker {
  public:
   static constexpr uint32_t kWindow = 1024;
 
-  // Returns what the packet was.
-  enum class Verdict : uint8_t { in_order, gap, late, duplicate, too_late };
-
   // Sequence numbers start at 0: a sink started after its generator counts
   // what it missed as lost.
-  Verdict record(uint32_t seq) {
+  void record(uint32_t seq) {
     if (seq == next_) {
       mark(seq);
       ++next_;
       ++received_;
-      return Verdict::in_order;
+      return;
     }
     // Forward distance in modulo-2^32 arithmetic: less than half the space is
     // ahead. Nothing lies behind a flow's first packet.
     const uint32_t ahead = seq - next_;
-    if (ahead < 0x80000000u || (received_ == 0 && duplicates_ == 0)) {
+    if (ahead < 0x80000000u || received_ == 0) {
       // Numbers next_..seq-1 are missing for now; forget the window slots
       // they reuse, so a late one of them is not taken for a duplicate.
       const uint32_t from = ahead > kWindow ? seq - kWindow : next_;
@@ -57,24 +54,23 @@ class SequenceTracker {
       mark(seq);
       next_ = seq + 1;
       ++received_;
-      return Verdict::gap;
+      return;
     }
     const uint32_t behind = next_ - seq;  // >= 1
     if (behind > kWindow) {
       ++received_;
       ++reordered_;
       if (missing_) --missing_;
-      return Verdict::too_late;
+      return;
     }
     if (seen(seq)) {
       ++duplicates_;
-      return Verdict::duplicate;
+      return;
     }
     mark(seq);
     ++received_;
     ++reordered_;
     if (missing_) --missing_;
-    return Verdict::late;
   }
 
   uint64_t received() const { return received_; }     // distinct packets

@@ -34,6 +34,17 @@ traffic:
 {section}"""
 
 
+def run_to_end(config_text, seconds, what):
+    """Runs ngstack for `seconds`; checks exit 0 and the accounting line;
+    returns the JSON summary."""
+    with Ngstack(config_text, ["--duration", str(seconds)]) as ng:
+        rc = ng.wait(timeout=60)
+        check(rc == 0, f"{what} exit {rc}:\n{ng.output()}")
+        s = ng.summary()
+        check(s["ok"], f"{what}: balanced and mempools full:\n{ng.out_text()}")
+        return s
+
+
 def read_pcap(path):
     """(global header, [(seconds, record bytes)]); net_pcap writes
     nanosecond-resolution captures (magic 0xa1b23c4d)."""
@@ -52,15 +63,11 @@ def test_generator_rate_and_count():
     gen = config(f"ngt-gen-{os.getpid()}", f"net_pcap0,tx_pcap={CAPTURE}", f"""  generators:
     - {{port: p, src: 198.18.0.1-198.18.0.4, sport: 1024-1027, flows: {FLOWS}, rate: {{pps: {RATE}}}, packets: {COUNT}}}
 """)
-    with Ngstack(gen, ["--duration", "4"]) as ng:
-        rc = ng.wait(timeout=60)
-        check(rc == 0, f"generator exit {rc}:\n{ng.output()}")
-        s = ng.summary()
-        check(s["ok"], f"balanced and mempools full:\n{ng.out_text()}")
-        g = s["traffic"]["generators"][0]
-        check(g["packets"] == COUNT and g["done"], f"generator sent {g['packets']} of {COUNT}")
-        check(s["ports"][0]["tx_packets"] == COUNT, f"port tx {s['ports'][0]['tx_packets']}")
-        print(f"generator: {g}")
+    s = run_to_end(gen, 4, "generator")
+    g = s["traffic"]["generators"][0]
+    check(g["packets"] == COUNT and g["done"], f"generator sent {g['packets']} of {COUNT}")
+    check(s["ports"][0]["tx_packets"] == COUNT, f"port tx {s['ports'][0]['tx_packets']}")
+    print(f"generator: {g}")
     _, recs = read_pcap(CAPTURE)
     check(len(recs) == COUNT, f"the capture holds {len(recs)} frames, not {COUNT}")
     # libpcap stamps each frame when net_pcap writes it: an independent clock.
@@ -98,18 +105,13 @@ def test_sink_finds_injected_loss_duplicates_reordering():
     with open(EDITED, "wb") as f:
         f.write(head + b"".join(out))
     sink = config(f"ngt-sink-{os.getpid()}", f"net_pcap0,rx_pcap={EDITED}", "  sinks:\n    - {port: p}\n")
-    with Ngstack(sink, ["--duration", "4"]) as ng:
-        rc = ng.wait(timeout=60)
-        check(rc == 0, f"sink exit {rc}:\n{ng.output()}")
-        s = ng.summary()
-        check(s["ok"], f"balanced and mempools full:\n{ng.out_text()}")
-        k = s["traffic"]["sinks"][0]
-        print(f"sink: {k}")
-        check(k["packets"] == COUNT - 7 + 5 and k["stamped"] == k["packets"], f"frames read: {k}")
-        check(k["flows"] == FLOWS, f"flows: {k['flows']}")
-        check(k["lost"] == 7, f"lost {k['lost']}, injected 7")
-        check(k["duplicates"] == 5, f"duplicates {k['duplicates']}, injected 5")
-        check(k["reordered"] == 9, f"reordered {k['reordered']}, injected 9")
+    k = run_to_end(sink, 4, "sink")["traffic"]["sinks"][0]
+    print(f"sink: {k}")
+    check(k["packets"] == COUNT - 7 + 5 and k["stamped"] == k["packets"], f"frames read: {k}")
+    check(k["flows"] == FLOWS, f"flows: {k['flows']}")
+    check(k["lost"] == 7, f"lost {k['lost']}, injected 7")
+    check(k["duplicates"] == 5, f"duplicates {k['duplicates']}, injected 5")
+    check(k["reordered"] == 9, f"reordered {k['reordered']}, injected 9")
 
 
 def test_generator_and_sink_in_two_processes():
@@ -124,11 +126,8 @@ def test_generator_and_sink_in_two_processes():
     try:
         with Ngstack(sink) as rx:
             rx.wait_running()
-            with Ngstack(gen, ["--duration", "5"]) as tx:
-                rc = tx.wait(timeout=60)
-                check(rc == 0, f"generator exit {rc}:\n{tx.output()}")
-                g = tx.summary()["traffic"]["generators"][0]
-                check(g["packets"] == count, f"generator sent {g['packets']} of {count}:\n{tx.out_text()}")
+            g = run_to_end(gen, 5, "generator")["traffic"]["generators"][0]
+            check(g["packets"] == count, f"generator sent {g['packets']} of {count}")
             time.sleep(0.5)
             rows = telemetry(sink_prefix, "/ngstack/traffic")
             check(rows == [f"sink p {count} {count} 0"], f"/ngstack/traffic while running: {rows}")

@@ -61,6 +61,20 @@ std::string error_of(const std::string& yaml) {
   return r.ok() ? "" : r.error();
 }
 
+// The error for `yaml` with `from` replaced by `to`.
+std::string error_with(std::string yaml, const std::string& from, const std::string& to) {
+  auto at = yaml.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  return error_of(yaml.replace(at, from.size(), to));
+}
+
+// kValid in `mode`, its forwarder section replaced by `section`.
+std::string in_mode(const std::string& mode, const std::string& section) {
+  std::string s = kValid;
+  s.replace(s.find("mode: forwarder"), 15, "mode: " + mode);
+  return s.substr(0, s.find("forwarder:\n")) + section;
+}
+
 }  // namespace
 
 TEST(Config, LoadsValidFileWithDefaults) {
@@ -355,10 +369,8 @@ TEST(ConfigErrors, RouterSection) {
 }
 
 TEST(Config, BridgeSection) {
-  std::string s = kValid;
-  s.replace(s.find("mode: forwarder"), 15, "mode: bridge");
-  s = s.substr(0, s.find("forwarder:\n")) +
-      "bridge:\n  aging_ms: 2000\n  ports:\n    - {port: p0, vlan: 10}\n    - {port: p1, trunk: [10, 20]}\n";
+  const std::string s =
+      in_mode("bridge", "bridge:\n  aging_ms: 2000\n  ports:\n    - {port: p0, vlan: 10}\n    - {port: p1, trunk: [10, 20]}\n");
   auto r = load_string(s, "t.yaml");
   ASSERT_TRUE(r.ok()) << r.error();
   EXPECT_EQ(r->bridge.aging_ms, 2000u);
@@ -368,11 +380,7 @@ TEST(Config, BridgeSection) {
   ASSERT_TRUE(again.ok()) << again.error();
   EXPECT_EQ(without_notes(dump_yaml(*again)), without_notes(dump_yaml(*r)));
 
-  auto bad = [&](const std::string& from, const std::string& to) {
-    std::string b = s;
-    b.replace(b.find(from), from.size(), to);
-    return error_of(b);
-  };
+  auto bad = [&](const std::string& from, const std::string& to) { return error_with(s, from, to); };
   EXPECT_EQ(bad("vlan: 10", "vlan: 4095"), "t.yaml:23:24: bridge.ports[0].vlan: must be in [1, 4094], got 4095");
   EXPECT_EQ(bad("trunk: [10, 20]", "trunk: [10, 10]"), "t.yaml:24:30: bridge.ports[1].trunk: VLAN 10 is listed twice");
   EXPECT_EQ(bad("{port: p0, vlan: 10}", "{port: p0}"),
@@ -382,9 +390,7 @@ TEST(Config, BridgeSection) {
 }
 
 TEST(Config, TrafficSection) {
-  std::string s = kValid;
-  s.replace(s.find("mode: forwarder"), 15, "mode: traffic");
-  s = s.substr(0, s.find("forwarder:\n")) +
+  const std::string s = in_mode("traffic",
       "traffic:\n"
       "  generators:\n"
       "    - port: p0\n"
@@ -395,7 +401,7 @@ TEST(Config, TrafficSection) {
       "      rate: {pps: 1500000}\n"
       "      packets: 5000\n"
       "  sinks:\n"
-      "    - {port: p1, max_flows: 1000}\n";
+      "    - {port: p1, max_flows: 1000}\n");
   auto r = load_string(s, "t.yaml");
   ASSERT_TRUE(r.ok()) << r.error();
   const auto& g = r->traffic.generators.at(0);
@@ -413,11 +419,7 @@ TEST(Config, TrafficSection) {
   ASSERT_TRUE(again.ok()) << again.error() << "\n" << dump_yaml(*r);
   EXPECT_EQ(without_notes(dump_yaml(*again)), without_notes(dump_yaml(*r)));
 
-  auto bad = [&](const std::string& from, const std::string& to) {
-    std::string b = s;
-    b.replace(b.find(from), from.size(), to);
-    return error_of(b);
-  };
+  auto bad = [&](const std::string& from, const std::string& to) { return error_with(s, from, to); };
   EXPECT_EQ(bad("rate: {pps: 1500000}", "rate: {pps: 1, bps: 2}"),
             "t.yaml:27:13: traffic.generators[0].rate: give exactly one of pps, bps, percent");
   EXPECT_EQ(bad("rate: {pps: 1500000}", "rate: {percent: 150}"),
