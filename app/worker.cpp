@@ -25,8 +25,7 @@ int worker_main(void* arg) {
         rxq.stats.empty_polls.inc();
         continue;
       }
-      uint64_t bytes = 0;
-      for (uint16_t i = 0; i < n; ++i) bytes += pkts[i]->pkt_len;
+      const uint64_t bytes = stack::burst_bytes(pkts, n);
       rxq.stats.packets.add(n);
       rxq.stats.bytes.add(bytes);
       received += n;

@@ -129,7 +129,7 @@ class Router final : public Service {
     auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
     eth->dst_addr = dst;
     eth->src_addr = ifaces_[out].mac;
-    io_[w].tx->enqueue(out, &m, 1);
+    io_[w].tx->push(out, m);
   }
   void send_request(unsigned w, uint16_t out, uint32_t target, uint64_t now);
   // Sends the ICMP error about `m` (left to the caller to free) if allowed.

@@ -9,6 +9,7 @@
 #include <rte_mbuf.h>
 
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "stack/counters.hpp"
@@ -16,6 +17,12 @@
 namespace ngstack::stack {
 
 inline constexpr uint16_t kMaxBurst = 512;
+
+inline uint64_t burst_bytes(rte_mbuf* const* pkts, uint16_t n) {
+  uint64_t bytes = 0;
+  for (uint16_t i = 0; i < n; ++i) bytes += pkts[i]->pkt_len;
+  return bytes;
+}
 
 struct PortTxStats {
   Counter packets;
@@ -31,12 +38,27 @@ class TxBuffers {
     for (std::size_t i = 0; i < port_ids.size(); ++i) bufs_[i].port_id = port_ids[i];
   }
 
-  // Queue a run of packets for config port `port`.
+  // Queue one packet for config port `port`.
+  void push(uint16_t port, rte_mbuf* m) {
+    Buffer& b = bufs_[port];
+    b.pkts[b.count++] = m;
+    b.bytes += m->pkt_len;
+    if (b.count == capacity_) [[unlikely]] flush(port);
+  }
+
+  // Queue a run of packets for config port `port`, copied in chunks that
+  // fill the buffer up to its flush threshold.
   void enqueue(uint16_t port, rte_mbuf** pkts, uint16_t n) {
     Buffer& b = bufs_[port];
-    for (uint16_t i = 0; i < n; ++i) {
-      b.pkts[b.count++] = pkts[i];
+    while (n > 0) {
+      const uint16_t room = static_cast<uint16_t>(capacity_ - b.count);
+      const uint16_t take = n < room ? n : room;
+      std::memcpy(&b.pkts[b.count], pkts, take * sizeof(rte_mbuf*));
+      b.bytes += burst_bytes(pkts, take);
+      b.count = static_cast<uint16_t>(b.count + take);
       if (b.count == capacity_) flush(port);
+      pkts += take;
+      n = static_cast<uint16_t>(n - take);
     }
   }
 
@@ -44,21 +66,14 @@ class TxBuffers {
   // port: for packets that must leave before the caller lets others send
   // (see arp::ArpTable::confirm).
   void send_now(uint16_t port, rte_mbuf** pkts, uint16_t n) {
-    while (n > 0) {
-      const uint16_t room = static_cast<uint16_t>(capacity_ - bufs_[port].count);
-      const uint16_t take = n < room ? n : room;
-      enqueue(port, pkts, take);
-      flush(port);
-      pkts += take;
-      n = static_cast<uint16_t>(n - take);
-    }
+    enqueue(port, pkts, n);
+    flush(port);
   }
 
   void flush(uint16_t port) {
     Buffer& b = bufs_[port];
     if (b.count == 0) return;
-    uint64_t bytes = 0;
-    for (uint16_t i = 0; i < b.count; ++i) bytes += b.pkts[i]->pkt_len;
+    uint64_t bytes = b.bytes;
     const uint16_t sent = rte_eth_tx_burst(b.port_id, queue_, b.pkts, b.count);
     if (sent < b.count) [[unlikely]] {
       for (uint16_t i = sent; i < b.count; ++i) bytes -= b.pkts[i]->pkt_len;
@@ -67,6 +82,7 @@ class TxBuffers {
     }
     count_sent(port, sent, bytes);
     b.count = 0;
+    b.bytes = 0;
   }
 
   void flush_all() {
@@ -87,6 +103,7 @@ class TxBuffers {
   struct Buffer {
     uint16_t port_id = 0;
     uint16_t count = 0;
+    uint64_t bytes = 0;  // of the packets buffered, summed as they arrive (their mbuf is hot then)
     rte_mbuf* pkts[kMaxBurst];
   };
   std::vector<Buffer> bufs_;

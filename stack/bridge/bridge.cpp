@@ -80,7 +80,7 @@ void Bridge::input(unsigned w, rte_mbuf* m, uint64_t now) {
       const uint16_t out = stations_[slot].port.load(std::memory_order_relaxed);
       if (out == in) return drop(w, m, DropReason::bridge_same_port);
       if (!encapsulate(m, out, vlan)) return drop(w, m, DropReason::no_mbuf);
-      io_[w].tx->enqueue(out, &m, 1);
+      io_[w].tx->push(out, m);
       return;
     }
   }
@@ -158,7 +158,7 @@ void Bridge::flood(unsigned w, rte_mbuf* m, uint16_t in, uint16_t vlan, bool tag
       nother = 0;
     } else {
       if (nother > 1) rte_mbuf_refcnt_update(c, static_cast<int16_t>(nother - 1));
-      for (uint16_t i = 0; i < nother; ++i) io_[w].tx->enqueue(other[i], &c, 1);
+      for (uint16_t i = 0; i < nother; ++i) io_[w].tx->push(other[i], c);
       ev.add(Event::originated, nother);
     }
   }
@@ -168,7 +168,7 @@ void Bridge::flood(unsigned w, rte_mbuf* m, uint16_t in, uint16_t vlan, bool tag
     return;
   }
   if (nsame > 1) rte_mbuf_refcnt_update(m, static_cast<int16_t>(nsame - 1));
-  for (uint16_t i = 0; i < nsame; ++i) io_[w].tx->enqueue(same[i], &m, 1);
+  for (uint16_t i = 0; i < nsame; ++i) io_[w].tx->push(same[i], m);
   ev.add(Event::originated, nsame - 1u);
 }
 

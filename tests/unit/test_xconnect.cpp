@@ -147,3 +147,30 @@ TEST_F(XconnectTest, FullTxQueueDropsAreCountedNotLeaked) {
 }
 
 }  // namespace
+
+// Bytes are summed as packets are buffered (push and enqueue alike) and only
+// what the queue took is counted: the refused tail's bytes come off again.
+TEST_F(XconnectTest, TxBytesCountWhatLeftWithMixedSizes) {
+  DropCounters drops;
+  TxBuffers tx(port_ids_, 0, 256, drops);
+  auto small = frames(40, 60);
+  auto large = frames(40, 1000);
+  for (uint32_t i = 0; i < 40; ++i) tx.push(1, small[i]);
+  tx.enqueue(1, large.data(), 40);  // only 23 of these fit the 63-slot ring
+  tx.flush_all();
+  auto out = drain_tx(1);
+  EXPECT_EQ(out.size(), 63u);
+  EXPECT_EQ(drops.get(DropReason::tx_full), 17u);
+  EXPECT_EQ(tx.stats(1).packets.get(), 63u);
+  EXPECT_EQ(tx.stats(1).bytes.get(), 40u * 60 + 23u * 1000);
+  free_all(out);
+  // The next flush starts from zero bytes buffered.
+  auto more = frames(3, 100);
+  tx.enqueue(1, more.data(), 3);
+  tx.flush(1);
+  EXPECT_EQ(tx.stats(1).bytes.get(), 40u * 60 + 23u * 1000 + 300);
+  out = drain_tx(1);
+  EXPECT_EQ(out.size(), 3u);
+  free_all(out);
+  EXPECT_EQ(rte_mempool_avail_count(pool_), pool_->size);
+}
