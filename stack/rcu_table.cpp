@@ -59,6 +59,7 @@ void RcuTable::remove_locked(int32_t slot) {
 // can hold the slot any more.
 void RcuTable::reclaim(void* table, void* key_data) {
   auto* t = static_cast<RcuTable*>(table);
+  tsan_acquire(t->qsbr_);  // every reader's reads of the slot came before its quiescent report
   t->free_.push_back(static_cast<int32_t>(reinterpret_cast<uintptr_t>(key_data)));
 }
 

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "conf/result.hpp"
+#include "stack/tsan.hpp"
 
 namespace ngstack::stack {
 
@@ -54,19 +55,33 @@ class RcuTable {
   int32_t lookup(uint64_t key) const {
     void* data = nullptr;
     if (rte_hash_lookup_data(hash_, &key, &data) < 0) return kNone;
-    return static_cast<int32_t>(reinterpret_cast<uintptr_t>(data));
+    const auto slot = static_cast<int32_t>(reinterpret_cast<uintptr_t>(data));
+    tsan_acquire(&keys_[slot]);  // pairs with the release in insert_locked
+    return slot;
   }
   void reader_online(unsigned reader) { rte_rcu_qsbr_thread_online(qsbr_, reader); }
-  void reader_offline(unsigned reader) { rte_rcu_qsbr_thread_offline(qsbr_, reader); }
+  void reader_offline(unsigned reader) {
+    tsan_release(qsbr_);  // pairs with the acquire in reclaim
+    rte_rcu_qsbr_thread_offline(qsbr_, reader);
+  }
   // The reader holds no slot index from here back to its next lookup.
-  void quiescent(unsigned reader) { rte_rcu_qsbr_quiescent(qsbr_, reader); }
+  void quiescent(unsigned reader) {
+    tsan_release(qsbr_);
+    rte_rcu_qsbr_quiescent(qsbr_, reader);
+  }
   // Whether the slot holds a live key (for walkers: maintenance, telemetry).
   bool live(int32_t slot) const { return live_[slot].load(std::memory_order_acquire); }
   uint64_t key_of(int32_t slot) const { return keys_[slot].load(std::memory_order_relaxed); }
 
   // --- writers -----------------------------------------------------------------
-  void lock() { rte_spinlock_lock(&writer_lock_); }
-  void unlock() { rte_spinlock_unlock(&writer_lock_); }
+  void lock() {
+    rte_spinlock_lock(&writer_lock_);
+    tsan_acquire(&writer_lock_);
+  }
+  void unlock() {
+    tsan_release(&writer_lock_);
+    rte_spinlock_unlock(&writer_lock_);
+  }
 
   // With the writer lock held: the key's slot, a new one (after `init(slot)`
   // prepared it, before readers can find it), or kNone when full.
@@ -79,6 +94,7 @@ class RcuTable {
     free_.pop_back();
     init(slot);
     keys_[slot].store(key, std::memory_order_relaxed);
+    tsan_release(&keys_[slot]);  // what init wrote is visible to whoever finds the key
     if (rte_hash_add_key_data(hash_, &key, reinterpret_cast<void*>(static_cast<uintptr_t>(slot))) < 0) {
       free_.push_back(slot);
       return kNone;

@@ -9,8 +9,14 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <thread>
+
 #include "dispatch/netisr.hpp"
 #include "stack/bridge/bridge.hpp"
+#include "stack/tsan.hpp"
 #include "tests/lib/eal_env.hpp"
 
 using namespace ngstack;
@@ -226,3 +232,130 @@ TEST_F(BridgeTest, TableLimitAndAgeing) {
 }
 
 }  // namespace
+
+// Three workers learn, move stations between ports and forward at once while
+// worker 0 also ages entries out: every FDB entry points at a port its station
+// was really seen on, the table never exceeds its limit, and every mbuf comes
+// back. Under ThreadSanitizer (deploy/setup.sh) this is the FDB's race test.
+TEST_F(BridgeTest, WorkersLearnMoveAndAgeAtOnce) {
+  constexpr unsigned kWorkers = 3;
+  constexpr unsigned kStations = 40;
+  // Ports of their own, with multi-producer rings: all workers send on queue
+  // 0. The main thread alone empties them.
+  std::vector<uint16_t> ids;
+  std::vector<rte_ring*> tx;
+  for (int p = 0; p < kPorts; ++p) {
+    const std::string n = std::string("brmt").append(std::to_string(p));
+    rte_ring* rx = rte_ring_create((n + "rx").c_str(), 64, 0, 0);
+    rte_ring* t = rte_ring_create((n + "tx").c_str(), 512, 0, 0);
+    const int id = rte_eth_from_rings(n.c_str(), &rx, 1, &t, 1, 0);
+    ASSERT_GE(id, 0);
+    rte_eth_conf conf{};
+    ASSERT_EQ(rte_eth_dev_configure(id, 1, 1, &conf), 0);
+    ASSERT_EQ(rte_eth_rx_queue_setup(id, 0, 64, 0, nullptr, pool_), 0);
+    ASSERT_EQ(rte_eth_tx_queue_setup(id, 0, 64, 0, nullptr), 0);
+    ASSERT_EQ(rte_eth_dev_start(id), 0);
+    ids.push_back(static_cast<uint16_t>(id));
+    tx.push_back(t);
+  }
+  conf::Config cfg;
+  cfg.mode = conf::Mode::bridge;
+  cfg.bridge.max_entries = 32;  // fewer than the stations: the limit is hit too
+  cfg.bridge.aging_ms = 1;
+  std::vector<PortInfo> info;
+  for (int p = 0; p < kPorts; ++p) {
+    conf::PortConfig pc;
+    pc.name = std::string("p").append(std::to_string(p));
+    cfg.ports.push_back(pc);
+    conf::BridgePortConfig bp;
+    bp.port = static_cast<uint16_t>(p);
+    cfg.bridge.ports.push_back(bp);
+    info.push_back({ids[p], {}, 1500});
+  }
+  auto b = Bridge::create(cfg, info, pool_, kWorkers, rte_get_tsc_hz());
+  ASSERT_TRUE(b.ok()) << b.error();
+  std::unique_ptr<Bridge> bridge = std::move(*b);
+  std::vector<std::unique_ptr<DropCounters>> drops;
+  std::vector<std::unique_ptr<EventCounters>> events;
+  std::vector<std::unique_ptr<TxBuffers>> bufs;
+  std::vector<WorkerIo> io;
+  // A pool per worker: the frees a worker makes itself (drops, a full tx
+  // queue) go back to its own pool, so no other thread takes those mbufs.
+  std::vector<rte_mempool*> pools;
+  for (unsigned w = 0; w < kWorkers; ++w) {
+    pools.push_back(test::pool(std::string("brmt_pool").append(std::to_string(w)).c_str(), 1023,
+                               RTE_MBUF_DEFAULT_DATAROOM));
+    drops.push_back(std::make_unique<DropCounters>());
+    events.push_back(std::make_unique<EventCounters>());
+    bufs.push_back(std::make_unique<TxBuffers>(ids, 0, 32, *drops.back()));
+    io.push_back({bufs.back().get(), drops.back().get(), events.back().get()});
+  }
+  bridge->bind(io);
+
+  // seen[s] has bit p set once station s sent a frame on port p.
+  std::array<std::atomic<unsigned>, kStations + 1> seen{};
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> bridged{0};
+  auto drain = [&] {
+    rte_mbuf* out[64];
+    for (auto* t : tx)
+      for (unsigned k; (k = rte_ring_dequeue_burst(t, reinterpret_cast<void**>(out), 64, nullptr)) > 0;) {
+        // Hand-off back to the allocating worker, through a pool TSan cannot see.
+        for (unsigned i = 0; i < k; ++i) tsan_release(out[i]);
+        rte_pktmbuf_free_bulk(out, k);
+      }
+  };
+  std::vector<std::thread> threads;
+  for (unsigned w = 0; w < kWorkers; ++w)
+    threads.emplace_back([&, w] {
+      bridge->worker_online(w);
+      uint32_t r = w + 1;
+      while (!stop.load(std::memory_order_relaxed)) {
+        for (int i = 0; i < 16; ++i) {
+          r = r * 1103515245u + 12345u;
+          const auto src = static_cast<uint8_t>(1 + (r >> 8) % kStations);
+          const auto dst = static_cast<uint8_t>((r >> 20) % 4 == 0 ? 0xff : 1 + (r >> 12) % kStations);
+          const int in = static_cast<int>((r >> 24) % kPorts);
+          rte_mbuf* m = rte_pktmbuf_alloc(pools[w]);
+          if (!m) break;
+          tsan_acquire(m);
+          auto* eth = reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_append(m, 64));
+          memset(eth, 0, 64);
+          eth->dst_addr = mac(dst);
+          eth->src_addr = mac(src);
+          eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+          m->port = ids[in];
+          seen[src].fetch_or(1u << in, std::memory_order_relaxed);
+          Bridge::netisr_handler(bridge.get(), w, dispatch::kMixedPorts, &m, 1);
+          bridged.fetch_add(1, std::memory_order_relaxed);
+        }
+        bufs[w]->flush_all();
+        bridge->poll(w, rte_rdtsc());  // quiescent report; worker 0 also ages
+      }
+      bufs[w]->flush_all();
+      bridge->worker_offline(w);
+    });
+  // Long enough for several ageing scans (every 50 ms) with 1 ms ageing.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(400);
+  while (bridged.load() < 30000 || std::chrono::steady_clock::now() < until)
+    drain(), std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  stop = true;
+  for (auto& t : threads) t.join();
+  drain();
+
+  EXPECT_LE(bridge->fdb_size(), 32u);
+  for (const auto& e : bridge->fdb()) {
+    const unsigned station = e.mac.addr_bytes[5];
+    ASSERT_GE(station, 1u);
+    ASSERT_LE(station, kStations);
+    const int port = std::stoi(e.port.substr(1));
+    EXPECT_TRUE(seen[station].load() & (1u << port)) << "station " << station << " on a port it never used";
+  }
+  uint64_t learned = 0, moved = 0;
+  for (const auto& ev : events) learned += ev->get(Event::bridge_learned), moved += ev->get(Event::bridge_moved);
+  EXPECT_GT(learned, kStations) << "entries aged out and were learned again";
+  EXPECT_GT(moved, 0u);
+  bridge->shutdown();
+  bridge.reset();
+  for (auto* p : pools) EXPECT_EQ(rte_mempool_avail_count(p), p->size) << "every mbuf back in " << p->name;
+}
