@@ -1,8 +1,13 @@
 #include "app/cli.hpp"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 
 namespace ngstack::app {
 
@@ -12,6 +17,10 @@ std::string usage() {
                                      source forwarded to a sink, no NIC or file needed
   ngstack --config FILE [OPTIONS]    run the configuration in FILE
   ngstack check FILE                 validate FILE, print the resolved configuration
+  ngstack rfc2544 FILE [--out DIR]   RFC 2544 throughput, latency and frame loss
+                                     against a device under test (perf/rfc2544.py)
+  ngstack lab FILE [--out DIR]       run a lab experiment: sweep, repeat, tabulate
+                                     and plot (perf/lab.py)
 
 Options:
   -c, --config FILE          YAML configuration (see conf/README.md)
@@ -47,6 +56,12 @@ Result<Options> parse_args(const std::vector<std::string>& args) {
     if (args.size() != 2) return Error{"usage: ngstack check FILE"};
     o.command = Command::check;
     o.config_path = args[1];
+    return o;
+  }
+  if (!args.empty() && (args[0] == "rfc2544" || args[0] == "lab")) {
+    if (args.size() < 2) return Error{"usage: ngstack " + args[0] + " FILE [--out DIR]"};
+    o.command = args[0] == "lab" ? Command::lab : Command::rfc2544;
+    o.script_args.assign(args.begin() + 1, args.end());
     return o;
   }
   auto value = [&](const std::string& opt) -> Result<std::string> {
@@ -97,6 +112,28 @@ Result<Options> parse_args(const std::vector<std::string>& args) {
     }
   }
   return o;
+}
+
+int exec_perf_program(const std::string& name, const std::vector<std::string>& args) {
+  // NGSTACK_PERF_DIR overrides where the programs are (an installed copy).
+  const char* env_dir = std::getenv("NGSTACK_PERF_DIR");
+  const std::string dir = env_dir ? env_dir : NGSTACK_PERF_DIR;
+  const std::string program = dir + "/" + name + ".py";
+  std::error_code ec;
+  if (!std::filesystem::exists(program, ec)) {
+    std::fprintf(stderr, "ngstack: error: %s not found (set NGSTACK_PERF_DIR to the perf/ folder)\n", program.c_str());
+    return 1;
+  }
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) setenv("NGSTACK", self.c_str(), 1);
+  std::vector<std::string> argv_s{"/usr/bin/python3", program};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  execv(argv[0], argv.data());
+  std::fprintf(stderr, "ngstack: error: cannot run %s: %s\n", argv[0], std::strerror(errno));
+  return 1;
 }
 
 }  // namespace ngstack::app

@@ -9,7 +9,9 @@
 
 namespace ngstack::app {
 
-enum class Command { run, check, help, version };
+// rfc2544 and lab are measurement runs made of many ngstack runs: Python
+// programs in perf/ that drive this executable (see perf/README.md).
+enum class Command { run, check, help, version, rfc2544, lab };
 
 struct Options {
   Command command = Command::run;
@@ -18,9 +20,13 @@ struct Options {
   double stats_interval_s = 1.0;         // 0: no periodic stats
   std::string json_path;
   bool quiet = false;
+  std::vector<std::string> script_args;  // rfc2544, lab: passed on to the perf/ program
 };
 
 Result<Options> parse_args(const std::vector<std::string>& args);
 std::string usage();
+// Replaces this process with /usr/bin/python3 perf/NAME.py ARGS, with
+// NGSTACK set to this executable; returns only on failure (exit status).
+int exec_perf_program(const std::string& name, const std::vector<std::string>& args);
 
 }  // namespace ngstack::app

@@ -43,6 +43,9 @@ int main(int argc, char** argv) {
       std::fputs(conf::dump_yaml(*cfg).c_str(), stdout);
       return app::kExitOk;
     }
+    case app::Command::rfc2544:
+    case app::Command::lab: return app::exec_perf_program(opts->command == app::Command::lab ? "lab" : "rfc2544",
+                                                          opts->script_args);
     case app::Command::run: break;
   }
 

@@ -31,6 +31,31 @@ void on_signal(int) { g_stop.store(true); }
 
 void fail(const std::string& msg) { std::fprintf(stderr, "ngstack: error: %s\n", msg.c_str()); }
 
+// traffic.stop_when_done: true once every generator is done and the sinks'
+// frame count has not moved for settle_ms (what was in flight has arrived).
+class TrafficDone {
+ public:
+  explicit TrafficDone(const Runtime& rt) : rt_(rt) {}
+  bool check(double t) {
+    if (!rt_.traffic || !rt_.cfg.traffic.stop_when_done) return false;
+    for (const auto& g : rt_.traffic->generators())
+      if (!g.done) return false;
+    uint64_t sunk = 0;
+    for (const auto& k : rt_.traffic->sinks(true)) sunk += k.packets;
+    if (sunk != sunk_ || since_ < 0) {
+      sunk_ = sunk;
+      since_ = t;
+      return false;
+    }
+    return (t - since_) * 1000.0 >= rt_.cfg.traffic.settle_ms;
+  }
+
+ private:
+  const Runtime& rt_;
+  uint64_t sunk_ = 0;
+  double since_ = -1;
+};
+
 stack::Xconnect make_xconnect(const conf::Config& cfg, const std::vector<PortRuntime>& ports) {
   std::vector<stack::XconnectPath> paths(cfg.ports.size());
   for (const auto& fp : cfg.forwarder.paths) {
@@ -325,10 +350,16 @@ int run(const conf::Config& cfg, const Options& opts) {
   Snapshot prev = take_snapshot(rt);
   const double interval = opts.stats_interval_s > 0 ? opts.stats_interval_s : 1.0;
   double next_print = interval;
+  TrafficDone traffic_done(rt);
   while (!g_stop.load()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     const double t = static_cast<double>(rte_rdtsc() - rt.start_tsc) / static_cast<double>(rt.tsc_hz);
     if (opts.duration_s && t >= *opts.duration_s) break;
+    if (traffic_done.check(t)) {
+      spdlog::info("traffic: every generator is done and the sinks were idle for {} ms: stopping",
+                   rt.cfg.traffic.settle_ms);
+      break;
+    }
     if (t >= next_print) {
       Snapshot cur = take_snapshot(rt);
       summary.intervals.push_back(interval_rate(prev, cur));

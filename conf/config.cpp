@@ -231,6 +231,7 @@ std::string dump_yaml(const Config& cfg) {
       return std::string(buf);
     };
     o << "traffic:\n";
+    if (t.stop_when_done) o << "  stop_when_done: true\n  settle_ms: " << t.settle_ms << "\n";
     if (!t.generators.empty()) o << "  generators:\n";
     for (const auto& g : t.generators) {
       o << "    - port: " << cfg.ports[g.port].name << "\n";

@@ -244,6 +244,10 @@ struct SinkConfig {
 struct TrafficConfig {
   std::vector<GeneratorConfig> generators;
   std::vector<SinkConfig> sinks;
+  // End the run once every generator is done and no sink has received a
+  // frame for settle_ms (one trial of a measurement: RFC 2544, the lab runner).
+  bool stop_when_done = false;
+  uint32_t settle_ms = 200;
 };
 
 enum class Mode { forwarder, router, bridge, traffic };

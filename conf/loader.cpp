@@ -722,6 +722,18 @@ void load_traffic(MapReader& top, Config& cfg) {
     }
   }
   if (tc.generators.empty() && tc.sinks.empty()) r.fail(r.node(), "traffic", "no generators and no sinks");
+  if (r.has("stop_when_done")) {
+    const YAML::Node v = r.node()["stop_when_done"];
+    tc.stop_when_done = r.boolean("stop_when_done", false);
+    if (tc.stop_when_done && tc.generators.empty())
+      r.fail(v, "traffic.stop_when_done", "needs at least one generator (a sink alone is never done)");
+    if (tc.stop_when_done)
+      for (const auto& g : tc.generators)
+        if (g.packets == 0 && g.duration_ms == 0)
+          r.fail(v, "traffic.stop_when_done",
+                 g.pos.key + " (line " + std::to_string(g.pos.line) + ") never ends: give it packets or duration_ms");
+  }
+  tc.settle_ms = static_cast<uint32_t>(r.integer("settle_ms", 1, 60000, tc.settle_ms));
   r.finish();
 }
 

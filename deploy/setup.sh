@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   build-essential pkg-config meson ninja-build
   libdpdk-dev dpdk libtbb-dev libspdlog-dev libyaml-cpp-dev libgtest-dev
-  python3 python3-scapy iproute2 iputils-ping ethtool tcpdump util-linux procps netcat-openbsd
+  python3 python3-scapy python3-yaml gnuplot-nox iproute2 iputils-ping ethtool tcpdump util-linux procps netcat-openbsd
   clang libclang-rt-14-dev
 )
 

@@ -435,4 +435,18 @@ TEST(Config, TrafficSection) {
             "t.yaml:30:14: traffic.sinks[0].port: port p0 already has a traffic role (t.yaml:22:13: traffic.generators[0].port)");
   EXPECT_EQ(bad("      size: imix\n", "      size: imix\n      weights: [1, 2]\n"),
             "t.yaml:24:16: traffic.generators[0].weights: one weight per size (3)");
+
+  // stop_when_done: round-trips; refused where a generator never ends.
+  const std::string until_done = s + "  stop_when_done: true\n  settle_ms: 50\n";
+  auto done = load_string(until_done, "t.yaml");
+  ASSERT_TRUE(done.ok()) << done.error();
+  EXPECT_TRUE(done->traffic.stop_when_done);
+  EXPECT_EQ(done->traffic.settle_ms, 50u);
+  auto done_again = load_string(dump_yaml(*done), "dump.yaml");
+  ASSERT_TRUE(done_again.ok()) << done_again.error();
+  EXPECT_TRUE(done_again->traffic.stop_when_done);
+  EXPECT_EQ(done_again->traffic.settle_ms, 50u);
+  EXPECT_EQ(error_with(until_done, "      packets: 5000\n", ""),
+            "t.yaml:30:19: traffic.stop_when_done: traffic.generators[0] (line 22) never ends: give it packets or "
+            "duration_ms");
 }

@@ -1,0 +1,135 @@
+"""ngstack rfc2544 against a device under test policed to a known rate.
+
+The device under test is a Linux bridge in a namespace of this test's own,
+whose egress port is shaped by a token bucket (tc tbf) to exactly 10 Mbit/s.
+Its frames are 60 bytes (a 64-byte frame without FCS), so it forwards at
+most 10e6 / (60 * 8) = 20 833 frames/s and drops the rest. ngstack's
+generator and sink sit on the two veths in front of it (net_af_packet).
+The throughput search must find that rate within 2%, the frame loss at the
+search ceiling (40 000 frames/s) must match what the shaper drops, and every
+output file must be written. A bad RFC 2544 file gets FILE:LINE:COLUMN."""
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(__file__))
+from ngslab import NGSTACK, PREFIX, check, remove_stale, run_test, sh  # noqa: E402
+
+TAG = f"{PREFIX}{os.getpid()}"
+NS = f"{TAG}-dut"
+GEN, SINK = f"{TAG}-p0", f"{TAG}-p1"
+SHAPED_BITS = 10_000_000
+EXPECTED_PPS = SHAPED_BITS / (60 * 8)
+CEILING = 40_000
+
+
+def build_dut():
+    sh(f"ip netns add {NS}")
+    for root, inner in ((GEN, "d0"), (SINK, "d1")):
+        sh(f"ip link add {root} type veth peer name {inner} netns {NS}")
+        sh(f"sysctl -qw net.ipv6.conf.{root}.disable_ipv6=1")
+        sh(f"ip link set {root} up")
+    sh(f"ip netns exec {NS} sysctl -qw net.ipv6.conf.all.disable_ipv6=1")
+    sh(f"ip -n {NS} link add br0 type bridge")
+    for inner in ("d0", "d1"):
+        sh(f"ip -n {NS} link set {inner} master br0")
+        sh(f"ip -n {NS} link set {inner} up")
+    sh(f"ip -n {NS} link set br0 up")
+    # The policed egress: a 1600-byte bucket and a 3000-byte queue, so that
+    # little beyond the rate itself gets through in a 1-second trial.
+    sh(f"ip netns exec {NS} tc qdisc add dev d1 root tbf rate {SHAPED_BITS}bit burst 1600 limit 3000")
+
+
+def remove_dut():
+    sh(f"ip netns del {NS}", check=False)
+    for root in (GEN, SINK):
+        sh(f"ip link del {root}", check=False)
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def traffic_config(tmp):
+    write(os.path.join(tmp, "traffic.yaml"), f"""mode: traffic
+eal: {{main_lcore: 0, memory_mb: 512, no_huge: true, file_prefix: ngt-rfc2544-{os.getpid()}}}
+ports:
+  - {{name: gen, device: "net_af_packet0,iface={GEN}"}}
+  - {{name: sink, device: "net_af_packet1,iface={SINK}"}}
+workers: {{lcores: [1]}}
+traffic:
+  generators:
+    - {{port: gen, src: 198.18.0.1, dst: 198.18.1.1, sport: 1024-1039, flows: 16, rate: {{pps: 1000}}, packets: 1000}}
+  sinks:
+    - {{port: sink}}
+""")
+
+
+def test_bad_files(tmp):
+    cases = [
+        ("rfc2544:\n  config: traffic.yaml\n  trial_s: fast\n", "bad.yaml:3:12: rfc2544.trial_s: expected a number, got \"fast\""),
+        ("rfc2544:\n  config: traffic.yaml\n  frame_sizes: [64, 20]\n", "bad.yaml:3:21: rfc2544.frame_sizes: must be in [64, 9000], got 20"),
+        ("rfc2544:\n  config: traffic.yaml\n  max_rate: {pps: 1, percent: 2}\n", "bad.yaml:3:13: rfc2544.max_rate: give exactly one of pps, bps, percent"),
+        ("rfc2544:\n  config: traffic.yaml\n  trails: 3\n", "bad.yaml:3:3: rfc2544.trails: unknown key"),
+        ("rfc2544:\n  config: nothere.yaml\n", "bad.yaml:2:3: rfc2544.config: cannot read"),
+        ("rfc2544:\n  config: [a\n", "bad.yaml:3:1: YAML syntax error"),
+    ]
+    for text, want in cases:
+        path = os.path.join(tmp, "bad.yaml")
+        write(path, text)
+        r = subprocess.run([NGSTACK, "rfc2544", path], capture_output=True, text=True, cwd=tmp, timeout=60)
+        got = r.stderr.strip().replace(tmp + "/", "")
+        check(r.returncode == 1 and want in got, f"{text!r}: exit {r.returncode}, wanted {want!r} in {got!r}")
+    print(f"bad files: {len(cases)} clear errors")
+
+
+def test_policed_dut():
+    remove_stale()
+    with tempfile.TemporaryDirectory(prefix="ngt-rfc2544-") as tmp:
+        traffic_config(tmp)
+        test_bad_files(tmp)
+        write(os.path.join(tmp, "run.yaml"), f"""rfc2544:
+  config: traffic.yaml
+  frame_sizes: [64]
+  trial_s: 1
+  max_rate: {{pps: {CEILING}}}
+  resolution: 0.25
+  loss_steps: [100, 50]
+""")
+        build_dut()
+        try:
+            out = os.path.join(tmp, "out")
+            r = subprocess.run([NGSTACK, "rfc2544", os.path.join(tmp, "run.yaml"), "--out", out],
+                               capture_output=True, text=True, timeout=240)
+            print(r.stdout)
+            check(r.returncode == 0, f"rfc2544 exit {r.returncode}:\n{r.stdout}{r.stderr[-3000:]}")
+        finally:
+            remove_dut()
+        with open(os.path.join(out, "rfc2544.json")) as f:
+            res = json.load(f)
+        row = res["results"][0]
+        found = row["throughput_pps"]
+        err = (found - EXPECTED_PPS) / EXPECTED_PPS
+        print(f"throughput: {found:.0f} frames/s found, {EXPECTED_PPS:.0f} expected ({100 * err:+.2f}%)")
+        check(abs(err) <= 0.02, f"throughput {found:.0f} is not within 2% of {EXPECTED_PPS:.0f}")
+        lat = row["latency_ns"]
+        check(lat and 0 < lat["min"] <= lat["p50"] <= lat["p99"] <= lat["max"], f"latency at throughput: {lat}")
+        loss = {s["percent_of_max"]: s["loss_percent"] for s in row["frame_loss"]}
+        shaper_loss = 100 * (1 - EXPECTED_PPS / CEILING)
+        print(f"frame loss at 100% of the ceiling: {loss[100]:.2f}% (the shaper drops {shaper_loss:.2f}%)")
+        check(abs(loss[100] - shaper_loss) <= 2.0, f"frame loss {loss}")
+        check(loss[50] == 0.0, f"no loss at half the ceiling: {loss}")
+        trials = list(csv.DictReader(open(os.path.join(out, "trials.csv"))))
+        check(len(trials) == len(res["trials"]) >= 8, f"{len(trials)} trials")
+        for t in trials:
+            check(os.path.exists(os.path.join(out, t["config"])), f"trial config {t['config']} kept")
+        rows = list(csv.DictReader(open(os.path.join(out, "rfc2544.csv"))))
+        check(len(rows) == 1 and rows[0]["frame_size"] == "64", f"rfc2544.csv: {rows}")
+
+
+if __name__ == "__main__":
+    run_test(test_policed_dut)
