@@ -31,6 +31,27 @@ void on_signal(int) { g_stop.store(true); }
 
 void fail(const std::string& msg) { std::fprintf(stderr, "ngstack: error: %s\n", msg.c_str()); }
 
+constexpr double kTrafficLinkWaitS = 10.0;
+
+// Waits until every port reports link up, or `seconds` passed (then says which are down).
+void wait_for_links(const Runtime& rt, double seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  for (;;) {
+    std::string down;
+    for (const auto& p : rt.ports) {
+      rte_eth_link link{};
+      if (rte_eth_link_get_nowait(p.port_id, &link) != 0 || link.link_status != RTE_ETH_LINK_UP)
+        down += (down.empty() ? "" : ", ") + p.name;
+    }
+    if (down.empty()) return;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      spdlog::warn("traffic: link still down after {} s on {}; starting anyway", seconds, down);
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
 // traffic.stop_when_done: true once every generator is done and the sinks'
 // frame count has not moved for settle_ms (what was in flight has arrived).
 class TrafficDone {
@@ -118,6 +139,10 @@ Status make_workers(Runtime& rt) {
       break;
     }
     case conf::Mode::traffic: {
+      // A tester starts when its links are up: frames sent into a link that
+      // is still coming up (a memif peer not yet connected) would be lost and
+      // counted against the device under test.
+      wait_for_links(rt, kTrafficLinkWaitS);
       std::vector<uint64_t> link_mbps;
       for (const auto& p : rt.ports) {
         rte_eth_link link{};

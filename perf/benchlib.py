@@ -46,7 +46,8 @@ def lcores_arg(workers):
     return {l: l % ncpu for l in range(workers + 1)}
 
 
-def run_testpmd(pcaps, seconds, burst=32, workers=1):
+def testpmd_command(pcaps, burst=32, workers=1):
+    """testpmd --forward-mode=mac from the captures to a net_null sink."""
     lmap = lcores_arg(workers)
     prefix = f"ngs-perf-testpmd-{os.getpid()}"
     cmd = ["dpdk-testpmd", "--lcores", ",".join(f"{l}@{c}" for l, c in lmap.items()), "--main-lcore", "0",
@@ -56,6 +57,12 @@ def run_testpmd(pcaps, seconds, burst=32, workers=1):
         cmd += ["--vdev", f"net_pcap{i},rx_pcap={p},infinite_rx=1"]
     cmd += ["--vdev", "net_null0,no-rx=1", "--", "--forward-mode=mac", "--stats-period", "1", "--no-mlockall",
             "--total-num-mbufs=32768", f"--burst={burst}", "--rxd=1024", "--txd=1024", f"--nb-cores={workers}"]
+    return cmd
+
+
+def run_testpmd(pcaps, seconds, burst=32, workers=1):
+    cmd = testpmd_command(pcaps, burst, workers)
+    prefix = cmd[cmd.index("--file-prefix") + 1]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(seconds + 1.5)
     p.send_signal(signal.SIGINT)
@@ -78,7 +85,9 @@ def run_ngstack(config_text, seconds, tmp, binary=NGSTACK):
     with open(cfg, "w") as f:
         f.write(config_text)
     js = os.path.join(tmp, "ngstack.json")
-    r = subprocess.run([binary, "--config", cfg, "--duration", str(seconds + 1), "--json", js, "--quiet"],
+    # The first second (start-up) is left out; the extra half second makes
+    # sure the last full second is reported before the run stops.
+    r = subprocess.run([binary, "--config", cfg, "--duration", str(seconds + 1.5), "--json", js, "--quiet"],
                        capture_output=True, text=True, timeout=seconds + 60)
     if r.returncode != 0:
         raise RuntimeError(f"ngstack failed ({r.returncode}):\n{r.stdout}{r.stderr}")

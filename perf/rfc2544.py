@@ -170,7 +170,7 @@ class Runner:
         return rows
 
     def run(self):
-        dut = start_dut(self.spec.dut, self.binary) if self.spec.dut else None
+        dut = start_dut(self.spec.dut, self.binary, os.path.join(self.out_dir, "dut.log")) if self.spec.dut else None
         results = []
         try:
             for size in self.spec.frame_sizes:
@@ -192,32 +192,38 @@ class Runner:
         return results
 
 
-def start_dut(config, binary):
-    p = subprocess.Popen([binary, "--config", config, "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
-    os.set_blocking(p.stderr.fileno(), False)
-    seen, deadline = "", time.time() + 30
+def start_dut(config, binary, log_path):
+    """Starts the device under test (an ngstack config); its output goes to
+    log_path. Returns once it reports its workers running."""
+    log = open(log_path, "w")
+    p = subprocess.Popen([binary, "--config", config, "--quiet"], stdout=log, stderr=subprocess.STDOUT, text=True)
+    p.log, p.log_path = log, log_path
+    deadline = time.time() + 30
     while time.time() < deadline:
+        with open(log_path) as f:
+            seen = f.read()
         if p.poll() is not None:
-            raise RuntimeError(f"the device under test ({config}) exited {p.returncode}:\n{seen}{p.stderr.read()}")
-        seen += p.stderr.read() or ""
+            raise RuntimeError(f"the device under test ({config}) exited {p.returncode}:\n{seen[-3000:]}")
         if "running in" in seen:
             time.sleep(0.5)  # its ports come up
             return p
         time.sleep(0.05)
     p.kill()
-    raise RuntimeError(f"the device under test ({config}) did not start within 30 s:\n{seen}")
+    raise RuntimeError(f"the device under test ({config}) did not start within 30 s (see {log_path})")
 
 
 def stop_dut(p):
     p.send_signal(signal.SIGINT)
     try:
-        out, err = p.communicate(timeout=30)
+        p.wait(timeout=30)
     except subprocess.TimeoutExpired:
         p.kill()
-        raise RuntimeError("the device under test did not stop within 30 s of SIGINT")
+        raise RuntimeError(f"the device under test did not stop within 30 s of SIGINT (see {p.log_path})")
+    finally:
+        p.log.close()
     if p.returncode != 0:
-        raise RuntimeError(f"the device under test exited {p.returncode}:\n{out[-2000:]}{err[-2000:]}")
+        with open(p.log_path) as f:
+            raise RuntimeError(f"the device under test exited {p.returncode}:\n{f.read()[-3000:]}")
 
 
 def write_outputs(out_dir, spec, results, trials):
