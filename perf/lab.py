@@ -71,6 +71,8 @@ class Experiment:
         self.kind = m.get("kind", str, "forward", choices=list(VARIABLES))
         variables = VARIABLES[self.kind]
         self.metric = m.get("metric", str, next(iter(METRICS[self.kind])), choices=list(METRICS[self.kind]))
+        # kind rfc2544: each trial of the search; unset, the RFC 2544 file's trial_s holds.
+        self.trial_s_given = m.has("trial_s")
         self.trial_s = m.get("trial_s", float, 3.0, lo=0.5, hi=3600)
         self.repetitions = m.get("repetitions", int, 3, lo=1, hi=100)
         self.peer = m.get("peer", str, None, choices=["testpmd"])
@@ -141,6 +143,7 @@ class Runs:
     def __init__(self, exp, out, binary, tmp):
         self.exp, self.out, self.binary, self.tmp = exp, out, binary, tmp
         self.pcaps = {}
+        self.progress = None  # a Progress, for the trials inside an RFC 2544 point
 
     def sources(self, point):
         key = (point["workers"], point["size"], point["flows"])
@@ -190,8 +193,12 @@ class Runs:
     def run_rfc2544(self, tag, point):
         spec = self.exp.rfc2544
         spec.frame_sizes = [point["size"]]
+        if self.exp.trial_s_given:
+            spec.trial_s = spec.latency_trial_s = self.exp.trial_s
         out = os.path.join(self.out, "configs", tag)
-        runner = rfc2544.Runner(spec, out, self.binary)
+        label = self.exp.label(point)
+        runner = rfc2544.Runner(spec, out, self.binary,
+                                (lambda text: self.progress.show(f"{label}: {text}")) if self.progress else None)
         for path in filter(None, (spec.config, spec.dut)):
             shutil.copy(path, out)
         row = runner.run()[0]
@@ -238,8 +245,10 @@ def write_results(exp, out, rows, summary, started, finished):
             w.writerow([s[k] for k in keys] + [fmt(s.get(c)) for c in cols])
     unit = METRICS[exp.kind][exp.metric]
     with open(os.path.join(out, "summary.md"), "w") as f:
-        f.write(f"{exp.name}: {exp.description}\n\nmetric: {unit}; {exp.repetitions} repetition(s) of "
-                f"{exp.trial_s:g} s; machine: {benchlib.machine()}\n\n")
+        trial = (f"an RFC 2544 search per point, trials of {exp.rfc2544.trial_s:g} s" if exp.kind == "rfc2544"
+                 else f"trials of {exp.trial_s:g} s")
+        f.write(f"{exp.name}: {exp.description}\n\nmetric: {unit}; {exp.repetitions} repetition(s), {trial}; "
+                f"machine: {benchlib.machine()}\n\n")
         head = keys + ["median", "min .. max", "spread"] + (["testpmd", "ratio"] if exp.peer else [])
         f.write("| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n")
         for s in summary:
@@ -343,7 +352,7 @@ def main():
     if a.repetitions:
         exp.repetitions = a.repetitions
     if a.trial_s:
-        exp.trial_s = a.trial_s
+        exp.trial_s, exp.trial_s_given = a.trial_s, True
     out = a.out or os.path.join("results", exp.name)
     for sub in ("configs", "sources"):
         os.makedirs(os.path.join(out, sub), exist_ok=True)
@@ -353,6 +362,7 @@ def main():
     progress = Progress(exp, len(points) * exp.repetitions * per_point)
     tmp = tempfile.mkdtemp(prefix="ngstack-lab-")
     runs = Runs(exp, out, a.ngstack, tmp)
+    runs.progress = progress
     rows = []
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     try:
