@@ -286,7 +286,7 @@ def plot(exp, out, summary, unit):
                               []).append({exp.plot_x: s[exp.plot_x], "median": s["peer_median"],
                                           "min": s["peer_min"], "max": s["peer_max"]})
     numeric_x = all(isinstance(s[exp.plot_x], (int, float)) for s in summary)
-    xs = sorted({s[exp.plot_x] for s in summary}, key=lambda v: (str(type(v)), v))
+    xs = sorted(exp.sweep[exp.plot_x]) if numeric_x else list(exp.sweep[exp.plot_x])  # words: the file's order
     with open(data, "w") as f:
         for name, items in groups.items():
             seen = set()

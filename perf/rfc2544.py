@@ -135,7 +135,8 @@ class Runner:
 
     def rate_text(self, fraction):
         unit = {"pps": "pps", "bps": "bit/s", "percent": "% of line rate"}[self.spec.max_unit]
-        return f"{self.spec.max_rate * fraction:.6g} {unit}"
+        value = self.spec.max_rate * fraction
+        return f"{value:.4g} {unit}" if self.spec.max_unit == "percent" else f"{value:.0f} {unit}"
 
     def passes(self, t):
         return t["sent"] > 0 and t["loss_percent"] <= self.spec.loss_tolerance
