@@ -206,7 +206,7 @@ class Runs:
         lat = row["latency_ns"] or {}
         extra = {"throughput_pps": row["throughput_pps"], "throughput_percent": row["throughput_percent_of_max"],
                  "latency_p50_us": lat.get("p50", 0) / 1000, "latency_p99_us": lat.get("p99", 0) / 1000,
-                 "trials": len(runner.trials)}
+                 "trials": len(runner.trials), "tester_limited": row["tester_limited"]}
         return extra[self.exp.metric], extra
 
 

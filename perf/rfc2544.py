@@ -12,7 +12,9 @@ For each frame size:
   * latency (§26.2) at that rate, from the sink's histogram of the stamps;
   * frame loss rate (§26.3) at each of `loss_steps` percent of `max_rate`.
 A trial's frames sent are the generator's count, its frames received are the
-stamped frames the sink got (duplicates not counted). Writes rfc2544.json,
+stamped frames the sink got (duplicates not counted). A trial whose
+generator reached less than 99% of the rate asked is marked tester_limited:
+the tester, not the device, set that rate. Writes rfc2544.json,
 rfc2544.csv (one row per frame size), trials.csv (one row per trial) and
 each trial's exact config under DIR/trials/."""
 import argparse
@@ -128,6 +130,8 @@ class Runner:
              "offered": self.rate_text(fraction), "target_pps": g["target_pps"], "achieved_pps": g["achieved_pps"],
              "sent": sent, "received": received, "lost": lost,
              "loss_percent": 100.0 * lost / sent if sent else 100.0,
+             # The tester could not offer what was asked (its own limit, not the device's).
+             "tester_limited": g["target_pps"] > 0 and g["achieved_pps"] < 0.99 * g["target_pps"],
              "latency_ns": {q: k[f"latency_{q}_ns"] for q in ("min", "p50", "p99", "p999", "max")},
              "config": os.path.relpath(path, self.out_dir)}
         self.trials.append(t)
@@ -183,6 +187,7 @@ class Runner:
                     "throughput": self.rate_text(fraction),
                     "throughput_pps": best["achieved_pps"] if best else 0.0,
                     "received_pps": (best["received"] / best["sent"] * best["achieved_pps"]) if best and best["sent"] else 0.0,
+                    "tester_limited": bool(best and best["tester_limited"]),
                     "latency_ns": latency["latency_ns"] if latency else None,
                     "latency_loss_percent": latency["loss_percent"] if latency else None,
                     "frame_loss": self.frame_loss(size),
@@ -242,11 +247,11 @@ def write_outputs(out_dir, spec, results, trials):
                        [lat.get(q, "") for q in ("min", "p50", "p99", "p999", "max")])
     with open(os.path.join(out_dir, "trials.csv"), "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["trial", "phase", "frame_size", "offered_percent_of_max", "achieved_pps", "sent", "received",
-                    "loss_percent", "config"])
+        w.writerow(["trial", "phase", "frame_size", "offered_percent_of_max", "achieved_pps", "tester_limited", "sent",
+                    "received", "loss_percent", "config"])
         for t in trials:
             w.writerow([t["trial"], t["phase"], t["size"], t["offered_percent_of_max"], round(t["achieved_pps"], 1),
-                        t["sent"], t["received"], round(t["loss_percent"], 6), t["config"]])
+                        int(t["tester_limited"]), t["sent"], t["received"], round(t["loss_percent"], 6), t["config"]])
 
 
 def table(results):
@@ -256,7 +261,9 @@ def table(results):
         lat = r["latency_ns"]
         lat_text = " / ".join(f"{lat[q] / 1000:.1f}" for q in ("min", "p50", "p99", "max")) if lat else "-"
         loss = ", ".join(f"{s['percent_of_max']:g}%: {s['loss_percent']:.2f}%" for s in r["frame_loss"])
-        lines.append(f"{r['size']} | {r['throughput_percent_of_max']:.2f} | {r['throughput_pps']:.0f} | {lat_text} | {loss}")
+        limited = " (tester-limited)" if r["tester_limited"] else ""
+        lines.append(f"{r['size']} | {r['throughput_percent_of_max']:.2f}{limited} | {r['throughput_pps']:.0f} | "
+                     f"{lat_text} | {loss}")
     return "\n".join(lines)
 
 
