@@ -30,7 +30,7 @@ import benchlib  # noqa: E402
 import labfile  # noqa: E402
 import rfc2544  # noqa: E402
 import router_bench  # noqa: E402
-from labfile import SpecError  # noqa: E402
+from labfile import Map, SpecError  # noqa: E402
 
 # kind -> variable -> (type, allowed values or None, default)
 VARIABLES = {
@@ -90,27 +90,13 @@ class Experiment:
                 raise SpecError(f"{pos}: experiment.rfc2544: {e}")
         self.fixed = {k: d for k, (_, _, d) in variables.items()}
         if m.has("fixed"):
-            f = m.sub("fixed")
-            for k in list(f.items):
-                if k not in variables:
-                    f.fail(f.items[k][0], f"experiment.fixed.{k}", unknown_variable(k, self.kind))
-                kind, choices, _ = variables[k]
-                lo, hi = LIMITS.get(k, (None, None))
-                self.fixed[k] = f.get(k, kind, lo=lo, hi=hi, choices=choices)
-            f.finish()
+            self.fixed.update(read_variables(m.sub("fixed"), variables, self.kind, Map.get))
         if not m.has("sweep"):
             m.fail(m.node, "experiment", 'missing key "sweep" (the variables to sweep, each a list)')
         s = m.sub("sweep")
-        self.sweep = {}
-        for k in list(s.items):
-            if k not in variables:
-                s.fail(s.items[k][0], f"experiment.sweep.{k}", unknown_variable(k, self.kind))
-            kind, choices, _ = variables[k]
-            lo, hi = LIMITS.get(k, (None, None))
-            self.sweep[k] = s.get_list(k, kind, lo=lo, hi=hi, choices=choices)
+        self.sweep = read_variables(s, variables, self.kind, Map.get_list)
         if not self.sweep:
             s.fail(s.node, "experiment.sweep", "sweep at least one variable")
-        s.finish()
         self.plot_x = next(iter(self.sweep))
         self.plot_series = [k for k in self.sweep if k != self.plot_x]
         if m.has("plot"):
@@ -131,6 +117,20 @@ class Experiment:
 
     def label(self, point):
         return " ".join(f"{k}={point[k]}" for k in self.sweep)
+
+
+def read_variables(m, variables, kind_name, getter):
+    """The variables of mapping m (fixed: one value each with Map.get, sweep:
+    a list each with Map.get_list), checked against the kind's variables."""
+    out = {}
+    for k in list(m.items):
+        if k not in variables:
+            m.fail(m.items[k][0], m.key_path(k), unknown_variable(k, kind_name))
+        kind, choices, _ = variables[k]
+        lo, hi = LIMITS.get(k, (None, None))
+        out[k] = getter(m, k, kind, lo=lo, hi=hi, choices=choices)
+    m.finish()
+    return out
 
 
 def unknown_variable(k, kind):

@@ -29,11 +29,10 @@ import time
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
 import labfile  # noqa: E402
 from labfile import SpecError  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_NGSTACK = os.path.join(ROOT, "build", "app", "ngstack")
 RFC2544_SIZES = [64, 128, 256, 512, 1024, 1280, 1518]
 
 
@@ -89,7 +88,7 @@ def check_base(spec):
 
 
 class Runner:
-    def __init__(self, spec, out_dir, binary=DEFAULT_NGSTACK, progress=None):
+    def __init__(self, spec, out_dir, binary=benchlib.NGSTACK, progress=None):
         self.spec, self.out_dir, self.binary = spec, out_dir, binary
         self.progress = progress or (lambda text: None)
         self.trials = []
@@ -279,7 +278,7 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("file")
     ap.add_argument("--out", help="output folder (default results/rfc2544-NAME)")
-    ap.add_argument("--ngstack", default=os.environ.get("NGSTACK", DEFAULT_NGSTACK))
+    ap.add_argument("--ngstack", default=os.environ.get("NGSTACK", benchlib.NGSTACK))
     a = ap.parse_args()
     try:
         spec = load_spec(a.file)

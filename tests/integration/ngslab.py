@@ -201,6 +201,19 @@ def check(cond, msg):
         raise AssertionError(msg)
 
 
+def expect_file_errors(subcommand, cases, tmp):
+    """`ngstack SUBCOMMAND bad.yaml` (run in tmp) exits 1 with each case's
+    expected message: cases are (file text, text the error must contain,
+    with tmp's path left out)."""
+    path = os.path.join(tmp, "bad.yaml")
+    for text, want in cases:
+        with open(path, "w") as f:
+            f.write(text)
+        r = subprocess.run([NGSTACK, subcommand, path], capture_output=True, text=True, cwd=tmp, timeout=60)
+        got = r.stderr.strip().replace(tmp + "/", "")
+        check(r.returncode == 1 and want in got, f"{text!r}: exit {r.returncode}, wanted {want!r} in {got!r}")
+
+
 def run_test(fn):
     """Run a test function; print PASS/FAIL; exit 0/1 for meson."""
     try:

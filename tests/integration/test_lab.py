@@ -14,7 +14,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from ngslab import NGSTACK, check, run_test  # noqa: E402
+from ngslab import NGSTACK, check, expect_file_errors, run_test  # noqa: E402
 
 EXPERIMENT = """experiment:
   description: two sizes
@@ -53,12 +53,7 @@ def bad_files(tmp):
          "bad.yaml:3:3: experiment.rfc2544: cannot read"),
         ("experiment: [1\n", "bad.yaml:2:1: YAML syntax error"),
     ]
-    for text, want in cases:
-        path = os.path.join(tmp, "bad.yaml")
-        write(path, text)
-        r = subprocess.run([NGSTACK, "lab", path], capture_output=True, text=True, cwd=tmp, timeout=60)
-        got = r.stderr.strip().replace(tmp + "/", "")
-        check(r.returncode == 1 and want in got, f"wanted {want!r}, got exit {r.returncode}: {got!r}")
+    expect_file_errors("lab", cases, tmp)
     print(f"bad experiment files: {len(cases)} clear errors")
 
 

@@ -16,7 +16,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from ngslab import NGSTACK, PREFIX, check, remove_stale, run_test, sh  # noqa: E402
+from ngslab import NGSTACK, PREFIX, check, expect_file_errors, remove_stale, run_test, sh  # noqa: E402
 
 TAG = f"{PREFIX}{os.getpid()}"
 NS = f"{TAG}-dut"
@@ -78,12 +78,7 @@ def test_bad_files(tmp):
         ("rfc2544:\n  config: nothere.yaml\n", "bad.yaml:2:3: rfc2544.config: cannot read"),
         ("rfc2544:\n  config: [a\n", "bad.yaml:3:1: YAML syntax error"),
     ]
-    for text, want in cases:
-        path = os.path.join(tmp, "bad.yaml")
-        write(path, text)
-        r = subprocess.run([NGSTACK, "rfc2544", path], capture_output=True, text=True, cwd=tmp, timeout=60)
-        got = r.stderr.strip().replace(tmp + "/", "")
-        check(r.returncode == 1 and want in got, f"{text!r}: exit {r.returncode}, wanted {want!r} in {got!r}")
+    expect_file_errors("rfc2544", cases, tmp)
     print(f"bad files: {len(cases)} clear errors")
 
 

@@ -32,27 +32,34 @@ class BridgeTest : public ::testing::Test {
   static void SetUpTestSuite() {
     pool_ = test::pool("br_pool", 1023, RTE_MBUF_DEFAULT_DATAROOM);
     for (int p = 0; p < kPorts; ++p) {
-      const std::string n = std::string("br").append(std::to_string(p));
-      rx_[p] = rte_ring_create((n + "rx").c_str(), 256, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-      tx_[p] = rte_ring_create((n + "tx").c_str(), 256, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-      const int id = rte_eth_from_rings(n.c_str(), &rx_[p], 1, &tx_[p], 1, 0);
+      const int id = ring_port(std::string("br").append(std::to_string(p)), 256, RING_F_SP_ENQ | RING_F_SC_DEQ,
+                               &rx_[p], &tx_[p]);
       ASSERT_GE(id, 0);
       ids_.push_back(static_cast<uint16_t>(id));
-      rte_eth_conf conf{};
-      ASSERT_EQ(rte_eth_dev_configure(id, 1, 1, &conf), 0);
-      ASSERT_EQ(rte_eth_rx_queue_setup(id, 0, 64, 0, nullptr, pool_), 0);
-      ASSERT_EQ(rte_eth_tx_queue_setup(id, 0, 64, 0, nullptr), 0);
-      ASSERT_EQ(rte_eth_dev_start(id), 0);
     }
   }
 
-  // vlans[i]: "" (no VLANs), "a10" (access 10) or "t10,20" (trunk).
-  void make(std::vector<std::string> vlans, unsigned max_entries = 64, unsigned aging_ms = 1000) {
+  // A started net_ring port over two new rings (`flags` as rte_ring_create's);
+  // its port id, or -1.
+  static int ring_port(const std::string& name, unsigned ring_size, unsigned flags, rte_ring** rx, rte_ring** tx) {
+    *rx = rte_ring_create((name + "rx").c_str(), ring_size, 0, flags);
+    *tx = rte_ring_create((name + "tx").c_str(), ring_size, 0, flags);
+    const int id = rte_eth_from_rings(name.c_str(), rx, 1, tx, 1, 0);
+    rte_eth_conf conf{};
+    if (id < 0 || rte_eth_dev_configure(id, 1, 1, &conf) != 0 ||
+        rte_eth_rx_queue_setup(id, 0, 64, 0, nullptr, pool_) != 0 ||
+        rte_eth_tx_queue_setup(id, 0, 64, 0, nullptr) != 0 || rte_eth_dev_start(id) != 0)
+      return -1;
+    return id;
+  }
+
+  // A bridge config over ports p0..p2; vlans[i]: "" (no VLANs), "a10"
+  // (access 10) or "t10,20" (trunk).
+  static conf::Config bridge_config(const std::vector<std::string>& vlans, unsigned max_entries, unsigned aging_ms) {
     conf::Config cfg;
     cfg.mode = conf::Mode::bridge;
     cfg.bridge.max_entries = max_entries;
     cfg.bridge.aging_ms = aging_ms;
-    std::vector<PortInfo> info;
     for (int p = 0; p < kPorts; ++p) {
       conf::PortConfig pc;
       pc.name = std::string("p").append(std::to_string(p));
@@ -68,9 +75,19 @@ class BridgeTest : public ::testing::Test {
           at = comma == std::string::npos ? v.size() : comma + 1;
         }
       cfg.bridge.ports.push_back(bp);
-      info.push_back({ids_[p], {}, 1500});
     }
-    auto b = Bridge::create(cfg, info, pool_, 1, rte_get_tsc_hz());
+    return cfg;
+  }
+
+  static std::vector<PortInfo> port_info(const std::vector<uint16_t>& ids) {
+    std::vector<PortInfo> info;
+    for (uint16_t id : ids) info.push_back({id, {}, 1500});
+    return info;
+  }
+
+  void make(std::vector<std::string> vlans, unsigned max_entries = 64, unsigned aging_ms = 1000) {
+    auto b = Bridge::create(bridge_config(vlans, max_entries, aging_ms), port_info(ids_), pool_, 1,
+                            rte_get_tsc_hz());
     ASSERT_TRUE(b.ok()) << b.error();
     bridge_ = std::move(*b);
     tx_buffers_ = std::make_unique<TxBuffers>(ids_, 0, 32, drops_);
@@ -246,34 +263,16 @@ TEST_F(BridgeTest, WorkersLearnMoveAndAgeAtOnce) {
   std::vector<uint16_t> ids;
   std::vector<rte_ring*> tx;
   for (int p = 0; p < kPorts; ++p) {
-    const std::string n = std::string("brmt").append(std::to_string(p));
-    rte_ring* rx = rte_ring_create((n + "rx").c_str(), 64, 0, 0);
-    rte_ring* t = rte_ring_create((n + "tx").c_str(), 512, 0, 0);
-    const int id = rte_eth_from_rings(n.c_str(), &rx, 1, &t, 1, 0);
+    rte_ring* rx = nullptr;
+    rte_ring* t = nullptr;
+    const int id = ring_port(std::string("brmt").append(std::to_string(p)), 512, 0, &rx, &t);
     ASSERT_GE(id, 0);
-    rte_eth_conf conf{};
-    ASSERT_EQ(rte_eth_dev_configure(id, 1, 1, &conf), 0);
-    ASSERT_EQ(rte_eth_rx_queue_setup(id, 0, 64, 0, nullptr, pool_), 0);
-    ASSERT_EQ(rte_eth_tx_queue_setup(id, 0, 64, 0, nullptr), 0);
-    ASSERT_EQ(rte_eth_dev_start(id), 0);
     ids.push_back(static_cast<uint16_t>(id));
     tx.push_back(t);
   }
-  conf::Config cfg;
-  cfg.mode = conf::Mode::bridge;
-  cfg.bridge.max_entries = 32;  // fewer than the stations: the limit is hit too
-  cfg.bridge.aging_ms = 1;
-  std::vector<PortInfo> info;
-  for (int p = 0; p < kPorts; ++p) {
-    conf::PortConfig pc;
-    pc.name = std::string("p").append(std::to_string(p));
-    cfg.ports.push_back(pc);
-    conf::BridgePortConfig bp;
-    bp.port = static_cast<uint16_t>(p);
-    cfg.bridge.ports.push_back(bp);
-    info.push_back({ids[p], {}, 1500});
-  }
-  auto b = Bridge::create(cfg, info, pool_, kWorkers, rte_get_tsc_hz());
+  // Fewer entries than stations: the limit is hit too.
+  auto b = Bridge::create(bridge_config({"", "", ""}, 32, /*aging_ms=*/1), port_info(ids), pool_, kWorkers,
+                          rte_get_tsc_hz());
   ASSERT_TRUE(b.ok()) << b.error();
   std::unique_ptr<Bridge> bridge = std::move(*b);
   std::vector<std::unique_ptr<DropCounters>> drops;
