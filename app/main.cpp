@@ -6,6 +6,8 @@
 #include <filesystem>
 
 #include "app/cli.hpp"
+#include "app/doctor.hpp"
+#include "app/control.hpp"
 #include "app/embedded.hpp"
 #include "app/runtime.hpp"
 #include "conf/host_check.hpp"
@@ -36,7 +38,9 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "ngstack: error: %s\n", cfg.error().c_str());
         return app::kExitError;
       }
-      if (auto st = conf::check_lcores(*cfg, conf::usable_cpus()); !st) {
+      // --offline: a config written for another machine (the bare-metal box)
+      // is checked for everything but this host's CPUs.
+      if (auto st = opts->offline ? Status{Ok{}} : conf::check_lcores(*cfg, conf::usable_cpus()); !st) {
         std::fprintf(stderr, "ngstack: error: %s\n", st.error().c_str());
         return app::kExitError;
       }
@@ -46,6 +50,8 @@ int main(int argc, char** argv) {
     case app::Command::rfc2544:
     case app::Command::lab: return app::exec_perf_program(opts->command == app::Command::lab ? "lab" : "rfc2544",
                                                           opts->script_args);
+    case app::Command::doctor: return app::doctor_main(opts->config_path, opts->doctor_json, opts->root);
+    case app::Command::control: return app::run_control_client(*app::parse_control_args(opts->script_args));
     case app::Command::run: break;
   }
 
@@ -61,6 +67,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ngstack: error: %s\n", cfg.error().c_str());
     if (!tmp_dir.empty()) std::filesystem::remove_all(tmp_dir);
     return app::kExitError;
+  }
+  if (opts->hugepages) cfg->eal.no_huge = false;
+  if (opts->metrics) {
+    cfg->metrics.listen = *opts->metrics;
+    cfg->metrics.listen_pos = conf::SourcePos{"--metrics", 0, 0, "metrics.listen"};
   }
   const int rc = app::run(*cfg, *opts);
   if (!tmp_dir.empty()) std::filesystem::remove_all(tmp_dir);

@@ -17,6 +17,9 @@
 #include <fstream>
 #include <thread>
 
+#include "app/capture.hpp"
+#include "app/metrics_server.hpp"
+#include "app/control.hpp"
 #include "app/preflight.hpp"
 #include "app/stats.hpp"
 #include "conf/host_check.hpp"
@@ -184,6 +187,7 @@ std::vector<MempoolCheck> teardown(Runtime& rt) {
 // primary process that is done removes its own so that runs do not pile up.
 void eal_cleanup_and_remove_runtime_dir() {
   const std::string dir = rte_eal_get_runtime_dir();
+  stop_capture();
   rte_eal_cleanup();
   std::error_code ec;
   if (!dir.empty()) std::filesystem::remove_all(dir, ec);
@@ -328,6 +332,7 @@ int run(const conf::Config& cfg, const Options& opts) {
     return kExitError;
   }
 
+  start_capture(cfg);
   Runtime rt(cfg);
   rt.tsc_hz = rte_get_tsc_hz();
   int rc = kExitOk;
@@ -360,6 +365,11 @@ int run(const conf::Config& cfg, const Options& opts) {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   register_telemetry(&rt);
+  MetricsServer metrics;
+  if (auto st = metrics.start(cfg.metrics); !st) {
+    unregister_telemetry();
+    return fail_and_cleanup(st.error());
+  }
 
   for (const auto& p : rt.ports)
     spdlog::info("port {}: {} ({}), mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}{}", p.name, p.device, p.driver,
@@ -367,6 +377,8 @@ int run(const conf::Config& cfg, const Options& opts) {
                  p.mac.addr_bytes[4], p.mac.addr_bytes[5], p.rss ? ", RSS on" : "");
   rt.start_tsc = rte_rdtsc();
   for (auto& w : rt.workers) rte_eal_remote_launch(worker_main, w.get(), w->lcore);
+  // `ngstack show|set|route|arp` (app/control.hpp); stopped before teardown.
+  if (auto st = start_control(&rt); !st) spdlog::warn("{}; ngstack show/set will not reach this instance", st.error());
   spdlog::info("{} worker(s) running in {} mode{}", rt.workers.size(), conf::mode_name(cfg.mode),
                opts.duration_s ? fmt::format(" for {} s", *opts.duration_s) : std::string(" until SIGINT/SIGTERM"));
 
@@ -394,8 +406,11 @@ int run(const conf::Config& cfg, const Options& opts) {
       next_print += interval;
     }
   }
+  stop_control();
   g_stop.store(true);
   rte_eal_mp_wait_lcore();
+  // Scrapes end with the traffic, before the stack frees what it holds.
+  metrics.stop();
   // Work still queued between workers is handled now, on behalf of its target
   // (every worker has stopped), and what that sends is flushed.
   rt.netisr->drain_stopped();

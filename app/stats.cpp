@@ -44,12 +44,16 @@ Snapshot take_snapshot(const Runtime& rt, bool workers_stopped) {
       s.queues.push_back(std::move(qs));
     }
     for (uint16_t p = 0; p < rt.ports.size(); ++p) {
+      // Read each counter once: the worker keeps counting, and the queue,
+      // port and worker figures of one snapshot must agree exactly.
       const auto& tx = w.tx.stats(p);
-      ws.tx_packets += tx.packets.get();
-      ws.tx_bytes += tx.bytes.get();
-      s.ports[p].tx_packets += tx.packets.get();
-      s.ports[p].tx_bytes += tx.bytes.get();
-      s.tx_queues.push_back({rt.ports[p].name, w.index, w.lcore, tx.packets.get(), tx.bytes.get()});
+      const uint64_t packets = tx.packets.get();
+      const uint64_t bytes = tx.bytes.get();
+      ws.tx_packets += packets;
+      ws.tx_bytes += bytes;
+      s.ports[p].tx_packets += packets;
+      s.ports[p].tx_bytes += bytes;
+      s.tx_queues.push_back({rt.ports[p].name, w.index, w.lcore, packets, bytes});
     }
     for (std::size_t r = 0; r < stack::kDropReasonCount; ++r) {
       ws.drops[r] = w.stats.drops.get(static_cast<stack::DropReason>(r));
@@ -71,6 +75,7 @@ Snapshot take_snapshot(const Runtime& rt, bool workers_stopped) {
     const dispatch::Netisr& n = *rt.netisr;
     const dispatch::DispatchConfig dc = n.current_config();
     s.buckets = n.buckets();
+    s.bucket_map = dc.bucket_map;
     for (unsigned p = 0; p < n.protocols(); ++p)
       s.protocols.push_back({n.protocol(static_cast<dispatch::ProtoId>(p)).name, dispatch::policy_name(dc.protos[p].policy),
                              dispatch::mode_name(dc.protos[p].mode), dc.protos[p].qlimit});
@@ -89,6 +94,7 @@ Snapshot take_snapshot(const Runtime& rt, bool workers_stopped) {
                              stack::arp::state_name(n.state), n.age_ms, n.held});
     s.fib_routes = rt.router->fib().routes();
     s.fib_nexthops = rt.router->fib().nexthops();
+    if (workers_stopped) snapshot_routes(rt, s);
   }
   if (rt.traffic) {
     s.generators = rt.traffic->generators();
@@ -100,6 +106,27 @@ Snapshot take_snapshot(const Runtime& rt, bool workers_stopped) {
                        conf::format_mac(std::to_array(e.mac.addr_bytes)),
                        e.port, e.age_ms});
   return s;
+}
+
+void snapshot_routes(const Runtime& rt, Snapshot& s) {
+  if (!rt.router) return;
+  s.routes.clear();
+  for (const auto& r : rt.router->fib().list()) {
+    RouteSnap v;
+    v.prefix = conf::format_prefix(conf::Ipv4Prefix{r.prefix, r.len});
+    switch (r.nh.kind) {
+      case stack::route::NextHopKind::forward: v.action = "forward"; break;
+      case stack::route::NextHopKind::blackhole: v.action = "blackhole"; break;
+      case stack::route::NextHopKind::reject: v.action = "reject"; break;
+      case stack::route::NextHopKind::none: v.action = "none"; break;
+    }
+    if (r.nh.kind == stack::route::NextHopKind::forward) {
+      if (r.nh.gateway) v.gateway = conf::format_ipv4(r.nh.gateway);
+      v.port = rt.cfg.ports[r.nh.port].name;
+    }
+    v.type = r.connected ? "connected" : "static";
+    s.routes.push_back(std::move(v));
+  }
 }
 
 IntervalRate interval_rate(const Snapshot& prev, const Snapshot& cur) {
@@ -192,6 +219,14 @@ std::string format_netisr(const Snapshot& f) {
                       "qlimit");
   for (const auto& p : f.protocols)
     o += fmt("  %-8s %-8s %-9s %7u\n", p.name.c_str(), p.policy.c_str(), p.mode.c_str(), p.qlimit);
+  // 32 buckets a line, the form `ngstack set netisr buckets` takes.
+  if (!f.bucket_map.empty()) o += "  bucket map (bucket -> worker index):";
+  for (std::size_t b = 0; b < f.bucket_map.size(); ++b) {
+    if (b % 32 == 0) o += fmt("\n    %3zu: ", b);
+    o += std::to_string(f.bucket_map[b]);
+    if (b + 1 < f.bucket_map.size()) o += ',';
+  }
+  if (!f.bucket_map.empty()) o += "\n";
   o += fmt("  %-6s %-8s %6s %6s %12s %12s %12s %12s %10s\n", "lcore", "protocol", "qlen", "wmark", "dispatched",
            "hybrid", "queued", "handled", "qdrops");
   for (const auto& w : f.workstreams)
@@ -207,13 +242,10 @@ bool Summary::mempools_full() const {
   return true;
 }
 
-std::string format_summary(const Summary& s) {
-  const Snapshot& f = s.final;
-  const double t = f.t_s > 0 ? f.t_s : 1;
+std::string format_ports(const Snapshot& f) {
   auto ull = [](uint64_t v) { return static_cast<unsigned long long>(v); };
-  std::string o = fmt("\n=== ngstack summary: %s mode, %s, %.2f s ===\n", s.mode.c_str(), s.source.c_str(), f.t_s);
-  o += fmt("%-10s %14s %14s %14s %14s %10s %10s %10s %10s\n", "port", "rx packets", "tx packets", "rx bytes",
-           "tx bytes", "missed", "nombuf", "ierrors", "oerrors");
+  std::string o = fmt("%-10s %14s %14s %14s %14s %10s %10s %10s %10s\n", "port", "rx packets", "tx packets",
+                      "rx bytes", "tx bytes", "missed", "nombuf", "ierrors", "oerrors");
   for (const auto& p : f.ports)
     o += fmt("%-10s %14llu %14llu %14llu %14llu %10llu %10llu %10llu %10llu\n", p.name.c_str(), ull(p.rx_packets),
              ull(p.tx_packets), ull(p.rx_bytes), ull(p.tx_bytes), ull(p.imissed), ull(p.rx_nombuf), ull(p.ierrors),
@@ -226,6 +258,13 @@ std::string format_summary(const Summary& s) {
   for (const auto& q : f.tx_queues)
     o += fmt("%-10s     /%-3u %8u %14llu %14llu\n", q.port.c_str(), unsigned{q.queue}, q.lcore, ull(q.packets),
              ull(q.bytes));
+  return o;
+}
+
+std::string format_workers(const Snapshot& f) {
+  auto ull = [](uint64_t v) { return static_cast<unsigned long long>(v); };
+  const double t = f.t_s > 0 ? f.t_s : 1;
+  std::string o;
   for (const auto& w : f.workers) {
     const double cpp = w.rx_packets ? static_cast<double>(w.busy_cycles) / static_cast<double>(w.rx_packets) : 0;
     o += fmt("worker lcore %u: rx %llu (%.3f Mpps), tx %llu, busy %.1f%%, %.1f cycles/packet, empty polls %llu, "
@@ -234,27 +273,49 @@ std::string format_summary(const Summary& s) {
              100 * busy_fraction(w.busy_cycles, w.total_cycles), cpp, ull(w.empty_polls), drop_list(w.drops).c_str());
     if (const std::string ev = event_list(w.events); !ev.empty()) o += "  stack:" + ev + "\n";
   }
-  o += format_netisr(f);
-  if (s.mode == "router") {
-    o += fmt("fib: %u routes over %u next hops; arp: %zu entries\n", f.fib_routes, f.fib_nexthops, f.neighbors.size());
-    for (const auto& n : f.neighbors)
-      o += fmt("  %-8s %-15s %s %-10s age %llu ms%s\n", n.port.c_str(), n.addr.c_str(), n.mac.c_str(), n.state.c_str(),
-               ull(n.age_ms), n.held ? fmt(", %u held", n.held).c_str() : "");
-  }
-  if (s.mode == "bridge") {
-    o += fmt("fdb: %zu entries\n", f.fdb.size());
-    for (const auto& e : f.fdb)
-      o += fmt("  vlan %-4u %s on %-8s age %llu ms\n", unsigned{e.vlan}, e.mac.c_str(), e.port.c_str(), ull(e.age_ms));
-  }
+  return o;
+}
+
+std::string format_fib(const Snapshot& f, bool table) {
+  std::string o = fmt("fib: %u routes over %u next hops\n", f.fib_routes, f.fib_nexthops);
+  if (!table || f.routes.empty()) return o;
+  o += fmt("  %-18s %-22s %-8s %s\n", "prefix", "next hop", "port", "type");
+  for (const auto& r : f.routes)
+    o += fmt("  %-18s %-22s %-8s %s\n", r.prefix.c_str(),
+             r.action == "forward" ? (r.gateway.empty() ? "connected" : ("via " + r.gateway).c_str()) : r.action.c_str(),
+             r.port.empty() ? "-" : r.port.c_str(), r.type.c_str());
+  return o;
+}
+
+std::string format_arp(const Snapshot& f) {
+  auto ull = [](uint64_t v) { return static_cast<unsigned long long>(v); };
+  std::string o = fmt("arp: %zu entries\n", f.neighbors.size());
+  for (const auto& n : f.neighbors)
+    o += fmt("  %-8s %-15s %s %-10s age %llu ms%s\n", n.port.c_str(), n.addr.c_str(), n.mac.c_str(), n.state.c_str(),
+             ull(n.age_ms), n.held ? fmt(", %u held", n.held).c_str() : "");
+  return o;
+}
+
+std::string format_fdb(const Snapshot& f) {
+  auto ull = [](uint64_t v) { return static_cast<unsigned long long>(v); };
+  std::string o = fmt("fdb: %zu entries\n", f.fdb.size());
+  for (const auto& e : f.fdb)
+    o += fmt("  vlan %-4u %s on %-8s age %llu ms\n", unsigned{e.vlan}, e.mac.c_str(), e.port.c_str(), ull(e.age_ms));
+  return o;
+}
+
+std::string format_traffic(const Snapshot& f) {
+  auto ull = [](uint64_t v) { return static_cast<unsigned long long>(v); };
+  std::string o;
   for (const auto& g : f.generators)
     o += fmt("generator %s (worker %u, %u flows): %llu frames, %llu bytes in %.3f s, %.0f frames/s (target %s)%s\n",
              g.port.c_str(), g.worker, g.flows, ull(g.packets), ull(g.bytes), g.seconds, g.achieved_pps,
              g.target_pps > 0 ? fmt("%.0f", g.target_pps).c_str() : "unpaced", g.done ? ", done" : "");
   for (const auto& k : f.sinks) {
     o += fmt("sink %s: %llu frames, %llu bytes; stamped %llu over %llu flows, unstamped %llu, unknown flow %llu; "
-             "lost %llu, duplicates %llu, reordered %llu\n",
+             "lost %llu, duplicates %llu, reordered %llu, beyond the window %llu\n",
              k.port.c_str(), ull(k.packets), ull(k.bytes), ull(k.stamped), ull(k.flows), ull(k.unstamped),
-             ull(k.unknown_flow), ull(k.lost), ull(k.duplicates), ull(k.reordered));
+             ull(k.unknown_flow), ull(k.lost), ull(k.duplicates), ull(k.reordered), ull(k.beyond_window));
     if (k.latency_samples)
       o += fmt("  latency (ns): min %llu, p50 %llu, p99 %llu, p99.9 %llu, max %llu over %llu frames\n",
                ull(k.latency_min_ns), ull(k.latency_p50_ns), ull(k.latency_p99_ns), ull(k.latency_p999_ns),
@@ -263,6 +324,24 @@ std::string format_summary(const Summary& s) {
       o += fmt("  %llu stamps carry a TSC ahead of this host's: no latency from another host's clock\n",
                ull(k.latency_future));
   }
+  return o;
+}
+
+namespace {
+// Everything between the title and the totals, as the summary and `show stats` print it.
+std::string format_sections(const Snapshot& f, const std::string& mode) {
+  std::string o = format_ports(f) + format_workers(f) + format_netisr(f);
+  if (mode == "router") o += format_fib(f, false) + format_arp(f);
+  if (mode == "bridge") o += format_fdb(f);
+  return o + format_traffic(f);
+}
+}  // namespace
+
+std::string format_summary(const Summary& s) {
+  const Snapshot& f = s.final;
+  auto ull = [](uint64_t v) { return static_cast<unsigned long long>(v); };
+  std::string o = fmt("\n=== ngstack summary: %s mode, %s, %.2f s ===\n", s.mode.c_str(), s.source.c_str(), f.t_s);
+  o += format_sections(f, s.mode);
   o += fmt("total: rx %llu + originated %llu = tx %llu + dropped %llu (%llu at netisr queues) + consumed %llu: %s\n",
            ull(f.rx_packets), ull(f.originated), ull(f.tx_packets), ull(f.drops), ull(f.qdrops), ull(f.consumed),
            s.balanced() ? "every packet is accounted for"
@@ -273,23 +352,17 @@ std::string format_summary(const Summary& s) {
   return o;
 }
 
-std::string summary_json(const Summary& s) {
-  const Snapshot& f = s.final;
-  JsonWriter j;
-  j.begin_object();
-  j.value("mode", s.mode).value("source", s.source).value("duration_s", f.t_s).value("tsc_hz", s.tsc_hz);
-  j.value("ok", s.ok());
-  j.begin_object("totals")
-      .value("rx_packets", f.rx_packets)
-      .value("tx_packets", f.tx_packets)
-      .value("dropped", f.drops)
-      .value("qdrops", f.qdrops)
-      .value("originated", f.originated)
-      .value("consumed", f.consumed)
-      .value("balanced", s.balanced())
-      .value("rx_pps", f.t_s > 0 ? static_cast<double>(f.rx_packets) / f.t_s : 0.0)
-      .value("tx_pps", f.t_s > 0 ? static_cast<double>(f.tx_packets) / f.t_s : 0.0)
-      .end_object();
+std::string format_stats(const Snapshot& f, const std::string& mode, const std::string& source) {
+  auto ull = [](uint64_t v) { return static_cast<unsigned long long>(v); };
+  std::string o = fmt("=== ngstack stats: %s mode, %s, running for %.2f s ===\n", mode.c_str(), source.c_str(), f.t_s);
+  o += format_sections(f, mode);
+  // Packets in flight (in rings, tx buffers, hold queues) are in neither side yet.
+  o += fmt("total: rx %llu + originated %llu; tx %llu + dropped %llu (%llu at netisr queues) + consumed %llu\n",
+           ull(f.rx_packets), ull(f.originated), ull(f.tx_packets), ull(f.drops), ull(f.qdrops), ull(f.consumed));
+  return o;
+}
+
+void json_ports(JsonWriter& j, const Snapshot& f) {
   j.begin_array("ports");
   for (const auto& p : f.ports)
     j.begin_object()
@@ -327,6 +400,9 @@ std::string summary_json(const Summary& s) {
         .value("tx_bytes", q.bytes)
         .end_object();
   j.end_array();
+}
+
+void json_workers(JsonWriter& j, const Snapshot& f) {
   j.begin_array("workers");
   for (const auto& w : f.workers) {
     j.begin_object()
@@ -352,69 +428,89 @@ std::string summary_json(const Summary& s) {
     j.end_object().end_object();
   }
   j.end_array();
-  if (s.mode == "router") {
-    j.begin_object("router").value("fib_routes", f.fib_routes).value("fib_nexthops", f.fib_nexthops);
-    j.begin_array("arp");
-    for (const auto& n : f.neighbors)
-      j.begin_object()
-          .value("port", n.port)
-          .value("address", n.addr)
-          .value("mac", n.mac)
-          .value("state", n.state)
-          .value("age_ms", n.age_ms)
-          .value("held", n.held)
-          .end_object();
-    j.end_array().end_object();
-  }
-  if (s.mode == "bridge") {
-    j.begin_object("bridge").begin_array("fdb");
-    for (const auto& e : f.fdb)
-      j.begin_object()
-          .value("vlan", static_cast<unsigned>(e.vlan))
-          .value("mac", e.mac)
-          .value("port", e.port)
-          .value("age_ms", e.age_ms)
-          .end_object();
-    j.end_array().end_object();
-  }
-  if (s.mode == "traffic") {
-    j.begin_object("traffic").begin_array("generators");
-    for (const auto& g : f.generators)
-      j.begin_object()
-          .value("port", g.port)
-          .value("worker", g.worker)
-          .value("flows", g.flows)
-          .value("target_pps", g.target_pps)
-          .value("packets", g.packets)
-          .value("bytes", g.bytes)
-          .value("seconds", g.seconds)
-          .value("achieved_pps", g.achieved_pps)
-          .value("done", g.done)
-          .end_object();
-    j.end_array().begin_array("sinks");
-    for (const auto& k : f.sinks)
-      j.begin_object()
-          .value("port", k.port)
-          .value("packets", k.packets)
-          .value("bytes", k.bytes)
-          .value("stamped", k.stamped)
-          .value("unstamped", k.unstamped)
-          .value("unknown_flow", k.unknown_flow)
-          .value("flows", k.flows)
-          .value("lost", k.lost)
-          .value("duplicates", k.duplicates)
-          .value("reordered", k.reordered)
-          .value("latency_samples", k.latency_samples)
-          .value("latency_future", k.latency_future)
-          .value("latency_min_ns", k.latency_min_ns)
-          .value("latency_p50_ns", k.latency_p50_ns)
-          .value("latency_p99_ns", k.latency_p99_ns)
-          .value("latency_p999_ns", k.latency_p999_ns)
-          .value("latency_max_ns", k.latency_max_ns)
-          .end_object();
-    j.end_array().end_object();
-  }
-  j.begin_object("netisr").value("buckets", f.buckets).begin_array("protocols");
+}
+
+void json_router(JsonWriter& j, const Snapshot& f) {
+  j.begin_object("router").value("fib_routes", f.fib_routes).value("fib_nexthops", f.fib_nexthops);
+  j.begin_array("routes");
+  for (const auto& r : f.routes)
+    j.begin_object()
+        .value("prefix", r.prefix)
+        .value("action", r.action)
+        .value("gateway", r.gateway)
+        .value("port", r.port)
+        .value("type", r.type)
+        .end_object();
+  j.end_array();
+  j.begin_array("arp");
+  for (const auto& n : f.neighbors)
+    j.begin_object()
+        .value("port", n.port)
+        .value("address", n.addr)
+        .value("mac", n.mac)
+        .value("state", n.state)
+        .value("age_ms", n.age_ms)
+        .value("held", n.held)
+        .end_object();
+  j.end_array().end_object();
+}
+
+void json_bridge(JsonWriter& j, const Snapshot& f) {
+  j.begin_object("bridge").begin_array("fdb");
+  for (const auto& e : f.fdb)
+    j.begin_object()
+        .value("vlan", static_cast<unsigned>(e.vlan))
+        .value("mac", e.mac)
+        .value("port", e.port)
+        .value("age_ms", e.age_ms)
+        .end_object();
+  j.end_array().end_object();
+}
+
+void json_traffic(JsonWriter& j, const Snapshot& f) {
+  j.begin_object("traffic").begin_array("generators");
+  for (const auto& g : f.generators)
+    j.begin_object()
+        .value("port", g.port)
+        .value("worker", g.worker)
+        .value("flows", g.flows)
+        .value("target_pps", g.target_pps)
+        .value("packets", g.packets)
+        .value("bytes", g.bytes)
+        .value("seconds", g.seconds)
+        .value("achieved_pps", g.achieved_pps)
+        .value("done", g.done)
+        .end_object();
+  j.end_array().begin_array("sinks");
+  for (const auto& k : f.sinks)
+    j.begin_object()
+        .value("port", k.port)
+        .value("packets", k.packets)
+        .value("bytes", k.bytes)
+        .value("stamped", k.stamped)
+        .value("unstamped", k.unstamped)
+        .value("unknown_flow", k.unknown_flow)
+        .value("flows", k.flows)
+        .value("lost", k.lost)
+        .value("duplicates", k.duplicates)
+        .value("reordered", k.reordered)
+        .value("beyond_window", k.beyond_window)
+        .value("latency_samples", k.latency_samples)
+        .value("latency_future", k.latency_future)
+        .value("latency_min_ns", k.latency_min_ns)
+        .value("latency_p50_ns", k.latency_p50_ns)
+        .value("latency_p99_ns", k.latency_p99_ns)
+        .value("latency_p999_ns", k.latency_p999_ns)
+        .value("latency_max_ns", k.latency_max_ns)
+        .end_object();
+  j.end_array().end_object();
+}
+
+void json_netisr(JsonWriter& j, const Snapshot& f) {
+  j.begin_object("netisr").value("buckets", f.buckets);
+  j.begin_array("bucket_map");
+  for (auto w : f.bucket_map) j.value("", static_cast<unsigned>(w));
+  j.end_array().begin_array("protocols");
   for (const auto& p : f.protocols)
     j.begin_object().value("name", p.name).value("policy", p.policy).value("mode", p.mode).value("qlimit", p.qlimit).end_object();
   j.end_array().begin_array("workstreams");
@@ -431,6 +527,31 @@ std::string summary_json(const Summary& s) {
         .value("watermark", w.s.watermark)
         .end_object();
   j.end_array().end_object();
+}
+
+std::string summary_json(const Summary& s) {
+  const Snapshot& f = s.final;
+  JsonWriter j;
+  j.begin_object();
+  j.value("mode", s.mode).value("source", s.source).value("duration_s", f.t_s).value("tsc_hz", s.tsc_hz);
+  j.value("ok", s.ok());
+  j.begin_object("totals")
+      .value("rx_packets", f.rx_packets)
+      .value("tx_packets", f.tx_packets)
+      .value("dropped", f.drops)
+      .value("qdrops", f.qdrops)
+      .value("originated", f.originated)
+      .value("consumed", f.consumed)
+      .value("balanced", s.balanced())
+      .value("rx_pps", f.t_s > 0 ? static_cast<double>(f.rx_packets) / f.t_s : 0.0)
+      .value("tx_pps", f.t_s > 0 ? static_cast<double>(f.tx_packets) / f.t_s : 0.0)
+      .end_object();
+  json_ports(j, f);
+  json_workers(j, f);
+  if (s.mode == "router") json_router(j, f);
+  if (s.mode == "bridge") json_bridge(j, f);
+  if (s.mode == "traffic") json_traffic(j, f);
+  json_netisr(j, f);
   j.begin_array("intervals");
   for (const auto& r : s.intervals)
     j.begin_object()
@@ -650,6 +771,13 @@ void register_telemetry(const Runtime* rt) {
 void unregister_telemetry() {
   std::lock_guard lock(g_telemetry_mutex);
   g_runtime = nullptr;
+}
+
+bool with_registered_runtime(const std::function<void(const Runtime&)>& fn) {
+  std::lock_guard lock(g_telemetry_mutex);
+  if (!g_runtime) return false;
+  fn(*g_runtime);
+  return true;
 }
 
 }  // namespace ngstack::app

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,11 @@ struct NeighborSnap {
   uint64_t age_ms = 0;
   unsigned held = 0;
 };
+// Router: one FIB route. action: forward, blackhole or reject; gateway empty
+// for a connected route; type: connected or static.
+struct RouteSnap {
+  std::string prefix, action, gateway, port, type;
+};
 struct FdbSnap {
   uint16_t vlan = 0;
   std::string mac, port;
@@ -80,6 +86,7 @@ struct Snapshot {
   std::vector<TxQueueSnap> tx_queues;
   std::vector<WorkerSnap> workers;
   unsigned buckets = 0;
+  std::vector<uint16_t> bucket_map;  // bucket -> worker index
   std::vector<NetisrProtoSnap> protocols;
   std::vector<WorkstreamSnap> workstreams;
   uint64_t qdrops = 0;  // netisr queue overflows, all workers and protocols
@@ -92,11 +99,14 @@ struct Snapshot {
   std::vector<stack::traffic::GeneratorView> generators;
   std::vector<stack::traffic::SinkView> sinks;  // loss and latency only when workers_stopped
   unsigned fib_routes = 0, fib_nexthops = 0;
+  std::vector<RouteSnap> routes;  // filled by snapshot_routes (and at the final snapshot)
 };
 
 // `workers_stopped`: no worker runs; state that workers own (a sink's flows
 // and latency) may be read too.
 Snapshot take_snapshot(const Runtime& rt, bool workers_stopped = false);
+// Adds the router's route list (not part of every periodic snapshot: it may be long).
+void snapshot_routes(const Runtime& rt, Snapshot& s);
 
 struct IntervalRate {
   double t_s = 0;
@@ -129,11 +139,33 @@ struct Summary {
 };
 
 std::string format_summary(const Summary& s);
-std::string format_netisr(const Snapshot& s);
 std::string summary_json(const Summary& s);
+
+// The summary's sections, one function each; `ngstack show` prints the same.
+std::string format_ports(const Snapshot& s);    // ports, rx queues, tx queues
+std::string format_workers(const Snapshot& s);
+std::string format_netisr(const Snapshot& s);
+std::string format_fib(const Snapshot& s, bool table);  // the count; with `table`, every route
+std::string format_arp(const Snapshot& s);
+std::string format_fdb(const Snapshot& s);
+std::string format_traffic(const Snapshot& s);
+// `ngstack show stats`: the summary's sections for a running instance.
+std::string format_stats(const Snapshot& s, const std::string& mode, const std::string& source);
+// The summary JSON's sections, each written as members of the enclosing object.
+void json_ports(JsonWriter& j, const Snapshot& s);  // "ports", "queues", "tx_queues"
+void json_workers(JsonWriter& j, const Snapshot& s);
+void json_router(JsonWriter& j, const Snapshot& s);  // "router": routes and arp
+void json_bridge(JsonWriter& j, const Snapshot& s);
+void json_traffic(JsonWriter& j, const Snapshot& s);
+void json_netisr(JsonWriter& j, const Snapshot& s);
 
 // Telemetry commands read the live Runtime; unregister before tearing it down.
 void register_telemetry(const Runtime* rt);
 void unregister_telemetry();
+
+// Runs `fn` on the registered Runtime under the lock the telemetry callbacks
+// hold (teardown cannot start meanwhile); false, without running it, when
+// none is registered. For control-plane readers: the metrics server.
+bool with_registered_runtime(const std::function<void(const Runtime&)>& fn);
 
 }  // namespace ngstack::app

@@ -1,7 +1,11 @@
 #include "conf/config.hpp"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 namespace ngstack::conf {
@@ -286,7 +290,39 @@ std::string dump_yaml(const Config& cfg) {
       o << "}\n";
     }
   }
+  if (cfg.metrics.listen) o << "metrics:\n  listen: \"" << cfg.metrics.listen->str() << "\"\n";
   return o.str();
+}
+
+std::string ListenAddr::str() const {
+  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+Result<ListenAddr> parse_listen(const std::string& s) {
+  const Error bad{"expected ADDRESS:PORT with an IPv4 address or a bracketed IPv6 one (127.0.0.1:9464, "
+                  "[::1]:9464), got \"" + s + "\""};
+  ListenAddr a;
+  std::string port;
+  if (!s.empty() && s.front() == '[') {
+    const auto close = s.find(']');
+    if (close == std::string::npos || close + 1 >= s.size() || s[close + 1] != ':') return bad;
+    a.host = s.substr(1, close - 1);
+    port = s.substr(close + 2);
+    in6_addr v6;
+    if (inet_pton(AF_INET6, a.host.c_str(), &v6) != 1) return bad;
+  } else {
+    const auto colon = s.rfind(':');
+    if (colon == std::string::npos) return bad;
+    a.host = s.substr(0, colon);
+    port = s.substr(colon + 1);
+    in_addr v4;
+    if (inet_pton(AF_INET, a.host.c_str(), &v4) != 1) return bad;
+  }
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return bad;
+  const unsigned long p = std::strtoul(port.c_str(), nullptr, 10);
+  if (p < 1 || p > 65535) return Error{"port must be in [1, 65535], got " + port};
+  a.port = static_cast<uint16_t>(p);
+  return a;
 }
 
 }  // namespace ngstack::conf

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "conf/result.hpp"
+
 namespace ngstack::conf {
 
 // Where a key was written: "file:line:column: key".
@@ -250,6 +252,23 @@ struct TrafficConfig {
   uint32_t settle_ms = 200;
 };
 
+// `metrics.listen`: where the Prometheus endpoint (GET /metrics) listens.
+struct ListenAddr {
+  std::string host;  // an IPv4 or IPv6 address literal, without brackets
+  uint16_t port = 0;
+  std::string str() const;  // 127.0.0.1:9464, [::1]:9464
+};
+
+// "ADDRESS:PORT" with an IPv4 address or a bracketed IPv6 one, port 1..65535;
+// the error says what is expected.
+Result<ListenAddr> parse_listen(const std::string& s);
+
+// Prometheus text exposition from a control-plane thread; absent: off.
+struct MetricsConfig {
+  std::optional<ListenAddr> listen;
+  SourcePos listen_pos;
+};
+
 enum class Mode { forwarder, router, bridge, traffic };
 const char* mode_name(Mode m);
 
@@ -265,6 +284,7 @@ struct Config {
   TrafficConfig traffic;
   MempoolConfig mempool;
   DispatchConfig dispatch;
+  MetricsConfig metrics;
 
   int port_index(const std::string& name) const;  // -1 when absent
   uint16_t tx_queues_of(const PortConfig& p) const;

@@ -14,7 +14,7 @@ std::set<unsigned> usable_cpus() {
   return out;
 }
 
-static std::string cpu_list(const std::set<unsigned>& cpus) {
+std::string format_cpu_list(const std::set<unsigned>& cpus) {
   std::string s;
   for (auto it = cpus.begin(); it != cpus.end();) {
     unsigned lo = *it, hi = lo;
@@ -23,7 +23,7 @@ static std::string cpu_list(const std::set<unsigned>& cpus) {
     if (!s.empty()) s += ",";
     s += std::to_string(lo);
     if (hi != lo) {
-      s += '-';
+      s += hi == lo + 1 ? ',' : '-';  // a pair reads better as "1,2"
       s += std::to_string(hi);
     }
   }
@@ -36,7 +36,7 @@ Status check_lcores(const Config& cfg, const std::set<unsigned>& cpus) {
     if (cpus.count(cpu)) return "";
     const std::string what = cpu == lcore ? "lcore " + std::to_string(lcore)
                                           : "CPU " + std::to_string(cpu) + " (of lcore " + std::to_string(lcore) + ")";
-    return ": " + what + " does not exist on this machine (usable CPUs: " + cpu_list(cpus) + ")";
+    return ": " + what + " does not exist on this machine (usable CPUs: " + format_cpu_list(cpus) + ")";
   };
   if (auto m = missing(cfg.eal.cores.front()); !m.empty()) return Error{cfg.eal.cores_pos.where() + m};
   for (const auto& w : cfg.workers.list)

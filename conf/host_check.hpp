@@ -4,6 +4,7 @@
 #pragma once
 
 #include <set>
+#include <string>
 
 #include "conf/config.hpp"
 #include "conf/result.hpp"
@@ -12,6 +13,9 @@ namespace ngstack::conf {
 
 // The CPUs this process may run on (sched_getaffinity).
 std::set<unsigned> usable_cpus();
+
+// {0,1,2,3,8,10,11} -> "0-3,8,10,11", the kernel's cpulist syntax.
+std::string format_cpu_list(const std::set<unsigned>& cpus);
 
 Status check_lcores(const Config& cfg, const std::set<unsigned>& cpus);
 

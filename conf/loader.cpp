@@ -71,11 +71,18 @@ class MapReader {
   long long parse_integer(const YAML::Node& v, const std::string& kp, long long lo, long long hi) const {
     if (!v.IsScalar()) fail(v, kp, "expected an integer");
     const std::string s = v.Scalar();
+    // Decimal only: base 0 would read `vlan: 010` as 8 and `0x10` as 16.
+    const std::size_t digits = s.size() - (s.rfind('-', 0) == 0 ? 1 : 0);
+    if (digits == 0 || s.find_first_not_of("0123456789", s.size() - digits) != std::string::npos)
+      fail(v, kp, std::string(s.rfind("0x", 0) == 0 ? "expected a decimal integer" : "expected an integer") +
+                      ", got \"" + s + "\"");
+    if (digits > 1 && s[s.size() - digits] == '0')
+      fail(v, kp, "expected a decimal integer without leading zeros, got \"" + s +
+                      "\" (YAML 1.1 reads a leading 0 as octal; write the number in decimal)");
     errno = 0;
     char* end = nullptr;
-    long long x = std::strtoll(s.c_str(), &end, 0);
-    if (s.empty() || *end != '\0' || errno == ERANGE)
-      fail(v, kp, "expected an integer, got \"" + s + "\"");
+    long long x = std::strtoll(s.c_str(), &end, 10);
+    if (*end != '\0' || errno == ERANGE) fail(v, kp, "expected an integer, got \"" + s + "\"");
     if (x < lo || x > hi)
       fail(v, kp, "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + s);
     return x;
@@ -805,6 +812,18 @@ void load_dispatch(MapReader& top, Config& cfg) {
   r.finish();
 }
 
+void load_metrics(MapReader& top, Config& cfg) {
+  if (!top.has("metrics")) return;
+  MapReader r(top.take("metrics"), "metrics", top.file());
+  if (!r.has("listen")) r.fail(r.node(), "metrics.listen", "missing key \"listen\" (e.g. listen: 127.0.0.1:9464)");
+  cfg.metrics.listen_pos = r.pos_of("listen");
+  YAML::Node v = r.take("listen");
+  auto a = parse_listen(r.parse_string(v, "metrics.listen"));
+  if (!a) r.fail(v, "metrics.listen", a.error());
+  cfg.metrics.listen = *a;
+  r.finish();
+}
+
 Config parse(const YAML::Node& root, const std::string& file) {
   if (!root || root.IsNull()) throw ConfigError{file + ": the file is empty"};
   MapReader top(root, "", file);
@@ -840,6 +859,7 @@ Config parse(const YAML::Node& root, const std::string& file) {
     case Mode::traffic: load_traffic(top, cfg); break;
   }
   load_dispatch(top, cfg);
+  load_metrics(top, cfg);
   top.finish();
   return cfg;
 }

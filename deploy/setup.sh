@@ -5,22 +5,28 @@
 #   deploy/setup.sh test   install dependencies, build, run the whole test suite
 #   deploy/setup.sh deps   install dependencies only
 #   deploy/setup.sh build  build only (build/ and, for tests, build-asan/)
+#   deploy/setup.sh check-programs   is every program the tests start installed?
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Build: DPDK, TBB, spdlog, yaml-cpp, meson, GoogleTest. Tests: Linux peers in
-# namespaces (iproute2, ping, ethtool, setpriv/taskset, netcat), scapy, testpmd
-# (dpdk), clang with libFuzzer (the fuzz suite).
-PACKAGES=(
-  build-essential pkg-config meson ninja-build
-  libdpdk-dev dpdk libtbb-dev libspdlog-dev libyaml-cpp-dev libgtest-dev
-  python3 python3-scapy python3-yaml gnuplot-nox iproute2 iputils-ping ethtool tcpdump util-linux procps netcat-openbsd
-  clang libclang-rt-14-dev
+# What to install is one list: the libraries ngstack builds against, here,
+# and every program the build, tests, benchmarks and deploy scripts start,
+# with its package, in deploy/programs.list (tests/programs_listed.py keeps
+# that list complete).
+LIBRARIES=(
+  libdpdk-dev libtbb-dev libspdlog-dev libyaml-cpp-dev libgtest-dev libcpp-httplib-dev
+  python3-scapy python3-yaml libclang-rt-14-dev
 )
+PROGRAMS_LIST=${NGS_PROGRAMS_LIST:-deploy/programs.list}  # the tests point it at a list of their own
+
+# "program package" pairs of deploy/programs.list, one per line.
+program_packages() { sed -e 's/#.*//' "$PROGRAMS_LIST" | awk 'NF >= 2 {print $1, $2}'; }
 
 deps() {
-  local missing=()
-  for p in "${PACKAGES[@]}"; do
+  local missing=() p
+  local packages=("${LIBRARIES[@]}")
+  while read -r _ p; do packages+=("$p"); done < <(program_packages)
+  for p in $(printf '%s\n' "${packages[@]}" | sort -u); do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then
@@ -29,6 +35,18 @@ deps() {
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
   fi
+}
+
+# Before the suite: every program it may start is here, or stop now with the
+# package that provides it (rather than a FileNotFoundError twenty minutes in).
+check_programs() {
+  local prog pkg bad=0
+  while read -r prog pkg; do
+    if [[ "$prog" == /* ]]; then [ -x "$prog" ] && continue; else command -v "$prog" >/dev/null 2>&1 && continue; fi
+    echo "ngstack setup: $prog is missing: apt-get install $pkg (deploy/programs.list)" >&2
+    bad=1
+  done < <(program_packages)
+  [ $bad = 0 ] || { echo "ngstack setup: the test suite needs the programs above; run deploy/setup.sh deps" >&2; return 1; }
 }
 
 build() {
@@ -98,6 +116,7 @@ case "${1:-}" in
   deps) require_root; deps ;;
   build) build ;;
   run) require_root; deps; build; exec build/app/ngstack "${@:2}" ;;
-  test) require_root; deps; build; build_asan; build_tsan; build_fuzz; run_tests ;;
-  *) sed -n '2,8p' "$0"; exit 2 ;;
+  test) require_root; deps; check_programs; build; build_asan; build_tsan; build_fuzz; run_tests ;;
+  check-programs) check_programs ;;
+  *) sed -n '2,9p' "$0"; exit 2 ;;
 esac

@@ -65,6 +65,10 @@ struct alignas(kCacheLine) Netisr::Local {
 
 namespace {
 std::mutex g_control_mutex;  // serialises reconfigure()
+// Readers of current_config() (stats, telemetry, control) copy a slot that a
+// second reconfigure() could otherwise be overwriting; held only for the
+// copy and the write, never while waiting for workers.
+std::mutex g_slot_mutex;
 }
 
 Netisr::Netisr(unsigned workers, unsigned buckets, std::vector<uint8_t> toeplitz_key)
@@ -139,6 +143,7 @@ Status Netisr::set_bucket_map(std::vector<uint16_t> map) {
 }
 
 DispatchConfig Netisr::current_config() const {
+  std::lock_guard lock(g_slot_mutex);
   return configs_[generation_.load(std::memory_order_acquire) & 1];
 }
 
@@ -312,8 +317,11 @@ Status Netisr::reconfigure(const std::function<void(DispatchConfig&)>& edit, std
   DispatchConfig next = configs_[g & 1];
   edit(next);
   if (auto st = validate(next); !st) return st;
-  configs_[(g + 1) & 1] = std::move(next);
-  generation_.store(g + 1, std::memory_order_release);
+  {
+    std::lock_guard slot(g_slot_mutex);
+    configs_[(g + 1) & 1] = std::move(next);
+    generation_.store(g + 1, std::memory_order_release);
+  }
   return wait_adopted(g + 1);
 }
 

@@ -27,6 +27,7 @@ std::string_view drop_reason_name(DropReason r) {
     case DropReason::ipv4_bad_destination: return "ipv4_bad_destination";
     case DropReason::ipv4_multicast: return "ipv4_multicast";
     case DropReason::ipv4_ttl_exceeded: return "ipv4_ttl_exceeded";
+    case DropReason::ipv4_link_broadcast: return "ipv4_link_broadcast";
     case DropReason::ipv4_no_route: return "ipv4_no_route";
     case DropReason::ipv4_blackhole: return "ipv4_blackhole";
     case DropReason::ipv4_reject: return "ipv4_reject";
@@ -39,6 +40,7 @@ std::string_view drop_reason_name(DropReason r) {
     case DropReason::bridge_bad_source: return "bridge_bad_source";
     case DropReason::bridge_same_port: return "bridge_same_port";
     case DropReason::bridge_no_port: return "bridge_no_port";
+    case DropReason::bridge_reserved_group: return "bridge_reserved_group";
     case DropReason::traffic_not_sink: return "traffic_not_sink";
     case DropReason::kCount: break;
   }

@@ -45,6 +45,7 @@ enum class DropReason : uint8_t {
   ipv4_bad_destination,
   ipv4_multicast,          // no multicast routing
   ipv4_ttl_exceeded,       // TTL <= 1 on a packet to forward
+  ipv4_link_broadcast,     // unicast IP to forward that came in a link-layer broadcast/multicast frame (RFC 1812 §5.3.4)
   ipv4_no_route,
   ipv4_blackhole,          // a blackhole route (silent)
   ipv4_reject,             // a reject route (ICMP unreachable)
@@ -58,6 +59,7 @@ enum class DropReason : uint8_t {
   bridge_bad_source,       // source MAC is multicast/broadcast
   bridge_same_port,        // destination lives on the ingress port (filtered)
   bridge_no_port,          // flooding found no other port in the VLAN
+  bridge_reserved_group,   // to an IEEE 802.1D reserved group address (STP, LACP, PAUSE): never relayed
   // Traffic mode (stack/traffic)
   traffic_not_sink,        // received on a port that is no sink (a generator port)
   kCount

@@ -26,11 +26,13 @@ Result<std::unique_ptr<RcuTable>> RcuTable::create(const std::string& name, unsi
   t->hash_ = rte_hash_create(&hp);
   if (!t->hash_) return Error{"cannot create the " + name + " hash table: " + rte_strerror(rte_errno)};
 
-  const std::size_t qsz = rte_rcu_qsbr_get_memsize(readers);
+  // Reader ids 0..readers-1 are the workers; `readers` is the control-plane walker (Walk).
+  const std::size_t qsz = rte_rcu_qsbr_get_memsize(readers + 1);
   t->qsbr_ = static_cast<rte_rcu_qsbr*>(rte_zmalloc(nullptr, qsz, RTE_CACHE_LINE_SIZE));
-  if (!t->qsbr_ || rte_rcu_qsbr_init(t->qsbr_, readers) != 0)
+  if (!t->qsbr_ || rte_rcu_qsbr_init(t->qsbr_, readers + 1) != 0)
     return Error{"cannot allocate the " + name + " RCU state for " + std::to_string(readers) + " workers"};
-  for (unsigned r = 0; r < readers; ++r) rte_rcu_qsbr_thread_register(t->qsbr_, r);
+  for (unsigned r = 0; r <= readers; ++r) rte_rcu_qsbr_thread_register(t->qsbr_, r);
+  t->walker_id_ = readers;
 
   rte_hash_rcu_config rc{};
   rc.v = t->qsbr_;

@@ -29,7 +29,9 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "conf/result.hpp"
@@ -69,6 +71,31 @@ class RcuTable {
     tsan_release(qsbr_);
     rte_rcu_qsbr_quiescent(qsbr_, reader);
   }
+  // The readers' QSBR state: other structures the same readers use may wait
+  // for a grace period on it (rte_rcu_qsbr_synchronize) rather than keep their own.
+  rte_rcu_qsbr* qsbr() const { return qsbr_; }
+  // A control-plane walk over the table (telemetry, `ngstack show`, metrics,
+  // the stats loop): for its duration the walker is one more RCU reader, so
+  // no slot it looks at is reclaimed and reused under it. Walkers take turns
+  // on that one reader id; workers never wait for it beyond one walk.
+  class Walk {
+   public:
+    explicit Walk(const RcuTable& t) : t_(t) {
+      t_.walk_mutex_.lock();
+      rte_rcu_qsbr_thread_online(t_.qsbr_, t_.walker_id_);
+    }
+    ~Walk() {
+      tsan_release(t_.qsbr_);  // pairs with the acquire in reclaim
+      rte_rcu_qsbr_thread_offline(t_.qsbr_, t_.walker_id_);
+      t_.walk_mutex_.unlock();
+    }
+    Walk(const Walk&) = delete;
+    Walk& operator=(const Walk&) = delete;
+
+   private:
+    const RcuTable& t_;
+  };
+
   // Whether the slot holds a live key (for walkers: maintenance, telemetry).
   bool live(int32_t slot) const { return live_[slot].load(std::memory_order_acquire); }
   uint64_t key_of(int32_t slot) const { return keys_[slot].load(std::memory_order_relaxed); }
@@ -77,6 +104,7 @@ class RcuTable {
   void lock() {
     rte_spinlock_lock(&writer_lock_);
     tsan_acquire(&writer_lock_);
+    lock_acquisitions_.fetch_add(1, std::memory_order_relaxed);
   }
   void unlock() {
     tsan_release(&writer_lock_);
@@ -103,6 +131,20 @@ class RcuTable {
     count_.fetch_add(1, std::memory_order_relaxed);
     return slot;
   }
+  // Takes the writer lock to insert, unless the table is full: a flood of
+  // new keys into a full table (macof, an address scan) must not serialise
+  // every worker on the lock only to learn that nothing fits.
+  template <typename Init>
+  int32_t insert(uint64_t key, Init&& init) {
+    if (size() >= capacity_) return kNone;
+    lock();
+    const int32_t slot = insert_locked(key, std::forward<Init>(init));
+    unlock();
+    return slot;
+  }
+  // How often the writer lock was taken (tests and stats).
+  uint64_t lock_acquisitions() const { return lock_acquisitions_.load(std::memory_order_relaxed); }
+
   // With the writer lock held. The slot is reused only after a grace period.
   void remove_locked(int32_t slot);
 
@@ -113,11 +155,14 @@ class RcuTable {
   unsigned capacity_ = 0;
   rte_hash* hash_ = nullptr;
   rte_rcu_qsbr* qsbr_ = nullptr;
+  unsigned walker_id_ = 0;          // the reader id after the workers' (Walk)
+  mutable std::mutex walk_mutex_;   // one Walk at a time on that id
   rte_spinlock_t writer_lock_ = RTE_SPINLOCK_INITIALIZER;
   std::vector<int32_t> free_;  // writer lock
   std::vector<std::atomic<bool>> live_;
   std::vector<std::atomic<uint64_t>> keys_;
   std::atomic<unsigned> count_{0};
+  std::atomic<uint64_t> lock_acquisitions_{0};
 };
 
 }  // namespace ngstack::stack

@@ -1,3 +1,5 @@
+// rte_ip_frag_table_del_expired_entries is experimental in DPDK 22.11.
+#define ALLOW_EXPERIMENTAL_API
 #include "stack/router.hpp"
 
 #include <rte_byteorder.h>
@@ -7,6 +9,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <chrono>
 #include <cstring>
 
@@ -65,7 +68,8 @@ Result<std::unique_ptr<Router>> Router::create(const conf::Config& cfg, const st
       local.push_back({itf.port_id, a.addr, a.len});
       // The connected route: its destinations are their own next hops.
       if (a.len < 32)
-        if (auto st = r->fib_.add(a.addr & a.mask(), a.len, {route::NextHopKind::forward, ic.port, 0}); !st)
+        if (auto st = r->fib_->add(a.addr & a.mask(), a.len, {route::NextHopKind::forward, ic.port, 0}, true);
+            !st)
           return Error{ic.pos.where() + ": " + st.error()};
     }
   }
@@ -76,23 +80,26 @@ Result<std::unique_ptr<Router>> Router::create(const conf::Config& cfg, const st
       case conf::RouteAction::blackhole: nh.kind = route::NextHopKind::blackhole; break;
       case conf::RouteAction::reject: nh.kind = route::NextHopKind::reject; break;
       case conf::RouteAction::forward: {
-        const route::NextHop& via = r->fib_.nexthop(r->fib_.lookup(rt.via));
+        const route::NextHop& via = r->fib_->nexthop(r->fib_->lookup(rt.via));
         if (via.kind != route::NextHopKind::forward || via.gateway != 0)
           return Error{rt.pos.where() + ": gateway " + conf::format_ipv4(rt.via) + " is on no connected subnet"};
         nh = {route::NextHopKind::forward, via.port, rt.via};
         break;
       }
     }
-    if (auto st = r->fib_.add(rt.prefix.addr, rt.prefix.len, nh); !st) return Error{rt.pos.where() + ": " + st.error()};
+    if (auto st = r->fib_->add(rt.prefix.addr, rt.prefix.len, nh); !st) return Error{rt.pos.where() + ": " + st.error()};
   }
 
-  spdlog::info("router: FIB of {} routes over {} next hops loaded in {:.1f} ms", r->fib_.routes(),
-               r->fib_.nexthops(),
+  spdlog::info("router: FIB of {} routes over {} next hops loaded in {:.1f} ms", r->fib_->routes(),
+               r->fib_->nexthops(),
                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - load_start).count());
   r->arp_cfg_ = rc.arp;
   auto arp = arp::ArpTable::create({rc.arp.max_entries, rc.arp.hold_packets, workers});
   if (!arp) return Error{"router.arp: " + arp.error()};
   r->arp_ = std::move(*arp);
+  // Route changes wait out a grace period over the workers' quiescent
+  // reports to the ARP table's RCU (Router::poll, once per loop iteration).
+  r->fib_->attach_qsbr(r->arp_->index().qsbr());
   const auto cycles = [tsc_hz](unsigned ms) { return static_cast<uint64_t>(ms) * tsc_hz / 1000; };
   r->reachable_cycles_ = cycles(rc.arp.reachable_ms);
   r->stale_cycles_ = cycles(rc.arp.stale_ms);
@@ -293,6 +300,11 @@ inline void Router::ip_accept(unsigned w, rte_mbuf* m, uint16_t in, uint64_t now
     case ipv4::Disposition::broadcast: return local_input(w, m, v, in, now);
     case ipv4::Disposition::forward: break;
   }
+  // RFC 1812 §5.3.4: a packet that arrived as a link-layer broadcast or
+  // multicast is not forwarded (it would be forwarded by every router on the
+  // link).
+  if (rte_is_multicast_ether_addr(&rte_pktmbuf_mtod(m, const rte_ether_hdr*)->dst_addr)) [[unlikely]]
+    return drop(w, m, DropReason::ipv4_link_broadcast);
   const rte_ipv4_hdr* ip = ip_of(m);
   // RFC 1812 §5.3.1: a packet that would leave with TTL 0 is not forwarded.
   if (ip->time_to_live <= 1) [[unlikely]] {
@@ -308,7 +320,7 @@ inline void Router::ip_accept(unsigned w, rte_mbuf* m, uint16_t in, uint64_t now
 void Router::ip_forward(unsigned w, ForwardBatch& batch, uint64_t now) {
   if (batch.n == 0) return;
   PerWorker& pw = *per_worker_[w];
-  fib_.lookup_bulk(batch.dst, batch.ids, batch.n);
+  fib_->lookup_bulk(batch.dst, batch.ids, batch.n);
   // Fast path: a gateway route to a resolved neighbour (the one-entry memo),
   // within the egress MTU. Everything else takes forward(). Consecutive
   // packets mostly share a next hop, so its verdict is kept with a copy of
@@ -323,7 +335,7 @@ void Router::ip_forward(unsigned w, ForwardBatch& batch, uint64_t now) {
     rte_mbuf* m = batch.pkts[j];
     const uint64_t id = batch.ids[j];
     if (id != fast_id) {
-      const route::NextHop& nh = fib_.nexthop(id);
+      const route::NextHop& nh = fib_->nexthop(id);
       if (nh.kind != route::NextHopKind::forward || nh.gateway == 0 ||
           arp::ArpTable::key(nh.port, nh.gateway) != pw.memo_key) {
         forward(w, m, id, batch.in_port[j], now, false);
@@ -349,7 +361,7 @@ void Router::ip_forward(unsigned w, ForwardBatch& batch, uint64_t now) {
 }
 
 void Router::forward(unsigned w, rte_mbuf* m, uint64_t id, uint16_t in_port, uint64_t now, bool local_origin) {
-  const route::NextHop& nh = fib_.nexthop(id);
+  const route::NextHop& nh = fib_->nexthop(id);
   switch (nh.kind) {
     case route::NextHopKind::none:
       if (!local_origin) icmp_error(w, m, ipv4::IcmpError::net_unreachable, in_port, now);
@@ -385,7 +397,7 @@ void Router::forward(unsigned w, rte_mbuf* m, uint64_t id, uint16_t in_port, uin
 }
 
 void Router::route_local(unsigned w, rte_mbuf* m, uint16_t in_port, uint64_t now) {
-  forward(w, m, fib_.lookup(rte_be_to_cpu_32(ip_of(m)->dst_addr)), in_port, now, true);
+  forward(w, m, fib_->lookup(rte_be_to_cpu_32(ip_of(m)->dst_addr)), in_port, now, true);
 }
 
 void Router::send_fragments(unsigned w, rte_mbuf* m, uint16_t out, uint32_t nh_addr, uint64_t now) {
@@ -527,8 +539,21 @@ void Router::worker_offline(unsigned w) { arp_->index().reader_offline(w); }
 
 void Router::poll(unsigned w, uint64_t now) {
   arp_->index().quiescent(w);
-  if (w != 0) return;
   PerWorker& pw = *per_worker_[w];
+  if (now >= pw.next_frag_expiry) [[unlikely]] {
+    // rte_ip_frag drops a timed-out datagram only when another fragment lands
+    // in its bucket: without this sweep a lone fragment would wait for one.
+    pw.next_frag_expiry = now + static_cast<uint64_t>(kMaintenancePeriodS * static_cast<double>(tsc_hz_));
+    const uint32_t dead_before = pw.death_row.cnt;
+    rte_ip_frag_table_del_expired_entries(pw.frag_table, &pw.death_row, now);
+    const uint32_t dead = pw.death_row.cnt - dead_before;
+    if (dead) {
+      pw.frags_held -= dead;
+      io_[w].drops->add(DropReason::ipv4_reassembly_failed, dead);
+      rte_ip_frag_free_death_row(&pw.death_row, 0);
+    }
+  }
+  if (w != 0) return;
   if (!pw.announced) {
     // RFC 5227 §2.3: announce our addresses when the interfaces come up.
     for (uint16_t p = 0; p < ifaces_.size(); ++p)
@@ -573,7 +598,7 @@ void Router::maintenance(unsigned w, uint64_t now) {
           nb.link.compare_exchange_strong(word, arp::Link::make(link.mac(), arp::State::stale).word);
         break;
       case arp::State::stale:
-        if (age > reachable_cycles_ + stale_cycles_) arp_->remove(slot, [](rte_mbuf**, uint16_t) {});
+        if (age > reachable_cycles_ + stale_cycles_) arp_->remove(slot, [](rte_mbuf**, uint16_t) {}, word);
         break;
       case arp::State::permanent:
       case arp::State::dead: break;
@@ -601,10 +626,11 @@ void Router::shutdown() {
 std::vector<NeighborView> Router::neighbors() const {
   std::vector<NeighborView> out;
   const uint64_t now = rte_rdtsc();
+  const RcuTable::Walk walk(arp_->index());  // no slot is reused under this walk
   for (unsigned s = 0; s < arp_->slots(); ++s) {
     const auto slot = static_cast<int32_t>(s);
     if (!arp_->index().live(slot)) continue;
-    const arp::Neighbor& nb = arp_->at(slot);
+    arp::Neighbor& nb = arp_->at(slot);
     const arp::Link link{nb.link.load(std::memory_order_acquire)};
     NeighborView v;
     v.port = ifaces_[nb.port].name;
@@ -613,10 +639,95 @@ std::vector<NeighborView> Router::neighbors() const {
     v.state = link.state();
     const uint64_t confirmed = nb.confirmed_tsc.load(std::memory_order_relaxed);
     v.age_ms = v.state == arp::State::permanent || now < confirmed ? 0 : (now - confirmed) * 1000 / tsc_hz_;
+    rte_spinlock_lock(&nb.hold_lock);
     v.held = nb.held;
+    rte_spinlock_unlock(&nb.hold_lock);
     out.push_back(v);
   }
   return out;
+}
+
+// --- control ------------------------------------------------------------------
+
+Status Router::route_add(const conf::Ipv4Prefix& p, conf::RouteAction action, uint32_t via) {
+  if ((p.addr & ~p.mask()) != 0)
+    return Error{conf::format_prefix(p) + " has host bits set; the network is " +
+                 conf::format_prefix(conf::Ipv4Prefix{p.addr & p.mask(), p.len})};
+  route::NextHop nh;
+  std::string what;
+  switch (action) {
+    case conf::RouteAction::blackhole: nh.kind = route::NextHopKind::blackhole, what = "blackhole"; break;
+    case conf::RouteAction::reject: nh.kind = route::NextHopKind::reject, what = "reject"; break;
+    case conf::RouteAction::forward: {
+      route::Route conn;
+      if (!fib_->connected_route(via, &conn))
+        return Error{"gateway " + conf::format_ipv4(via) + " is on no connected subnet"};
+      if (local_.is_own(via)) return Error{"gateway " + conf::format_ipv4(via) + " is an address of ngstack itself"};
+      nh = {route::NextHopKind::forward, conn.nh.port, via};
+      what = "via " + conf::format_ipv4(via) + " (" + ifaces_[conn.nh.port].name + ")";
+      break;
+    }
+  }
+  if (auto st = fib_->add(p.addr, p.len, nh); !st) return st;
+  spdlog::info("router: route {} {} added", conf::format_prefix(p), what);
+  return Ok{};
+}
+
+Status Router::route_del(const conf::Ipv4Prefix& p) {
+  if (auto st = fib_->remove(p.addr & p.mask(), p.len); !st) return st;
+  spdlog::info("router: route {} deleted", conf::format_prefix(conf::Ipv4Prefix{p.addr & p.mask(), p.len}));
+  return Ok{};
+}
+
+namespace {
+// Lower case, as the config, the summary and `show arp` write it.
+std::string mac_text(const rte_ether_addr& mac) { return conf::format_mac(std::to_array(mac.addr_bytes)); }
+}  // namespace
+
+Status Router::arp_add(const std::string& port, uint32_t addr, const rte_ether_addr& mac) {
+  int p = -1;
+  std::string names;
+  for (std::size_t i = 0; i < ifaces_.size(); ++i)
+    if (ifaces_[i].active) {
+      names += (names.empty() ? "" : ", ") + ifaces_[i].name;
+      if (ifaces_[i].name == port) p = static_cast<int>(i);
+    }
+  if (p < 0) return Error{"no router interface named \"" + port + "\" (interfaces: " + names + ")"};
+  if (rte_is_multicast_ether_addr(&mac) || rte_is_zero_ether_addr(&mac))
+    return Error{mac_text(mac) + " is not a unicast MAC address"};
+  if (local_.is_own(addr)) return Error{conf::format_ipv4(addr) + " is an address of ngstack itself"};
+  bool on_subnet = false;
+  for (const auto& a : ifaces_[p].addresses) on_subnet |= (addr & a.mask()) == (a.addr & a.mask());
+  if (!on_subnet) return Error{conf::format_ipv4(addr) + " is on no subnet of " + port};
+  switch (arp_->set_permanent(static_cast<uint16_t>(p), addr, mac)) {
+    case arp::ArpTable::Change::done: break;
+    case arp::ArpTable::Change::busy:
+      return Error{conf::format_ipv4(addr) + " on " + port + " is being resolved right now; try again in a moment"};
+    case arp::ArpTable::Change::full: return Error{"the ARP table is full (router.arp.max_entries)"};
+    case arp::ArpTable::Change::absent: break;
+  }
+  spdlog::info("router: static ARP entry {} {} on {} added", conf::format_ipv4(addr), mac_text(mac), port);
+  return Ok{};
+}
+
+Status Router::arp_del(uint32_t addr, const std::string& port) {
+  bool named = port.empty();
+  for (std::size_t i = 0; i < ifaces_.size(); ++i) {
+    if (!ifaces_[i].active || (!port.empty() && ifaces_[i].name != port)) continue;
+    named = true;
+    switch (arp_->remove_entry(static_cast<uint16_t>(i), addr)) {
+      case arp::ArpTable::Change::done:
+        spdlog::info("router: ARP entry {} on {} deleted", conf::format_ipv4(addr), ifaces_[i].name);
+        return Ok{};
+      case arp::ArpTable::Change::busy:
+        return Error{conf::format_ipv4(addr) + " on " + ifaces_[i].name +
+                     " is being resolved right now (packets are waiting); try again in a moment"};
+      case arp::ArpTable::Change::absent:
+      case arp::ArpTable::Change::full: break;
+    }
+  }
+  if (!named) return Error{"no router interface named \"" + port + "\""};
+  return Error{"no ARP entry for " + conf::format_ipv4(addr) + (port.empty() ? "" : " on " + port)};
 }
 
 }  // namespace ngstack::stack

@@ -13,7 +13,9 @@
 //
 // Per-worker state (tx buffers, ICMP token bucket, reassembly table) is owned
 // by its worker. The ARP table is shared, read without locks (see
-// arp/arp_table.hpp). The FIB is read-only once workers run.
+// arp/arp_table.hpp). The FIB is read without locks too; static routes and
+// ARP entries change at run time through the control methods below (one
+// control thread, see route/fib.hpp for the FIB's live-update rule).
 //
 // IP options: forwarding passes them through untouched; local delivery
 // ignores them. Reassembly is per worker: fragments of one datagram share a
@@ -71,7 +73,18 @@ class Router final : public Service {
   void shutdown() override;
 
   std::vector<NeighborView> neighbors() const;
-  const route::Fib& fib() const { return fib_; }
+  const route::Fib& fib() const { return *fib_; }
+
+  // --- control (one caller at a time, while workers run) ---------------------
+  // A static route: forward via `via` (on a connected subnet), blackhole or reject.
+  Status route_add(const conf::Ipv4Prefix& p, conf::RouteAction action, uint32_t via);
+  Status route_del(const conf::Ipv4Prefix& p);
+  // A static (permanent) ARP entry on the interface named `port`, as
+  // router.arp.static installs one; replaces a learned entry.
+  Status arp_add(const std::string& port, uint32_t addr, const rte_ether_addr& mac);
+  // Removes the entry for `addr` on `port` (empty: on whichever interface has
+  // one). Learned entries may be removed too (they are learned again).
+  Status arp_del(uint32_t addr, const std::string& port);
 
  private:
   struct Interface {
@@ -89,13 +102,15 @@ class Router final : public Service {
     rte_ip_frag_death_row death_row{};
     uint64_t frags_held = 0;  // fragments inside frag_table
     uint64_t next_maintenance = 0;
+    uint64_t next_frag_expiry = 0;  // when this worker next drops its timed-out datagrams
     bool announced = false;
     // A one-entry neighbour memo, valid within one handler call.
     uint64_t memo_key = UINT64_MAX;
     rte_ether_addr memo_mac{};
   };
 
-  Router(rte_mempool* pool, uint64_t tsc_hz, route::Fib fib) : pool_(pool), tsc_hz_(tsc_hz), fib_(std::move(fib)) {}
+  Router(rte_mempool* pool, uint64_t tsc_hz, std::unique_ptr<route::Fib> fib)
+      : pool_(pool), tsc_hz_(tsc_hz), fib_(std::move(fib)) {}
 
   int cfg_port(uint16_t port_id) const { return port_index_.of(port_id); }
   uint32_t source_for(uint16_t cfg_port, uint32_t dst) const;
@@ -145,7 +160,7 @@ class Router final : public Service {
   ipv4::LocalAddresses local_;
   rte_mempool* pool_;
   uint64_t tsc_hz_;
-  route::Fib fib_;
+  std::unique_ptr<route::Fib> fib_;
   std::unique_ptr<arp::ArpTable> arp_;
   conf::ArpConfig arp_cfg_;
   uint64_t reachable_cycles_ = 0, stale_cycles_ = 0, retry_cycles_ = 0;

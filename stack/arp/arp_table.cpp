@@ -27,8 +27,7 @@ Result<std::unique_ptr<ArpTable>> ArpTable::create(const TableParams& p) {
 int32_t ArpTable::find_or_create(uint16_t port, uint32_t addr, Link link, uint64_t now, bool* created) {
   *created = false;
   if (int32_t s = find(port, addr); s != RcuTable::kNone) return s;
-  index_->lock();
-  const int32_t s = index_->insert_locked(key(port, addr), [&](int32_t slot) {
+  return index_->insert(key(port, addr), [&](int32_t slot) {
     Neighbor& n = entries_[slot];
     n.port = port;
     n.addr = addr;
@@ -39,8 +38,61 @@ int32_t ArpTable::find_or_create(uint16_t port, uint32_t addr, Link link, uint64
     n.link.store(link.word, std::memory_order_relaxed);
     *created = true;
   });
+}
+
+ArpTable::Change ArpTable::set_permanent(uint16_t port, uint32_t addr, const rte_ether_addr& mac) {
+  const Link link = Link::make(mac, State::permanent);
+  index_->lock();
+  int32_t s = index_->lookup(key(port, addr));
+  Change result = Change::done;
+  if (s == RcuTable::kNone) {
+    s = index_->insert_locked(key(port, addr), [&](int32_t slot) {
+      Neighbor& n = entries_[slot];
+      n.port = port;
+      n.addr = addr;
+      n.held = 0;
+      n.probes.store(0, std::memory_order_relaxed);
+      n.confirmed_tsc.store(0, std::memory_order_relaxed);
+      n.next_probe_tsc.store(0, std::memory_order_relaxed);
+      n.link.store(link.word, std::memory_order_relaxed);
+    });
+    if (s == RcuTable::kNone) result = Change::full;
+  } else {
+    Neighbor& n = entries_[s];
+    rte_spinlock_lock(&n.hold_lock);
+    // An incomplete entry's held packets must leave through a worker (the
+    // ARP reply path); the control thread cannot send them.
+    if (Link{n.link.load(std::memory_order_acquire)}.state() == State::incomplete) {
+      result = Change::busy;
+    } else {
+      n.probes.store(0, std::memory_order_relaxed);
+      n.link.store(link.word, std::memory_order_release);
+    }
+    rte_spinlock_unlock(&n.hold_lock);
+  }
   index_->unlock();
-  return s;
+  return result;
+}
+
+ArpTable::Change ArpTable::remove_entry(uint16_t port, uint32_t addr) {
+  index_->lock();
+  const int32_t s = index_->lookup(key(port, addr));
+  Change result = Change::done;
+  if (s == RcuTable::kNone) {
+    result = Change::absent;
+  } else {
+    Neighbor& n = entries_[s];
+    rte_spinlock_lock(&n.hold_lock);
+    if (n.held) {
+      result = Change::busy;
+    } else {
+      n.link.store(Link{}.word, std::memory_order_release);  // dead: holders retry as a miss
+    }
+    rte_spinlock_unlock(&n.hold_lock);
+    if (result == Change::done) index_->remove_locked(s);
+  }
+  index_->unlock();
+  return result;
 }
 
 bool ArpTable::hold(int32_t slot, rte_mbuf* m, Link* link, bool* full) {

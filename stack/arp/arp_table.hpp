@@ -113,14 +113,21 @@ class ArpTable {
   // Remove an entry (ageing, or failed resolution). Held packets go to
   // `dispose(pkts, n)` after both locks are released: disposing may send an
   // ICMP error whose own next hop needs this table. The slot is reused after
-  // a grace period.
+  // a grace period. With `expect`, only if the link is still that word (ageing
+  // leaves an entry alone that the control path made permanent meanwhile).
+  static constexpr uint64_t kAnyLink = UINT64_MAX;
   template <typename Dispose>
-  void remove(int32_t slot, Dispose&& dispose) {
+  void remove(int32_t slot, Dispose&& dispose, uint64_t expect = kAnyLink) {
     Neighbor& n = entries_[slot];
     rte_mbuf* held[kMaxHold];
     uint16_t count = 0;
     index_->lock();
     rte_spinlock_lock(&n.hold_lock);
+    if (expect != kAnyLink && n.link.load(std::memory_order_acquire) != expect) {
+      rte_spinlock_unlock(&n.hold_lock);
+      index_->unlock();
+      return;
+    }
     n.link.store(Link{}.word, std::memory_order_release);  // dead: holders retry as a miss
     count = n.held;
     std::copy(held_of(slot), held_of(slot) + count, held);
@@ -130,6 +137,15 @@ class ArpTable {
     index_->unlock();
     if (count) dispose(held, count);
   }
+
+  // --- control path (a thread that is no RCU reader: it looks slots up
+  // under the writer lock, where no slot can be reclaimed) ---------------------
+  enum class Change { done, absent, busy, full };
+  // (port, addr) becomes permanent with `mac`: a new entry, or a learned one
+  // replaced. busy: it is being resolved (incomplete); full: no room.
+  Change set_permanent(uint16_t port, uint32_t addr, const rte_ether_addr& mac);
+  // Removes the entry for (port, addr). busy: it holds packets waiting for resolution.
+  Change remove_entry(uint16_t port, uint32_t addr);
 
   unsigned slots() const { return index_->slots(); }
   unsigned size() const { return index_->size(); }

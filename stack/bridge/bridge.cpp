@@ -1,5 +1,7 @@
 #include "stack/bridge/bridge.hpp"
 
+#include <cstring>
+
 #include <rte_byteorder.h>
 #include <rte_cycles.h>
 
@@ -72,6 +74,12 @@ void Bridge::input(unsigned w, rte_mbuf* m, uint64_t now) {
   }
   if (rte_is_multicast_ether_addr(&eth->src_addr) || rte_is_zero_ether_addr(&eth->src_addr))
     return drop(w, m, DropReason::bridge_bad_source);
+  // IEEE 802.1D-2004 §7.12.6: frames to 01:80:C2:00:00:00-0F (STP, PAUSE,
+  // LACP, 802.1X, LLDP) are link-local and a bridge never relays them.
+  static constexpr uint8_t kReservedGroup[5] = {0x01, 0x80, 0xc2, 0x00, 0x00};
+  if (rte_is_multicast_ether_addr(&eth->dst_addr) && std::memcmp(eth->dst_addr.addr_bytes, kReservedGroup, 5) == 0 &&
+      eth->dst_addr.addr_bytes[5] <= 0x0f) [[unlikely]]
+    return drop(w, m, DropReason::bridge_reserved_group);
   learn(w, vlan, eth->src_addr, in, now);
 
   if (!rte_is_multicast_ether_addr(&eth->dst_addr)) {
@@ -105,14 +113,12 @@ void Bridge::learn(unsigned w, uint16_t vlan, const rte_ether_addr& src, uint16_
     memo = {k, in, st.seen_tsc.load(std::memory_order_relaxed)};
     return;
   }
-  fdb_->lock();
-  const unsigned before = fdb_->size();
-  slot = fdb_->insert_locked(k, [&](int32_t s) {
+  bool learned = false;
+  slot = fdb_->insert(k, [&](int32_t s) {
     stations_[s].port.store(in, std::memory_order_relaxed);
     stations_[s].seen_tsc.store(now, std::memory_order_relaxed);
+    learned = true;
   });
-  const bool learned = fdb_->size() > before;
-  fdb_->unlock();
   if (slot == RcuTable::kNone) io_[w].events->inc(Event::bridge_fdb_full);
   else if (learned) io_[w].events->inc(Event::bridge_learned);
 }
@@ -191,6 +197,7 @@ void Bridge::poll(unsigned w, uint64_t now) {
 std::vector<FdbView> Bridge::fdb() const {
   std::vector<FdbView> out;
   const uint64_t now = rte_rdtsc();
+  const RcuTable::Walk walk(*fdb_);  // no slot is reused under this walk
   for (unsigned s = 0; s < fdb_->slots(); ++s) {
     const auto slot = static_cast<int32_t>(s);
     if (!fdb_->live(slot)) continue;

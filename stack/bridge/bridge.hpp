@@ -60,6 +60,7 @@ class Bridge final : public Service {
 
   std::vector<FdbView> fdb() const;
   unsigned fdb_size() const { return fdb_->size(); }
+  uint64_t fdb_lock_acquisitions() const { return fdb_->lock_acquisitions(); }
 
   static uint64_t key(uint16_t vlan, const rte_ether_addr& mac) {
     uint64_t k = static_cast<uint64_t>(vlan) << 48;

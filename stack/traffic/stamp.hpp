@@ -27,8 +27,11 @@ static_assert(sizeof(Stamp) == 18);
 // Sequence accounting for one flow (RFC 4737 terms): a packet whose number is
 // below the next expected one arrives late ("reordered") when it fills a gap,
 // or is a duplicate when it was already seen. A window of the last kWindow
-// numbers below the highest seen remembers which arrived; a packet older than
-// the window counts as reordered (it cannot be checked for duplication).
+// numbers below the highest seen remembers which arrived. A packet older than
+// the window cannot be checked: it might fill a gap or duplicate an old one,
+// so it is counted apart ("beyond the window") and neither fills a gap nor
+// counts as received (counting it as a late arrival let old duplicates hide
+// loss).
 class SequenceTracker {
  public:
   static constexpr uint32_t kWindow = 1024;
@@ -58,9 +61,7 @@ class SequenceTracker {
     }
     const uint32_t behind = next_ - seq;  // >= 1
     if (behind > kWindow) {
-      ++received_;
-      ++reordered_;
-      if (missing_) --missing_;
+      ++beyond_window_;
       return;
     }
     if (seen(seq)) {
@@ -77,6 +78,7 @@ class SequenceTracker {
   uint64_t missing() const { return missing_; }       // gaps not filled (yet)
   uint64_t duplicates() const { return duplicates_; }
   uint64_t reordered() const { return reordered_; }
+  uint64_t beyond_window() const { return beyond_window_; }  // too late to check: not counted as received
   uint32_t next_expected() const { return next_; }
 
  private:
@@ -89,7 +91,7 @@ class SequenceTracker {
   static constexpr uint32_t kWords = 2 * kWindow / 64;
   std::array<uint64_t, kWords> window_{};
   uint32_t next_ = 0;
-  uint64_t received_ = 0, missing_ = 0, duplicates_ = 0, reordered_ = 0;
+  uint64_t received_ = 0, missing_ = 0, duplicates_ = 0, reordered_ = 0, beyond_window_ = 0;
 };
 
 // Latency in nanoseconds as a log-linear histogram (as HdrHistogram does):

@@ -366,11 +366,12 @@ std::vector<SinkView> Traffic::sinks(bool live) const {
       if (live) continue;
       v.latency_future += s.latency_future;
       for (const auto& f : s.flows) {
-        if (f.received() == 0 && f.duplicates() == 0) continue;
+        if (f.received() == 0 && f.duplicates() == 0 && f.beyond_window() == 0) continue;
         ++v.flows;
         v.lost += f.missing();
         v.duplicates += f.duplicates();
         v.reordered += f.reordered();
+        v.beyond_window += f.beyond_window();
       }
       lat.merge(s.latency);
     }

@@ -48,6 +48,7 @@ struct SinkView {
   uint64_t stamped = 0, unstamped = 0, unknown_flow = 0;
   uint64_t flows = 0;  // flows that sent at least one stamped frame
   uint64_t lost = 0, duplicates = 0, reordered = 0;
+  uint64_t beyond_window = 0;  // stamped frames too far behind their flow to check (SequenceTracker)
   uint64_t latency_samples = 0, latency_future = 0;  // future: stamp TSC ahead of ours (another host)
   uint64_t latency_min_ns = 0, latency_p50_ns = 0, latency_p99_ns = 0, latency_p999_ns = 0, latency_max_ns = 0;
 };

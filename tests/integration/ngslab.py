@@ -223,3 +223,17 @@ def run_test(fn):
         sys.exit(1)
     print(f"PASS: {fn.__name__}", flush=True)
     sys.exit(0)
+
+
+def pcap_forwarder_config(prefix, pcap, extra=""):
+    """A one-worker forwarder from a net_pcap replay of `pcap` to a net_null
+    sink, ether deferred under the flow policy (so netisr queues are used);
+    `extra` is appended YAML."""
+    return f"""eal: {{main_lcore: 0, memory_mb: 256, no_huge: true, file_prefix: {prefix}}}
+ports:
+  - {{name: source, device: "net_pcap0,rx_pcap={pcap},infinite_rx=1"}}
+  - {{name: sink, device: "net_null0,no-rx=1"}}
+workers: {{lcores: [1]}}
+forwarder: {{paths: [{{in: source, out: sink}}]}}
+dispatch: {{protocols: {{ether: {{mode: deferred, policy: flow, qlimit: 2048}}}}}}
+""" + extra

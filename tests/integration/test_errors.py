@@ -121,6 +121,10 @@ def test_error_paths():
     far = write("far.yaml", base("ngt-e6", PCAP_AND_NULL, lcores="[1, 999]"))
     expect_error(["--config", far], 1, f"{far}:13:15: workers.lcores: lcore 999 does not exist on this machine")
     expect_error(["check", far], 1, "lcore 999 does not exist on this machine")
+    # --offline checks everything but this host: the same file passes.
+    rc, out, err = ngstack("check", far, "--offline")
+    check(rc == 0 and "lcores: [1, 999]" in out, f"check --offline {far}: {rc}\n{out}{err}")
+    print("ok: check --offline skips the host's CPUs")
 
     expect_error(["--duration", "-1"], 2, "--duration: expected a positive number of seconds")
     expect_error(["--bogus"], 2, "unknown argument \"--bogus\"")
@@ -129,6 +133,14 @@ def test_error_paths():
         rc, out, err = ngstack("check", os.path.join(ROOT, "conf", "examples", example))
         check(rc == 0 and "mode: forwarder" in out and "queues: [" in out, f"check {example}: {rc}\n{out}{err}")
     print("ok: ngstack check on the shipped examples")
+    # Every shipped example is valid on any machine (forwarder-pci.yaml names
+    # lcores 1-2 and PCI devices a laptop or CI VM does not have).
+    examples = sorted(f for f in os.listdir(os.path.join(ROOT, "conf", "examples")) if f.endswith(".yaml"))
+    check(len(examples) >= 8, f"examples: {examples}")
+    for example in examples:
+        rc, out, err = ngstack("check", os.path.join(ROOT, "conf", "examples", example), "--offline")
+        check(rc == 0 and "mode: " in out, f"check --offline {example}: {rc}\n{out}{err}")
+    print(f"ok: ngstack check --offline on all {len(examples)} shipped examples")
 
 
 def main():

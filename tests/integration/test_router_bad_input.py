@@ -24,6 +24,11 @@ CASES = [
     ("total length beyond the frame", 'E/IP(src=H1, dst=H2, len=1000)/UDP(dport=9)/("x"*18)', "drop_ipv4_bad_length", 1),
     ("TTL 0", 'E/IP(src=H1, dst=H2, ttl=0)/UDP(dport=9)/("x"*18)', "drop_ipv4_ttl_exceeded", 1),
     ("TTL 1", 'E/IP(src=H1, dst=H2, ttl=1)/UDP(dport=9)/("x"*18)', "drop_ipv4_ttl_exceeded", 1),
+    # RFC 1812 §5.3.4: unicast IP in a link-layer broadcast or multicast frame is not forwarded.
+    ("unicast IP in a link-layer broadcast", 'Ether(dst="ff:ff:ff:ff:ff:ff")/IP(src=H1, dst=H2)/UDP(dport=9)/("x"*18)',
+     "drop_ipv4_link_broadcast", 1),
+    ("unicast IP in a link-layer multicast", 'Ether(dst="01:00:5e:00:00:01")/IP(src=H1, dst=H2)/UDP(dport=9)/("x"*18)',
+     "drop_ipv4_link_broadcast", 1),
     ("broadcast source", 'E/IP(src="255.255.255.255", dst=H2)/UDP(dport=9)/("x"*18)', "drop_ipv4_bad_source", 1),
     ("teardrop (overlapping fragments)",
      '[E/IP(src=H1, dst=R, id=77, flags="MF", frag=0, proto=17)/("a"*32), '
@@ -59,6 +64,22 @@ def test_router_bad_input():
             r = sh(f"ip netns exec {lab.host(1)} ping -n -c 1 -W 2 -s 3000 198.18.1.1", check=False)
             check(r.returncode == 0 and "3008 bytes from 198.18.1.1" in r.stdout,
                   f"a 3000-byte ping to ngstack (reassembled, answered, fragmented back):\n{r.stdout}")
+            # rte_ip_frag joins at most RTE_LIBRTE_IP_FRAG_MAX_FRAG (8) fragments:
+            # at MTU 1500 that is 8 x 1480 bytes of ICMP, a 11 832-byte ping.
+            r = sh(f"ip netns exec {lab.host(1)} ping -n -c 1 -W 2 -s 11832 198.18.1.1", check=False)
+            check(r.returncode == 0 and "11840 bytes from 198.18.1.1" in r.stdout,
+                  f"an 8-fragment ping to ngstack (the reassembly limit) is answered:\n{r.stdout}")
+            before = worker_counters(prefix)["drop_ipv4_reassembly_failed"]
+            r = sh(f"ip netns exec {lab.host(1)} ping -n -c 1 -W 2 -s 11833 198.18.1.1", check=False)
+            # The 9th fragment overflows the datagram (its first 8 are dropped at
+            # once) and starts a datagram of its own, dropped when that times out.
+            deadline = time.time() + 5
+            while time.time() < deadline and worker_counters(prefix)["drop_ipv4_reassembly_failed"] < before + 9:
+                time.sleep(0.1)
+            after = worker_counters(prefix)["drop_ipv4_reassembly_failed"]
+            check(r.returncode != 0 and after - before == 9,
+                  f"a 9-fragment ping: not answered, its 9 fragments counted ({after - before}):\n{r.stdout}")
+            print("ok: 8 fragments reassembled and answered; 9 dropped as ipv4_reassembly_failed", flush=True)
             for name, expr, counter, n in CASES:
                 before = worker_counters(prefix)[counter]
                 send(lab, expr)

@@ -5,21 +5,14 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from ngslab import Ngstack, check, run_test, sh, telemetry  # noqa: E402
+from ngslab import Ngstack, check, pcap_forwarder_config, run_test, sh, telemetry  # noqa: E402
 
 
 def test_telemetry_and_sigterm():
     prefix = f"ngt-tel-{os.getpid()}"
     pcap = f"/tmp/{prefix}.pcap"
     sh(f"/usr/bin/python3 {os.path.dirname(__file__)}/../../perf/make_pcap.py {pcap} --size 64 --flows 64")
-    cfg = f"""eal: {{main_lcore: 0, memory_mb: 256, no_huge: true, file_prefix: {prefix}}}
-ports:
-  - {{name: source, device: "net_pcap0,rx_pcap={pcap},infinite_rx=1"}}
-  - {{name: sink, device: "net_null0,no-rx=1"}}
-workers: {{lcores: [1]}}
-forwarder: {{paths: [{{in: source, out: sink}}]}}
-dispatch: {{protocols: {{ether: {{mode: deferred, policy: flow, qlimit: 2048}}}}}}
-"""
+    cfg = pcap_forwarder_config(prefix, pcap)
     try:
         with Ngstack(cfg) as ng:
             ng.wait_running()

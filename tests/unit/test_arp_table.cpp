@@ -5,6 +5,7 @@
 #include <rte_mbuf.h>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -134,6 +135,41 @@ TEST(ArpTable, FullTableRefusesNewNeighbours) {
   EXPECT_EQ(t->find_or_create(0, 99, Link::make(mac(1), State::reachable), 0, &created), RcuTable::kNone);
   EXPECT_NE(t->find_or_create(0, 5, Link::make(mac(1), State::reachable), 0, &created), RcuTable::kNone)
       << "an existing neighbour is still found";
+  // An address scan into the full table takes no writer lock.
+  const uint64_t locks = t->index().lock_acquisitions();
+  for (uint32_t a = 100; a < 200; ++a)
+    EXPECT_EQ(t->find_or_create(0, a, Link::make(mac(1), State::reachable), 0, &created), RcuTable::kNone);
+  EXPECT_EQ(t->index().lock_acquisitions(), locks) << "a full table is checked before locking";
+}
+
+// A control-plane walk (telemetry, `ngstack show`) is an RCU reader: a slot
+// removed while it walks is not reused until it ends, so the entry it may be
+// reading cannot be rewritten under it.
+TEST(ArpTable, WalkHoldsRemovedSlotsUntilItEnds) {
+  auto t = table(16);
+  bool created = false;
+  auto add = [&](uint32_t a) { return t->find_or_create(0, a, Link::make(mac(1), State::reachable), 0, &created); };
+  auto remove = [&](int32_t slot) { t->remove(slot, [](rte_mbuf**, uint16_t) {}); };
+  const int32_t victim = add(1);
+  ASSERT_NE(victim, RcuTable::kNone);
+  std::vector<int32_t> others;
+  for (uint32_t a = 2; a <= 5; ++a) others.push_back(add(a));
+  // Freed slots are reused last-freed first: `count` new entries reach the victim's if it is free.
+  auto reused_by_new_entries = [&](uint32_t first_addr, uint32_t count) {
+    bool reused = false;
+    for (uint32_t a = first_addr; a < first_addr + count; ++a) reused |= add(a) == victim;
+    return reused;
+  };
+  {
+    const RcuTable::Walk walk(t->index());
+    remove(victim);
+    // More removals run the reclaimer: with no worker online, only the walk
+    // keeps the victim's slot from being due.
+    for (int32_t s : others) remove(s);
+    EXPECT_FALSE(reused_by_new_entries(100, 8)) << "a slot removed during a walk was reused before the walk ended";
+  }
+  for (uint32_t a = 100; a < 108; ++a) remove(t->find(0, a));
+  EXPECT_TRUE(reused_by_new_entries(200, 16)) << "after the walk the slot is reused";
 }
 
 // Several workers learn and look up at once while one ages entries out: no
@@ -161,6 +197,28 @@ TEST(ArpTable, ConcurrentLearnLookupAndRemove) {
       }
       t->index().reader_offline(r);
     });
+  // A control-plane walker (telemetry, `ngstack show`) reads every live
+  // entry while slots are removed and reused: inside its Walk no entry it
+  // reads changes under it, so each entry's fields match its key.
+  std::atomic<uint64_t> walked{0}, torn{0};
+  threads.emplace_back([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      const RcuTable::Walk walk(t->index());
+      for (unsigned s = 0; s < t->slots(); ++s) {
+        const auto slot = static_cast<int32_t>(s);
+        if (!t->index().live(slot)) continue;
+        const uint64_t k = t->index().key_of(slot);
+        const Neighbor& n = t->at(slot);
+        const uint16_t port = n.port;
+        const uint32_t addr = n.addr;
+        // Now and then give the writer time to remove the slot and a reader
+        // to reuse it (a grace period needs every worker's quiescent report).
+        if (s % 16 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        if (ArpTable::key(port, addr) != k || n.addr != addr || n.port != port) torn.fetch_add(1);
+        walked.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+  });
   for (int round = 0; round < 200; ++round) {
     for (unsigned s = 0; s < t->slots(); ++s)
       if (t->index().live(static_cast<int32_t>(s)) && (s + static_cast<unsigned>(round)) % 3 == 0)
@@ -171,6 +229,8 @@ TEST(ArpTable, ConcurrentLearnLookupAndRemove) {
   for (auto& th : threads) th.join();
   EXPECT_GT(hits.load(), 1000u);
   EXPECT_EQ(wrong.load(), 0u);
+  EXPECT_GT(walked.load(), 10u) << "the walker read entries";
+  EXPECT_EQ(torn.load(), 0u) << "a walked entry changed under the walk";
 }
 
 }  // namespace

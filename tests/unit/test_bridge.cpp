@@ -205,6 +205,25 @@ TEST_F(BridgeTest, LearnsFloodsThenForwardsKnownUnicast) {
   free_all(sent(2));
 }
 
+TEST_F(BridgeTest, ReservedGroupAddressesAreNeverRelayed) {
+  make({"", "", ""});
+  // STP (…00), PAUSE (…01), LACP (…02), 802.1X (…03), LLDP (…0E) and the top of
+  // the block (…0F): dropped; …10 is an ordinary multicast and floods.
+  for (uint8_t last : {0x00, 0x01, 0x02, 0x03, 0x0e, 0x0f}) {
+    rte_mbuf* m = frame(0, 1, 0);
+    rte_pktmbuf_mtod(m, rte_ether_hdr*)->dst_addr = rte_ether_addr{{0x01, 0x80, 0xc2, 0x00, 0x00, last}};
+    input(m);
+    EXPECT_TRUE(sent(1).empty() && sent(2).empty()) << "01:80:c2:00:00:" << int(last) << " was relayed";
+  }
+  EXPECT_EQ(drops_.get(DropReason::bridge_reserved_group), 6u);
+  rte_mbuf* m = frame(0, 1, 0);
+  rte_pktmbuf_mtod(m, rte_ether_hdr*)->dst_addr = rte_ether_addr{{0x01, 0x80, 0xc2, 0x00, 0x00, 0x10}};
+  input(m);
+  auto s1 = sent(1), s2 = sent(2);
+  EXPECT_EQ(s1.size() + s2.size(), 2u) << "01:80:c2:00:00:10 is not reserved: flooded";
+  free_all(s1), free_all(s2);
+}
+
 TEST_F(BridgeTest, AccessAndTrunkPortsTagAndUntag) {
   make({"a10", "a20", "t10,20"});
   input(frame(0, 1, 0xff));  // untagged broadcast in VLAN 10
@@ -245,6 +264,12 @@ TEST_F(BridgeTest, TableLimitAndAgeing) {
   free_all(sent(1)), free_all(sent(2));
   EXPECT_EQ(bridge_->fdb_size(), 16u);
   EXPECT_EQ(events_.get(Event::bridge_fdb_full), 4u) << "full table: counted, and the frame still flooded";
+  // A flood of new source MACs into the full table (macof) takes no writer lock.
+  const uint64_t locks = bridge_->fdb_lock_acquisitions();
+  for (uint8_t s = 100; s < 200; ++s) input(frame(0, s, 0xee));
+  free_all(sent(1)), free_all(sent(2));
+  EXPECT_EQ(bridge_->fdb_lock_acquisitions(), locks) << "a full table is checked before locking";
+  EXPECT_EQ(events_.get(Event::bridge_fdb_full), 104u);
   bridge_->poll(0, rte_rdtsc() + rte_get_tsc_hz());  // one second later
   EXPECT_EQ(bridge_->fdb_size(), 0u) << "aged out";
 }

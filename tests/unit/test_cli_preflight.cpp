@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "app/cli.hpp"
+#include "app/control.hpp"
 #include "app/embedded.hpp"
 #include "app/json.hpp"
 #include "app/preflight.hpp"
@@ -27,7 +28,22 @@ TEST(Cli, AllOptions) {
   EXPECT_DOUBLE_EQ(o->stats_interval_s, 0.0);
   EXPECT_EQ(o->json_path, "out.json");
   EXPECT_TRUE(o->quiet);
+  EXPECT_FALSE(o->hugepages);
+  EXPECT_TRUE(parse_args({"--hugepages"})->hugepages);
+  EXPECT_FALSE(o->metrics);
+  auto m = parse_args({"--metrics", "127.0.0.1:9464"});
+  ASSERT_TRUE(m.ok()) << m.error();
+  EXPECT_EQ(m->metrics->str(), "127.0.0.1:9464");
+  EXPECT_EQ(parse_args({"--metrics=[::1]:9100"})->metrics->str(), "[::1]:9100");
   EXPECT_EQ(parse_args({"check", "x.yaml"})->command, Command::check);
+  EXPECT_FALSE(parse_args({"check", "x.yaml"})->offline);
+  for (const auto& args : {std::vector<std::string>{"check", "x.yaml", "--offline"},
+                           std::vector<std::string>{"check", "--offline", "x.yaml"}}) {
+    auto offline = parse_args(args);
+    ASSERT_TRUE(offline.ok());
+    EXPECT_TRUE(offline->offline);
+    EXPECT_EQ(offline->config_path, "x.yaml");
+  }
   EXPECT_EQ(parse_args({"--help"})->command, Command::help);
   EXPECT_EQ(parse_args({"-V"})->command, Command::version);
 }
@@ -36,8 +52,85 @@ TEST(Cli, Errors) {
   EXPECT_EQ(parse_args({"--duration", "0"}).error(), "--duration: expected a positive number of seconds, got \"0\"");
   EXPECT_EQ(parse_args({"-d", "soon"}).error(), "-d: expected a positive number of seconds, got \"soon\"");
   EXPECT_EQ(parse_args({"--config"}).error(), "--config needs a value");
+  EXPECT_EQ(parse_args({"--metrics", "9464"}).error(),
+            "--metrics: expected ADDRESS:PORT with an IPv4 address or a bracketed IPv6 one (127.0.0.1:9464, "
+            "[::1]:9464), got \"9464\"");
   EXPECT_EQ(parse_args({"--frobnicate"}).error(), "unknown argument \"--frobnicate\" (see ngstack --help)");
-  EXPECT_EQ(parse_args({"check"}).error(), "usage: ngstack check FILE");
+  EXPECT_EQ(parse_args({"check"}).error(), "usage: ngstack check FILE [--offline]");
+  EXPECT_EQ(parse_args({"check", "--offline"}).error(), "usage: ngstack check FILE [--offline]");
+  EXPECT_EQ(parse_args({"check", "a.yaml", "b.yaml"}).error(), "usage: ngstack check FILE [--offline]");
+  EXPECT_EQ(parse_args({"check", "a.yaml", "--offlin"}).error(), "usage: ngstack check FILE [--offline]");
+}
+
+TEST(Cli, ControlCommands) {
+  auto o = parse_args({"show", "fib", "--json", "--prefix", "lab"});
+  ASSERT_TRUE(o.ok()) << o.error();
+  EXPECT_EQ(o->command, Command::control);
+  auto r = parse_control_args(o->script_args);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->prefix, "lab");
+  EXPECT_EQ(r->words, (std::vector<std::string>{"show", "fib", "--json"}));
+  auto c = parse_control(r->words);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->kind, ControlCommand::Kind::show);
+  EXPECT_EQ(c->section, "fib");
+  EXPECT_TRUE(c->json);
+  EXPECT_EQ(parse_control_args({"show", "arp", "--prefix=x"})->prefix, "x");
+
+  c = parse_control({"set", "netisr", "ip", "policy", "source", "mode", "deferred", "qlimit", "512"});
+  ASSERT_TRUE(c.ok()) << c.error();
+  EXPECT_EQ(c->kind, ControlCommand::Kind::set_netisr);
+  EXPECT_EQ(c->proto, "ip");
+  EXPECT_EQ(*c->policy, dispatch::Policy::source);
+  EXPECT_EQ(*c->mode, dispatch::Mode::deferred);
+  EXPECT_EQ(*c->qlimit, 512u);
+  c = parse_control({"set", "netisr", "buckets", "0,1,1,0"});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->buckets, (std::vector<uint16_t>{0, 1, 1, 0}));
+
+  c = parse_control({"route", "add", "198.19.200.0/24", "via", "198.19.1.2"});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->kind, ControlCommand::Kind::route_add);
+  EXPECT_EQ(c->prefix.addr, 0xc613c800u);
+  EXPECT_EQ(c->prefix.len, 24);
+  EXPECT_EQ(c->action, conf::RouteAction::forward);
+  EXPECT_EQ(c->via, 0xc6130102u);
+  EXPECT_EQ(parse_control({"route", "add", "0.0.0.0/0", "reject"})->action, conf::RouteAction::reject);
+  EXPECT_EQ(parse_control({"route", "del", "10.0.0.0/8"})->kind, ControlCommand::Kind::route_del);
+
+  c = parse_control({"arp", "add", "198.19.1.77", "02:00:00:00:00:77", "p1"});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->addr, 0xc613014du);
+  EXPECT_EQ(c->mac.addr_bytes[5], 0x77);
+  EXPECT_EQ(c->port, "p1");
+  c = parse_control({"arp", "del", "198.19.1.77"});
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->port.empty());
+}
+
+TEST(Cli, ControlErrors) {
+  auto starts = [](const Result<ControlCommand>& c, const std::string& want) {
+    return !c.ok() && c.error().rfind(want, 0) == 0;
+  };
+  EXPECT_TRUE(starts(parse_control({"show"}), "show: what?"));
+  EXPECT_TRUE(starts(parse_control({"show", "routes"}), "show: unknown table \"routes\""));
+  EXPECT_TRUE(starts(parse_control({"show", "fib", "arp"}), "show: unexpected \"arp\""));
+  EXPECT_TRUE(starts(parse_control({"set", "fib"}), "set: only \"set netisr\" exists"));
+  EXPECT_TRUE(starts(parse_control({"set", "netisr", "ip"}), "set netisr: PROTO and at least one setting"));
+  EXPECT_TRUE(starts(parse_control({"set", "netisr", "ip", "mode"}), "set netisr ip: settings come as KEY VALUE"));
+  EXPECT_TRUE(starts(parse_control({"set", "netisr", "ip", "policy", "rss"}), "set netisr: unknown policy \"rss\""));
+  EXPECT_TRUE(starts(parse_control({"set", "netisr", "ip", "qlimit", "-1"}), "set netisr qlimit: expected an integer"));
+  EXPECT_TRUE(starts(parse_control({"set", "netisr", "buckets", "0,x"}), "set netisr buckets: expected an integer"));
+  EXPECT_TRUE(starts(parse_control({"set", "netisr", "buckets", "0,1,"}), "set netisr buckets: empty entry"));
+  EXPECT_TRUE(starts(parse_control({"route", "add", "198.19.200.0", "reject"}), "route add: expected an IPv4 prefix"));
+  EXPECT_TRUE(starts(parse_control({"route", "add", "198.19.200.0/24", "via", "h2"}), "route add: expected an IPv4 address"));
+  EXPECT_TRUE(starts(parse_control({"route", "add", "198.19.200.0/24", "drop"}), "route add: expected via, blackhole"));
+  EXPECT_TRUE(starts(parse_control({"route", "flush"}), "route: add or del"));
+  EXPECT_TRUE(starts(parse_control({"arp", "add", "198.19.1.77", "02:00:00:00:00:77"}), "arp add: ADDRESS MAC PORT"));
+  EXPECT_TRUE(starts(parse_control({"arp", "add", "198.19.1.77", "0200.0000.0077", "p1"}), "arp add: expected a MAC"));
+  EXPECT_TRUE(starts(parse_control({"ping"}), "unknown command \"ping\""));
+  EXPECT_EQ(parse_args({"show", "ports", "--prefix"}).error(), "--prefix needs a value (the instance's eal.file_prefix)");
+  EXPECT_EQ(parse_args({"route", "del", "10.0.0.0/8", "--json"}).error().rfind("route del: one PREFIX", 0), 0u);
 }
 
 TEST(Preflight, Root) {

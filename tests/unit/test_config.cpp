@@ -122,6 +122,15 @@ TEST(ConfigErrors, UnknownKeyNamesFileLineColumnAndKey) {
 TEST(ConfigErrors, WrongTypes) {
   EXPECT_EQ(error_of(edited("memory_mb: 256", "memory_mb: lots")),
             "t.yaml:4:14: eal.memory_mb: expected an integer, got \"lots\"");
+  // Decimal only: base 0 read `010` as 8 and `0x100` as 256.
+  EXPECT_EQ(error_of(edited("memory_mb: 256", "memory_mb: 0x100")),
+            "t.yaml:4:14: eal.memory_mb: expected a decimal integer, got \"0x100\"");
+  EXPECT_EQ(error_of(edited("memory_mb: 256", "memory_mb: 0256")),
+            "t.yaml:4:14: eal.memory_mb: expected a decimal integer without leading zeros, got \"0256\" (YAML 1.1 "
+            "reads a leading 0 as octal; write the number in decimal)");
+  EXPECT_EQ(error_of(edited("memory_mb: 256", "memory_mb: \" 256\"")),
+            "t.yaml:4:14: eal.memory_mb: expected an integer, got \" 256\"");
+  EXPECT_EQ(error_of(edited("burst: 64", "burst: -0")), "t.yaml:19:10: workers.burst: must be in [1, 512], got -0");
   EXPECT_EQ(error_of(edited("no_huge: true", "no_huge: maybe")),
             "t.yaml:5:12: eal.no_huge: expected true or false, got \"maybe\"");
   EXPECT_EQ(error_of(edited("lcores: [1, 2]", "lcores: 1")), "t.yaml:18:11: workers.lcores: expected a list");
@@ -248,7 +257,7 @@ TEST(Config, LcoreCpus) {
   auto bad = load_string(edited("  main_lcore: 0\n", "  main_lcore: 0\n  lcore_cpus: {2: 7}\n"), "t.yaml");
   ASSERT_TRUE(bad.ok());
   EXPECT_EQ(check_lcores(*bad, {0, 1}).error(),
-            "t.yaml:19:15: workers.lcores: CPU 7 (of lcore 2) does not exist on this machine (usable CPUs: 0-1)");
+            "t.yaml:19:15: workers.lcores: CPU 7 (of lcore 2) does not exist on this machine (usable CPUs: 0,1)");
 }
 
 TEST(ConfigErrors, YamlSyntaxError) {
@@ -270,11 +279,11 @@ TEST(HostCheck, LcoreThatDoesNotExist) {
   EXPECT_TRUE(check_lcores(*r, {0, 1, 2, 3}).ok());
   auto st = check_lcores(*r, {0, 1});
   ASSERT_FALSE(st.ok());
-  EXPECT_EQ(st.error(), "t.yaml:18:15: workers.lcores: lcore 2 does not exist on this machine (usable CPUs: 0-1)");
+  EXPECT_EQ(st.error(), "t.yaml:18:15: workers.lcores: lcore 2 does not exist on this machine (usable CPUs: 0,1)");
   auto st2 = check_lcores(*r, {1, 2, 5, 6, 7});
   ASSERT_FALSE(st2.ok());
   EXPECT_EQ(st2.error(),
-            "t.yaml:3:3: eal.main_lcore: lcore 0 does not exist on this machine (usable CPUs: 1-2,5-7)");
+            "t.yaml:3:3: eal.main_lcore: lcore 0 does not exist on this machine (usable CPUs: 1,2,5-7)");
 }
 
 TEST(Examples, EveryShippedExampleLoads) {
@@ -382,6 +391,10 @@ TEST(Config, BridgeSection) {
 
   auto bad = [&](const std::string& from, const std::string& to) { return error_with(s, from, to); };
   EXPECT_EQ(bad("vlan: 10", "vlan: 4095"), "t.yaml:23:24: bridge.ports[0].vlan: must be in [1, 4094], got 4095");
+  // `vlan: 010` once became VLAN 8.
+  EXPECT_EQ(bad("vlan: 10", "vlan: 010"),
+            "t.yaml:23:24: bridge.ports[0].vlan: expected a decimal integer without leading zeros, got \"010\" (YAML "
+            "1.1 reads a leading 0 as octal; write the number in decimal)");
   EXPECT_EQ(bad("trunk: [10, 20]", "trunk: [10, 10]"), "t.yaml:24:30: bridge.ports[1].trunk: VLAN 10 is listed twice");
   EXPECT_EQ(bad("{port: p0, vlan: 10}", "{port: p0}"),
             "t.yaml:24:7: bridge.ports[1]: either every bridge port names its VLANs (vlan or trunk) or none does");
@@ -449,4 +462,54 @@ TEST(Config, TrafficSection) {
   EXPECT_EQ(error_with(until_done, "      packets: 5000\n", ""),
             "t.yaml:30:19: traffic.stop_when_done: traffic.generators[0] (line 22) never ends: give it packets or "
             "duration_ms");
+}
+
+TEST(Config, MetricsListen) {
+  EXPECT_FALSE(load_string(kValid, "t.yaml")->metrics.listen);
+  auto c = load_string(edited("", "metrics: {listen: 127.0.0.1:9464}\n"), "t.yaml");
+  ASSERT_TRUE(c.ok()) << c.error();
+  ASSERT_TRUE(c->metrics.listen);
+  EXPECT_EQ(c->metrics.listen->host, "127.0.0.1");
+  EXPECT_EQ(c->metrics.listen->port, 9464);
+  EXPECT_EQ(c->metrics.listen_pos.where(), "t.yaml:24:11: metrics.listen");
+  auto v6 = load_string(edited("", "metrics:\n  listen: \"[::1]:9100\"\n"), "t.yaml");
+  ASSERT_TRUE(v6.ok()) << v6.error();
+  EXPECT_EQ(v6->metrics.listen->host, "::1");
+  EXPECT_EQ(v6->metrics.listen->str(), "[::1]:9100");
+  auto any = load_string(edited("", "metrics: {listen: 0.0.0.0:65535}\n"), "t.yaml");
+  ASSERT_TRUE(any.ok()) << any.error();
+  EXPECT_EQ(any->metrics.listen->str(), "0.0.0.0:65535");
+  // The resolved config keeps it, and loads back.
+  EXPECT_NE(dump_yaml(*c).find("metrics:\n  listen: \"127.0.0.1:9464\"\n"), std::string::npos);
+  auto back = load_string(dump_yaml(*c), "dump.yaml");
+  ASSERT_TRUE(back.ok()) << back.error();
+  EXPECT_EQ(back->metrics.listen->str(), "127.0.0.1:9464");
+}
+
+TEST(ConfigErrors, MetricsListen) {
+  const std::string want = "expected ADDRESS:PORT with an IPv4 address or a bracketed IPv6 one (127.0.0.1:9464, "
+                           "[::1]:9464), got ";
+  EXPECT_EQ(error_of(edited("", "metrics: {listen: localhost:9464}\n")),
+            "t.yaml:24:19: metrics.listen: " + want + "\"localhost:9464\"");
+  EXPECT_EQ(error_of(edited("", "metrics: {listen: 127.0.0.1}\n")),
+            "t.yaml:24:19: metrics.listen: " + want + "\"127.0.0.1\"");
+  EXPECT_EQ(error_of(edited("", "metrics: {listen: \"127.0.0.1:\"}\n")),
+            "t.yaml:24:19: metrics.listen: " + want + "\"127.0.0.1:\"");
+  EXPECT_EQ(error_of(edited("", "metrics: {listen: 127.0.0.1:http}\n")),
+            "t.yaml:24:19: metrics.listen: " + want + "\"127.0.0.1:http\"");
+  EXPECT_EQ(error_of(edited("", "metrics: {listen: 127.0.0.1:0}\n")),
+            "t.yaml:24:19: metrics.listen: port must be in [1, 65535], got 0");
+  EXPECT_EQ(error_of(edited("", "metrics: {listen: 127.0.0.1:70000}\n")),
+            "t.yaml:24:19: metrics.listen: port must be in [1, 65535], got 70000");
+  EXPECT_EQ(error_of(edited("", "metrics: {listen: \"::1:9464\"}\n")),
+            "t.yaml:24:19: metrics.listen: " + want + "\"::1:9464\"");
+  EXPECT_EQ(error_of(edited("", "metrics: {listen: \"[::1]9464\"}\n")),
+            "t.yaml:24:19: metrics.listen: " + want + "\"[::1]9464\"");
+  EXPECT_EQ(error_of(edited("", "metrics: {listen: [127.0.0.1, 9464]}\n")),
+            "t.yaml:24:19: metrics.listen: expected a string");
+  EXPECT_EQ(error_of(edited("", "metrics: {}\n")),
+            "t.yaml:24:10: metrics.listen: missing key \"listen\" (e.g. listen: 127.0.0.1:9464)");
+  EXPECT_EQ(error_of(edited("", "metrics: {listen: 127.0.0.1:9464, port: 1}\n")),
+            "t.yaml:24:35: metrics.port: unknown key");
+  EXPECT_EQ(error_of(edited("", "metrics: 9464\n")), "t.yaml:24:10: metrics: expected a mapping");
 }

@@ -48,19 +48,36 @@ TEST(SequenceTracker, CountsEachKindExactly) {
   EXPECT_EQ(t.received(), 96u);
 }
 
-TEST(SequenceTracker, LateArrivalAfterALongGapIsReorderedNotDuplicate) {
-  // 0..2000, then 5 which was skipped: far behind, but inside the window? No:
-  // 2000 - 5 > kWindow, so it counts as reordered without a duplicate check.
+TEST(SequenceTracker, LateArrivalBeyondTheWindowIsCountedApart) {
+  // 0..2000 without 5 and 1990; then 1990 (inside the window: a late
+  // arrival), 5 (2000 - 5 > kWindow: it cannot be checked, so it neither
+  // fills the gap nor counts as received) and 1990 again (a duplicate).
   std::vector<uint32_t> seqs;
   for (uint32_t i = 0; i <= 2000; ++i)
     if (i != 5 && i != 1990) seqs.push_back(i);
-  seqs.push_back(1990);  // inside the window: a late arrival
-  seqs.push_back(5);     // beyond it
-  seqs.push_back(1990);  // now a duplicate
+  seqs.push_back(1990);
+  seqs.push_back(5);
+  seqs.push_back(1990);
   const auto t = feed(seqs);
-  EXPECT_EQ(t.missing(), 0u);
-  EXPECT_EQ(t.reordered(), 2u);
+  EXPECT_EQ(t.missing(), 1u);
+  EXPECT_EQ(t.reordered(), 1u);
   EXPECT_EQ(t.duplicates(), 1u);
+  EXPECT_EQ(t.beyond_window(), 1u);
+  EXPECT_EQ(t.received(), 2000u);
+}
+
+TEST(SequenceTracker, OldDuplicatesDoNotHideLoss) {
+  // 0..2999 with 2500..2509 lost, then a replay of 0..99 (duplicates far
+  // behind the window). The 10 lost stay lost; the replay is counted apart.
+  std::vector<uint32_t> seqs;
+  for (uint32_t i = 0; i < 3000; ++i)
+    if (i < 2500 || i >= 2510) seqs.push_back(i);
+  for (uint32_t i = 0; i < 100; ++i) seqs.push_back(i);
+  const auto t = feed(seqs);
+  EXPECT_EQ(t.missing(), 10u);
+  EXPECT_EQ(t.beyond_window(), 100u);
+  EXPECT_EQ(t.received(), 2990u);
+  EXPECT_EQ(t.reordered(), 0u);
 }
 
 TEST(SequenceTracker, StaleWindowSlotsDoNotMakeFalseDuplicates) {

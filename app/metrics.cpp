@@ -1,0 +1,254 @@
+#include "app/metrics.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <type_traits>
+#include <utility>
+
+namespace ngstack::app {
+
+std::string escape_label_value(std::string_view v) {
+  std::string o;
+  o.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\') o += "\\\\";
+    else if (c == '"') o += "\\\"";
+    else if (c == '\n') o += "\\n";
+    else o += c;
+  }
+  return o;
+}
+
+namespace {
+
+using Labels = std::vector<std::pair<const char*, std::string>>;
+
+// HELP text escapes backslash and newline only.
+std::string escape_help(std::string_view v) {
+  std::string o;
+  for (char c : v) {
+    if (c == '\\') o += "\\\\";
+    else if (c == '\n') o += "\\n";
+    else o += c;
+  }
+  return o;
+}
+
+std::string format_value(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return ec == std::errc() ? std::string(buf, end) : "NaN";
+}
+
+// Writes one family at a time: HELP and TYPE, then its samples.
+class Exposition {
+ public:
+  Exposition& family(std::string_view name, std::string_view type, std::string_view help) {
+    name_ = name;
+    out_ += "# HELP ";
+    out_ += name;
+    out_ += ' ';
+    out_ += escape_help(help);
+    out_ += "\n# TYPE ";
+    out_ += name;
+    out_ += ' ';
+    out_ += type;
+    out_ += '\n';
+    return *this;
+  }
+  Exposition& counter(std::string_view name, std::string_view help) { return family(name, "counter", help); }
+  Exposition& gauge(std::string_view name, std::string_view help) { return family(name, "gauge", help); }
+
+  Exposition& sample(const Labels& labels, uint64_t v) { return sample_text(labels, std::to_string(v)); }
+  Exposition& sample_double(const Labels& labels, double v) { return sample_text(labels, format_value(v)); }
+
+  std::string take() { return std::move(out_); }
+
+ private:
+  Exposition& sample_text(const Labels& labels, const std::string& value) {
+    out_ += name_;
+    if (!labels.empty()) {
+      out_ += '{';
+      for (std::size_t i = 0; i < labels.size(); ++i) {
+        if (i) out_ += ',';
+        out_ += labels[i].first;
+        out_ += "=\"";
+        out_ += escape_label_value(labels[i].second);
+        out_ += '"';
+      }
+      out_ += '}';
+    }
+    out_ += ' ';
+    out_ += value;
+    out_ += '\n';
+    return *this;
+  }
+
+  std::string out_;
+  std::string name_;
+};
+
+std::string num(uint64_t v) { return std::to_string(v); }
+
+}  // namespace
+
+std::string render_metrics(const Snapshot& s, const MetricsContext& ctx) {
+  Exposition e;
+  e.gauge("ngstack_info", "The running ngstack: its mode as a label; always 1").sample({{"mode", ctx.mode}}, 1);
+  e.gauge("ngstack_uptime_seconds", "Seconds since the workers started").sample_double({}, s.t_s);
+  if (ctx.tsc_hz) e.gauge("ngstack_tsc_hertz", "TSC frequency: the unit of the cycle counters").sample({}, ctx.tsc_hz);
+
+  // Totals: rx + originated = tx + dropped + consumed once the run ends.
+  e.counter("ngstack_rx_packets_total", "Packets received by all workers").sample({}, s.rx_packets);
+  e.counter("ngstack_tx_packets_total", "Packets sent by all workers").sample({}, s.tx_packets);
+  e.counter("ngstack_dropped_packets_total",
+            "Packets freed under a named drop reason, netisr queue drops included")
+      .sample({}, s.drops);
+  e.counter("ngstack_originated_packets_total", "Packets the stack made (ARP, ICMP, fragments, flood copies)")
+      .sample({}, s.originated);
+  e.counter("ngstack_consumed_packets_total", "Packets the stack absorbed (ARP, fragments joined into a datagram)")
+      .sample({}, s.consumed);
+
+  // Ports.
+  auto port_family = [&](const char* name, const char* help, uint64_t PortSnap::*field) {
+    e.counter(name, help);
+    for (const auto& p : s.ports) e.sample({{"port", p.name}, {"device", p.device}}, p.*field);
+  };
+  port_family("ngstack_port_rx_packets_total", "Packets received on the port by the workers", &PortSnap::rx_packets);
+  port_family("ngstack_port_rx_bytes_total", "Bytes received on the port by the workers", &PortSnap::rx_bytes);
+  port_family("ngstack_port_tx_packets_total", "Packets sent on the port by the workers", &PortSnap::tx_packets);
+  port_family("ngstack_port_tx_bytes_total", "Bytes sent on the port by the workers", &PortSnap::tx_bytes);
+  port_family("ngstack_port_imissed_total", "Packets the device dropped because no rx descriptor was free",
+              &PortSnap::imissed);
+  port_family("ngstack_port_ierrors_total", "Erroneous packets the device received", &PortSnap::ierrors);
+  port_family("ngstack_port_oerrors_total", "Packets the device failed to send", &PortSnap::oerrors);
+  port_family("ngstack_port_rx_nombuf_total", "Receive failures for want of an mbuf", &PortSnap::rx_nombuf);
+
+  // Queues.
+  auto rxq_family = [&](const char* name, const char* help, uint64_t QueueSnap::*field) {
+    e.counter(name, help);
+    for (const auto& q : s.queues)
+      e.sample({{"port", q.port}, {"queue", num(q.queue)}, {"worker", num(q.lcore)}}, q.*field);
+  };
+  rxq_family("ngstack_rxq_packets_total", "Packets received from the rx queue", &QueueSnap::packets);
+  rxq_family("ngstack_rxq_bytes_total", "Bytes received from the rx queue", &QueueSnap::bytes);
+  rxq_family("ngstack_rxq_empty_polls_total", "Polls of the rx queue that returned nothing", &QueueSnap::empty_polls);
+  auto txq_family = [&](const char* name, const char* help, uint64_t TxQueueSnap::*field) {
+    e.counter(name, help);
+    for (const auto& q : s.tx_queues)
+      e.sample({{"port", q.port}, {"queue", num(q.queue)}, {"worker", num(q.lcore)}}, q.*field);
+  };
+  txq_family("ngstack_txq_packets_total", "Packets sent on the tx queue (each worker owns one per port)",
+             &TxQueueSnap::packets);
+  txq_family("ngstack_txq_bytes_total", "Bytes sent on the tx queue", &TxQueueSnap::bytes);
+
+  // Workers.
+  auto worker_family = [&](const char* name, const char* help, uint64_t WorkerSnap::*field) {
+    e.counter(name, help);
+    for (const auto& w : s.workers) e.sample({{"worker", num(w.lcore)}}, w.*field);
+  };
+  worker_family("ngstack_worker_rx_packets_total", "Packets the worker received", &WorkerSnap::rx_packets);
+  worker_family("ngstack_worker_rx_bytes_total", "Bytes the worker received", &WorkerSnap::rx_bytes);
+  worker_family("ngstack_worker_tx_packets_total", "Packets the worker sent", &WorkerSnap::tx_packets);
+  worker_family("ngstack_worker_tx_bytes_total", "Bytes the worker sent", &WorkerSnap::tx_bytes);
+  worker_family("ngstack_worker_busy_cycles_total", "TSC cycles in loop iterations that received something",
+                &WorkerSnap::busy_cycles);
+  worker_family("ngstack_worker_cycles_total", "TSC cycles of all loop iterations", &WorkerSnap::total_cycles);
+  worker_family("ngstack_worker_empty_polls_total", "Rx polls that returned nothing", &WorkerSnap::empty_polls);
+  worker_family("ngstack_worker_iterations_total", "Iterations of the worker's poll loop", &WorkerSnap::iterations);
+
+  e.counter("ngstack_drops_total", "Packets freed by the worker, by drop reason (stack/counters.hpp)");
+  for (const auto& w : s.workers)
+    for (std::size_t r = 0; r < w.drops.size(); ++r)
+      e.sample({{"worker", num(w.lcore)},
+                {"reason", std::string(stack::drop_reason_name(static_cast<stack::DropReason>(r)))}},
+               w.drops[r]);
+  e.counter("ngstack_events_total", "Stack events on the worker (forwarded, originated, consumed, ...)");
+  for (const auto& w : s.workers)
+    for (std::size_t ev = 0; ev < w.events.size(); ++ev)
+      e.sample({{"worker", num(w.lcore)}, {"event", std::string(stack::event_name(static_cast<stack::Event>(ev)))}},
+               w.events[ev]);
+
+  // netisr: settings per protocol, counters per workstream (worker x protocol).
+  if (!s.protocols.empty()) {
+    e.gauge("ngstack_netisr_buckets", "RSS buckets the dispatcher maps to workers").sample({}, s.buckets);
+    e.gauge("ngstack_netisr_protocol_info", "A netisr protocol's policy and dispatch mode as labels; always 1");
+    for (const auto& p : s.protocols)
+      e.sample({{"protocol", p.name}, {"policy", p.policy}, {"mode", p.mode}}, 1);
+    e.gauge("ngstack_netisr_protocol_qlimit", "Work queue limit of the protocol, per worker");
+    for (const auto& p : s.protocols) e.sample({{"protocol", p.name}}, p.qlimit);
+  }
+  auto ws_family = [&](const char* name, const char* type, const char* help, uint64_t dispatch::WorkstreamStats::*f) {
+    if (s.workstreams.empty()) return;
+    e.family(name, type, help);
+    for (const auto& w : s.workstreams) e.sample({{"worker", num(w.lcore)}, {"protocol", w.proto}}, w.s.*f);
+  };
+  ws_family("ngstack_netisr_dispatched_total", "counter", "Packets handled inline in direct mode",
+            &dispatch::WorkstreamStats::dispatched);
+  ws_family("ngstack_netisr_hybrid_total", "counter", "Packets handled inline in hybrid mode",
+            &dispatch::WorkstreamStats::hybrid);
+  ws_family("ngstack_netisr_queued_total", "counter", "Packets queued to this worker (by any worker)",
+            &dispatch::WorkstreamStats::queued);
+  ws_family("ngstack_netisr_handled_total", "counter", "Packets this worker handled, inline and from its queues",
+            &dispatch::WorkstreamStats::handled);
+  ws_family("ngstack_netisr_qdrops_total", "counter", "Packets dropped because this worker's queue was full",
+            &dispatch::WorkstreamStats::qdrops);
+  ws_family("ngstack_netisr_queue_length", "gauge", "Packets queued for this worker now",
+            &dispatch::WorkstreamStats::length);
+  ws_family("ngstack_netisr_queue_watermark", "gauge", "The longest this worker's queue has been",
+            &dispatch::WorkstreamStats::watermark);
+
+  if (ctx.mode == "router") {
+    e.gauge("ngstack_fib_routes", "Routes in the FIB").sample({}, s.fib_routes);
+    e.gauge("ngstack_fib_nexthops", "Next hops in the FIB").sample({}, s.fib_nexthops);
+    e.gauge("ngstack_arp_entries", "Entries in the ARP cache").sample({}, s.neighbors.size());
+  }
+  if (ctx.mode == "bridge") e.gauge("ngstack_fdb_entries", "Entries in the bridge FDB").sample({}, s.fdb.size());
+
+  // Traffic mode.
+  if (!s.generators.empty()) {
+    using G = stack::traffic::GeneratorView;
+    auto gen = [&](const char* name, const char* type, const char* help, auto value) {
+      e.family(name, type, help);
+      for (const G& g : s.generators) {
+        const Labels labels{{"port", g.port}, {"worker", num(g.worker)}};
+        if constexpr (std::is_integral_v<decltype(value(g))>) e.sample(labels, value(g));
+        else e.sample_double(labels, value(g));
+      }
+    };
+    gen("ngstack_generator_packets_total", "counter", "Frames the generator sent",
+        [](const G& g) { return g.packets; });
+    gen("ngstack_generator_bytes_total", "counter", "Bytes the generator sent",
+        [](const G& g) { return g.bytes; });
+    gen("ngstack_generator_target_pps", "gauge", "Frames per second asked for; 0: as fast as the port takes them",
+        [](const G& g) { return g.target_pps; });
+    gen("ngstack_generator_achieved_pps", "gauge", "Frames per second sent since the first burst",
+        [](const G& g) { return g.achieved_pps; });
+    gen("ngstack_generator_done", "gauge", "1 once the generator reached its packet count or duration",
+        [](const G& g) { return uint64_t{g.done}; });
+  }
+  if (!s.sinks.empty()) {
+    using K = stack::traffic::SinkView;
+    auto sink = [&](const char* name, const char* help, uint64_t K::*field) {
+      e.counter(name, help);
+      for (const K& k : s.sinks) e.sample({{"port", k.port}}, k.*field);
+    };
+    sink("ngstack_sink_packets_total", "Frames the sink received", &K::packets);
+    sink("ngstack_sink_bytes_total", "Bytes the sink received", &K::bytes);
+    sink("ngstack_sink_stamped_total", "Frames carrying a generator stamp", &K::stamped);
+    sink("ngstack_sink_unstamped_total", "Frames without a generator stamp", &K::unstamped);
+    sink("ngstack_sink_unknown_flow_total", "Stamped frames of a flow beyond the sink's max_flows", &K::unknown_flow);
+  }
+
+  if (!ctx.mempools.empty()) {
+    e.gauge("ngstack_mempool_available", "Mbufs in the pool now (the rest are in rings, queues or flight)");
+    for (const auto& m : ctx.mempools) e.sample({{"pool", m.name}}, m.available);
+    e.gauge("ngstack_mempool_size", "Mbufs the pool was created with");
+    for (const auto& m : ctx.mempools) e.sample({{"pool", m.name}}, m.size);
+  }
+  return e.take();
+}
+
+}  // namespace ngstack::app
