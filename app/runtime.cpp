@@ -101,10 +101,14 @@ Status make_workers(Runtime& rt) {
   std::vector<uint16_t> port_ids;
   for (const auto& p : rt.ports) port_ids.push_back(p.port_id);
   std::vector<stack::WorkerIo> io;
+  const stack::timer::WheelParams wheel{rt.tsc_hz, 1000, 1024, stack::modes::timer_nodes(rt.cfg)};
   for (std::size_t i = 0; i < rt.cfg.workers.list.size(); ++i) {
     const auto& wc = rt.cfg.workers.list[i];
     auto w = std::make_unique<Worker>(wc.lcore, static_cast<uint16_t>(i), rt.cfg.workers.burst, port_ids, g_stop);
-    io.push_back({&w->tx, &w->stats.drops, &w->stats.events});
+    auto timers = stack::timer::TimerWheel::create(wheel);
+    if (!timers) return Error{timers.error()};
+    w->timers = std::move(*timers);
+    io.push_back({&w->tx, &w->stats.drops, &w->stats.events, w->timers.get()});
     for (const auto& ref : wc.rx) {
       auto q = std::make_unique<WorkerRxQueue>();
       q->cfg_port = ref.port;
@@ -124,7 +128,7 @@ Status make_workers(Runtime& rt) {
       rt.xconnect->bind(port_ids, std::move(io));
       break;
     case conf::Mode::router: {
-      auto router = stack::Router::create(rt.cfg, info, rt.pool, static_cast<unsigned>(rt.workers.size()),
+      auto router = stack::modes::Router::create(rt.cfg, info, rt.pool, static_cast<unsigned>(rt.workers.size()),
                                           rt.tsc_hz);
       if (!router) return Error{router.error()};
       rt.router = std::move(*router);
@@ -229,23 +233,8 @@ Status setup_dispatch(Runtime& rt) {
       break;
     }
     case conf::Mode::router: {
-      // ether demuxes to `arp` and `ip`. ip follows the flow (reassembly and
-      // ordering want one worker per flow); ARP stays where it arrived.
-      ether.handler = stack::Router::ether_handler;
-      ether.ctx = rt.router.get();
-      dispatch::ProtocolSpec ip = ether;
-      ip.name = "ip";
-      ip.handler = stack::Router::ip_handler;
-      dispatch::ProtocolSpec arp = ether;
-      arp.name = "arp";
-      arp.handler = stack::Router::arp_handler;
-      arp.policy = dispatch::Policy::source;
-      arp.m2flow = nullptr;
-      auto e = rt.netisr->register_protocol(settings(ether));
-      auto i = e ? rt.netisr->register_protocol(settings(ip)) : Result<dispatch::ProtoId>(Error{e.error()});
-      auto a = i ? rt.netisr->register_protocol(settings(arp)) : Result<dispatch::ProtoId>(Error{i.error()});
-      if (!a) return Error{a.error()};
-      rt.router->set_dispatch(rt.netisr.get(), *i, *a);
+      auto e = rt.router->register_protocols(*rt.netisr, settings);
+      if (!e) return Error{e.error()};
       entry = *e;
       break;
     }

@@ -17,7 +17,7 @@
 #include "dispatch/netisr.hpp"
 #include "stack/flow_hash.hpp"
 #include "stack/bridge/bridge.hpp"
-#include "stack/router.hpp"
+#include "stack/modes/router.hpp"
 #include "stack/traffic/traffic.hpp"
 #include "stack/xconnect.hpp"
 
@@ -31,7 +31,7 @@ struct Runtime {
   std::vector<PortRuntime> ports;
   std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<stack::Xconnect> xconnect;  // forwarder mode
-  std::unique_ptr<stack::Router> router;      // router mode
+  std::unique_ptr<stack::modes::Router> router;      // router mode
   std::unique_ptr<stack::Bridge> bridge;      // bridge mode
   std::unique_ptr<stack::traffic::Traffic> traffic;  // traffic mode
   stack::Service* service = nullptr;          // router, bridge or traffic

@@ -17,6 +17,7 @@ int worker_main(void* arg) {
   while (!w.stop.load(std::memory_order_relaxed)) {
     netisr.sync(w.index, w.stop);
     if (w.service) w.service->poll(w.index, prev);
+    if (w.timers) w.timers->run(prev);
     uint32_t received = 0;
     for (auto& rxq_ptr : w.rxqs) {
       WorkerRxQueue& rxq = *rxq_ptr;

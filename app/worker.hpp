@@ -15,6 +15,7 @@
 #include "dispatch/netisr.hpp"
 #include "stack/counters.hpp"
 #include "stack/service.hpp"
+#include "stack/timer/timer_wheel.hpp"
 #include "stack/tx_buffer.hpp"
 
 namespace ngstack::app {
@@ -62,6 +63,8 @@ struct alignas(RTE_CACHE_LINE_SIZE) Worker {
   uint16_t drain_batch = 32;
   // The mode's per-worker hooks (router, bridge); null for the forwarder.
   stack::Service* service = nullptr;
+  // This worker's timers (stack/timer): run once per loop iteration.
+  std::unique_ptr<stack::timer::TimerWheel> timers;
 };
 
 // The lcore entry point (rte_eal_remote_launch); `arg` is a Worker*.

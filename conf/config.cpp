@@ -202,7 +202,8 @@ std::string dump_yaml(const Config& cfg) {
     const auto& a = r.arp;
     o << "  arp:\n    reachable_ms: " << a.reachable_ms << "\n    stale_ms: " << a.stale_ms << "\n    retries: "
       << a.retries << "\n    retry_ms: " << a.retry_ms << "\n    hold_packets: " << a.hold_packets
-      << "\n    max_entries: " << a.max_entries << "\n    static:" << (a.statics.empty() ? " []" : "") << "\n";
+      << "\n    max_entries: " << a.max_entries << "\n    learn_rate: " << a.learn_rate
+      << "\n    learn_burst: " << a.learn_burst << "\n    static:" << (a.statics.empty() ? " []" : "") << "\n";
     for (const auto& sn : a.statics)
       o << "      - {port: " << cfg.ports[sn.port].name << ", address: " << format_ipv4(sn.addr)
         << ", mac: \"" << format_mac(sn.mac) << "\"}\n";

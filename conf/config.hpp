@@ -163,6 +163,11 @@ struct ArpConfig {
   unsigned retry_ms = 1000;       // between requests
   unsigned hold_packets = 16;     // packets waiting per unresolved neighbour
   unsigned max_entries = 4096;
+  // New entries (next hops resolved, requesters learned) per second per
+  // worker, and the burst: an address scan cannot serialise every worker on
+  // the table's writer lock.
+  unsigned learn_rate = 5000;
+  unsigned learn_burst = 1000;
 };
 
 struct IcmpConfig {

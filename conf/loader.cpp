@@ -505,6 +505,8 @@ void load_router(MapReader& top, Config& cfg) {
     ac.retry_ms = static_cast<unsigned>(a.integer("retry_ms", 10, 60000, ac.retry_ms));
     ac.hold_packets = static_cast<unsigned>(a.integer("hold_packets", 1, 1024, ac.hold_packets));
     ac.max_entries = static_cast<unsigned>(a.integer("max_entries", 16, 1 << 20, ac.max_entries));
+    ac.learn_rate = static_cast<unsigned>(a.integer("learn_rate", 1, 100000000, ac.learn_rate));
+    ac.learn_burst = static_cast<unsigned>(a.integer("learn_burst", 1, 1 << 20, ac.learn_burst));
     if (a.has("static")) {
       YAML::Node ss = a.take("static");
       sequence(a, ss, "router.arp.static");

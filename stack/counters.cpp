@@ -18,6 +18,7 @@ std::string_view drop_reason_name(DropReason r) {
     case DropReason::arp_hold_full: return "arp_hold_full";
     case DropReason::arp_table_full: return "arp_table_full";
     case DropReason::arp_unresolved: return "arp_unresolved";
+    case DropReason::arp_learn_limited: return "arp_learn_limited";
     case DropReason::ipv4_truncated: return "ipv4_truncated";
     case DropReason::ipv4_bad_version: return "ipv4_bad_version";
     case DropReason::ipv4_bad_ihl: return "ipv4_bad_ihl";
@@ -58,6 +59,7 @@ std::string_view event_name(Event e) {
     case Event::arp_gratuitous_out: return "arp_gratuitous_out";
     case Event::arp_held: return "arp_held";
     case Event::arp_released: return "arp_released";
+    case Event::arp_learn_limited: return "arp_learn_limited";
     case Event::ipv4_forwarded: return "ipv4_forwarded";
     case Event::ipv4_local: return "ipv4_local";
     case Event::icmp_echo_replies: return "icmp_echo_replies";

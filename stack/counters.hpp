@@ -35,6 +35,7 @@ enum class DropReason : uint8_t {
   arp_hold_full,       // the neighbour's hold queue was full
   arp_table_full,      // no room for a new neighbour
   arp_unresolved,      // held until the neighbour failed to answer (or until stop)
+  arp_learn_limited,   // a new next hop to resolve, over this worker's router.arp.learn_rate
   // IPv4 input (stack/ipv4/input.hpp, RFC 1812 §5.2.2 order)
   ipv4_truncated,
   ipv4_bad_version,
@@ -76,6 +77,7 @@ enum class Event : uint8_t {
   arp_gratuitous_out,
   arp_held,           // packets that waited for a neighbour
   arp_released,       // held packets sent after the neighbour answered
+  arp_learn_limited,  // a requester not learned: over this worker's router.arp.learn_rate (still answered)
   ipv4_forwarded,
   ipv4_local,         // delivered to ngstack itself
   icmp_echo_replies,

@@ -1,8 +1,8 @@
 // What a mode's stack needs from every worker besides packets: a call when the
 // worker starts and stops, and one per loop iteration (between bursts, when
 // the worker holds no reference into shared tables) for RCU quiescent-state
-// reports and due timers. Worker 0 runs the mode's periodic maintenance (ARP
-// and FDB ageing, ARP retries) there, with its own tx buffers.
+// reports. Timers (ARP retries and ageing, reassembly expiry) run on each
+// worker's own timer wheel, which the worker runs once per loop iteration.
 #pragma once
 
 #include <rte_ether.h>
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "stack/counters.hpp"
+#include "stack/timer/timer_wheel.hpp"
 #include "stack/tx_buffer.hpp"
 
 namespace ngstack::stack {
@@ -20,6 +21,7 @@ struct WorkerIo {
   TxBuffers* tx = nullptr;
   DropCounters* drops = nullptr;
   EventCounters* events = nullptr;
+  timer::TimerWheel* timers = nullptr;  // the worker's own (stack/timer)
 };
 
 // What a mode's stack needs of each config port once it is up.

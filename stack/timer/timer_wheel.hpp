@@ -1,0 +1,84 @@
+// A per-worker timer facility: a hashed timing wheel (Varghese and Lauck,
+// SOSP 1987, scheme 6) over TSC ticks, with a fixed pool of timer nodes.
+//
+// Model. Each worker owns one wheel and runs it once per loop iteration
+// (run()); callbacks run on that worker, between bursts, with the worker's tx
+// buffers and counters, and may arm new timers. No other thread touches a
+// wheel, so there is no lock. A timer is a value (callback, context, argument,
+// expiry): the wheel keeps no pointer into the objects it times, and objects
+// shared between workers (an ARP entry, an FDB entry) are re-examined by the
+// callback, which decides from their current state whether to act, re-arm or
+// let go. That is "lazy cancellation": an object that goes away early leaves
+// its timer to fire once and find nothing, so removing an object never has to
+// reach into another worker's wheel.
+//
+// Cost: arming is O(1) (a node from the free list, pushed on its slot's
+// list); run() visits the slots whose ticks passed, and within a slot touches
+// every node once per revolution (nodes more than one revolution away stay
+// where they are). Nothing is allocated after create(): when the node pool is
+// exhausted arm() returns false and counts it, and the caller decides.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "conf/result.hpp"
+
+namespace ngstack::stack::timer {
+
+// `now` is the TSC time the wheel runs at (the loop's time, not the expiry).
+using TimerFn = void (*)(void* ctx, uint64_t arg, uint64_t now);
+
+struct WheelParams {
+  uint64_t tsc_hz = 0;
+  unsigned tick_us = 1000;  // resolution: a timer fires within one tick after its expiry
+  unsigned slots = 1024;    // power of two; one revolution is slots * tick_us
+  unsigned nodes = 4096;    // timers that may be armed at once
+};
+
+class TimerWheel {
+ public:
+  static Result<std::unique_ptr<TimerWheel>> create(const WheelParams& p);
+
+  // Arms a timer that calls fn(ctx, arg, now) once `now` >= expiry_tsc (an
+  // expiry in the past fires on the next run()). False when no node is free.
+  bool arm(uint64_t expiry_tsc, TimerFn fn, void* ctx, uint64_t arg);
+  // Runs every timer due at `now_tsc`; returns how many fired.
+  unsigned run(uint64_t now_tsc);
+
+  unsigned armed() const { return armed_; }
+  unsigned capacity() const { return static_cast<unsigned>(nodes_.size()); }
+  uint64_t fired() const { return fired_; }
+  uint64_t exhausted() const { return exhausted_; }  // arm() calls refused for want of a node
+  uint64_t tick_cycles() const { return tick_cycles_; }
+
+ private:
+  static constexpr uint32_t kNil = UINT32_MAX;
+  struct Node {
+    uint64_t expiry = 0;
+    TimerFn fn = nullptr;
+    void* ctx = nullptr;
+    uint64_t arg = 0;
+    uint32_t next = kNil;
+  };
+  TimerWheel() = default;
+  uint64_t tick_of(uint64_t tsc) const { return tsc / tick_cycles_; }
+  void push(uint32_t slot, uint32_t node) {
+    nodes_[node].next = heads_[slot];
+    heads_[slot] = node;
+  }
+
+  std::vector<Node> nodes_;
+  std::vector<uint32_t> heads_;  // per slot: first node, linked through Node::next
+  uint32_t free_ = kNil;
+  uint32_t slot_mask_ = 0;
+  uint64_t tick_cycles_ = 1;
+  uint64_t last_tick_ = 0;  // every slot up to this tick has been run
+  bool started_ = false;
+  unsigned armed_ = 0;
+  uint64_t fired_ = 0;
+  uint64_t exhausted_ = 0;
+};
+
+}  // namespace ngstack::stack::timer
