@@ -37,7 +37,7 @@ void decrement_ttl(rte_ipv4_hdr* ip) {
 Result<std::unique_ptr<Ip>> Ip::create(const conf::RouterConfig& cfg, const ifnet::Interfaces& ifs, route::Fib& fib,
                                        ether::Ether& ether, arp::Resolver& arp, rte_mempool* pool, unsigned workers,
                                        uint64_t tsc_hz) {
-  std::unique_ptr<Ip> ip(new Ip(ifs, fib, ether, arp, pool, tsc_hz));
+  std::unique_ptr<Ip> ip(new Ip(ifs, fib, ether, arp, pool));
   ip->frag_sweep_cycles_ = static_cast<uint64_t>(kFragSweepS * static_cast<double>(tsc_hz));
   const uint64_t frag_timeout = static_cast<uint64_t>(cfg.reassembly.timeout_ms) * tsc_hz / 1000;
   for (unsigned w = 0; w < workers; ++w) {

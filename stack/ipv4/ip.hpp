@@ -99,9 +99,8 @@ class Ip {
     dispatch::ProtoId proto = 0;
   };
 
-  Ip(const ifnet::Interfaces& ifs, route::Fib& fib, ether::Ether& ether, arp::Resolver& arp, rte_mempool* pool,
-     uint64_t tsc_hz)
-      : ifs_(ifs), fib_(fib), ether_(ether), arp_(arp), pool_(pool), tsc_hz_(tsc_hz) {}
+  Ip(const ifnet::Interfaces& ifs, route::Fib& fib, ether::Ether& ether, arp::Resolver& arp, rte_mempool* pool)
+      : ifs_(ifs), fib_(fib), ether_(ether), arp_(arp), pool_(pool) {}
 
   void input(unsigned w, rte_mbuf** pkts, uint16_t n);
   void accept(unsigned w, rte_mbuf* m, uint16_t in, uint64_t now, ForwardBatch& batch);
@@ -122,7 +121,6 @@ class Ip {
   ether::Ether& ether_;
   arp::Resolver& arp_;
   rte_mempool* pool_;
-  uint64_t tsc_hz_;
   uint64_t frag_sweep_cycles_ = 0;
   std::array<Upper, 256> upper_{};
   std::vector<std::unique_ptr<PerWorker>> per_worker_;
