@@ -24,6 +24,7 @@
 #include "app/stats.hpp"
 #include "conf/host_check.hpp"
 #include "dispatch/rss.hpp"
+#include "stack/modes/l2.hpp"
 
 namespace ngstack::app {
 
@@ -80,21 +81,6 @@ class TrafficDone {
   double since_ = -1;
 };
 
-stack::Xconnect make_xconnect(const conf::Config& cfg, const std::vector<PortRuntime>& ports) {
-  std::vector<stack::XconnectPath> paths(cfg.ports.size());
-  for (const auto& fp : cfg.forwarder.paths) {
-    auto& p = paths[fp.in_port];
-    p.active = true;
-    p.out_port = fp.out_port;
-    if (fp.dst_mac) {
-      p.rewrite = true;
-      std::copy(fp.dst_mac->begin(), fp.dst_mac->end(), p.dst.addr_bytes);
-      p.src = ports[fp.out_port].mac;
-    }
-  }
-  return stack::Xconnect(std::move(paths));
-}
-
 // Builds the workers, each with its rx queues, its tx queue index and buffers,
 // and the mode's stack (forwarder, router or bridge) bound to them.
 Status make_workers(Runtime& rt) {
@@ -123,10 +109,13 @@ Status make_workers(Runtime& rt) {
   for (std::size_t i = 0; i < rt.ports.size(); ++i)
     info.push_back({rt.ports[i].port_id, rt.ports[i].mac, rt.cfg.ports[i].mtu});
   switch (rt.cfg.mode) {
-    case conf::Mode::forwarder:
-      rt.xconnect = std::make_unique<stack::Xconnect>(make_xconnect(rt.cfg, rt.ports));
+    case conf::Mode::forwarder: {
+      std::vector<rte_ether_addr> macs;
+      for (const auto& p : rt.ports) macs.push_back(p.mac);
+      rt.xconnect = std::make_unique<stack::Xconnect>(stack::modes::make_forwarder(rt.cfg, macs));
       rt.xconnect->bind(port_ids, std::move(io));
       break;
+    }
     case conf::Mode::router: {
       auto router = stack::modes::Router::create(rt.cfg, info, rt.pool, static_cast<unsigned>(rt.workers.size()),
                                           rt.tsc_hz);
@@ -214,50 +203,14 @@ Status setup_dispatch(Runtime& rt) {
     spec.max_qlimit = std::max<uint32_t>(spec.qlimit, 4096);
     return spec;
   };
-  dispatch::ProtocolSpec ether;
-  ether.name = "ether";
-  ether.policy = dispatch::Policy::flow;
-  ether.mode = dispatch::Mode::direct;
-  ether.m2flow = stack::ipv4_flow_id;
-  ether.flow_ctx = &rt.netisr->flow_hash();
-  ether.qlimit = 1024;
-  std::optional<dispatch::ProtoId> entry;
+  Result<dispatch::ProtoId> entry = Error{"no mode"};
   switch (cfg.mode) {
-    case conf::Mode::forwarder: {
-      // The raw `ether` protocol: the forwarder's entry point.
-      ether.handler = stack::Xconnect::netisr_handler;
-      ether.ctx = rt.xconnect.get();
-      auto id = rt.netisr->register_protocol(settings(ether));
-      if (!id) return Error{id.error()};
-      entry = *id;
-      break;
-    }
-    case conf::Mode::router: {
-      auto e = rt.router->register_protocols(*rt.netisr, settings);
-      if (!e) return Error{e.error()};
-      entry = *e;
-      break;
-    }
-    case conf::Mode::traffic: {
-      // Sinks count what arrives where the worker polled it.
-      ether.handler = stack::traffic::Traffic::netisr_handler;
-      ether.ctx = rt.traffic.get();
-      ether.policy = dispatch::Policy::source;
-      ether.m2flow = nullptr;
-      auto id = rt.netisr->register_protocol(settings(ether));
-      if (!id) return Error{id.error()};
-      entry = *id;
-      break;
-    }
-    case conf::Mode::bridge: {
-      ether.handler = stack::Bridge::netisr_handler;
-      ether.ctx = rt.bridge.get();
-      auto id = rt.netisr->register_protocol(settings(ether));
-      if (!id) return Error{id.error()};
-      entry = *id;
-      break;
-    }
+    case conf::Mode::forwarder: entry = stack::modes::register_forwarder(*rt.xconnect, *rt.netisr, settings); break;
+    case conf::Mode::router: entry = rt.router->register_protocols(*rt.netisr, settings); break;
+    case conf::Mode::traffic: entry = stack::modes::register_traffic(*rt.traffic, *rt.netisr, settings); break;
+    case conf::Mode::bridge: entry = stack::modes::register_bridge(*rt.bridge, *rt.netisr, settings); break;
   }
+  if (!entry) return Error{entry.error()};
 
   std::string registered;
   for (unsigned p = 0; p < rt.netisr->protocols(); ++p)

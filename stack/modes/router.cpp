@@ -1,7 +1,5 @@
 #include "stack/modes/router.hpp"
 
-#include "stack/flow_hash.hpp"
-
 #include <rte_ether.h>
 
 #include <spdlog/spdlog.h>
@@ -73,15 +71,7 @@ void Router::bind(std::vector<WorkerIo> io) {
 }
 
 Result<dispatch::ProtoId> Router::register_protocols(dispatch::Netisr& netisr, const ProtocolSettings& settings) {
-  dispatch::ProtocolSpec ether;
-  ether.name = "ether";
-  ether.handler = ether::Ether::input_handler;
-  ether.ctx = ether_.get();
-  ether.policy = dispatch::Policy::flow;
-  ether.mode = dispatch::Mode::direct;
-  ether.m2flow = ipv4_flow_id;
-  ether.flow_ctx = &netisr.flow_hash();
-  ether.qlimit = 1024;
+  const dispatch::ProtocolSpec ether = entry_protocol(netisr, ether::Ether::input_handler, ether_.get());
   dispatch::ProtocolSpec ip = ether;
   ip.name = "ip";
   ip.handler = ipv4::Ip::input_handler;

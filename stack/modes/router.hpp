@@ -13,7 +13,6 @@
 // thread; see route/fib.hpp for the FIB's live-update rule).
 #pragma once
 
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,13 +24,11 @@
 #include "stack/ether/ether.hpp"
 #include "stack/ifnet/ifnet.hpp"
 #include "stack/ipv4/ip.hpp"
+#include "stack/modes/common.hpp"
 #include "stack/route/fib.hpp"
 #include "stack/service.hpp"
 
 namespace ngstack::stack::modes {
-
-// Applies the config's dispatch settings (qlimit) to a protocol's defaults.
-using ProtocolSettings = std::function<dispatch::ProtocolSpec(dispatch::ProtocolSpec)>;
 
 class Router final : public Service {
  public:

@@ -1,0 +1,20 @@
+// What every mode's wiring shares: how a mode registers its netisr protocols.
+// A mode registers its entry protocol (`ether`: every received burst goes
+// through it) first, then the protocols its layers dispatch to.
+#pragma once
+
+#include <functional>
+
+#include "conf/result.hpp"
+#include "dispatch/netisr.hpp"
+
+namespace ngstack::stack::modes {
+
+// Applies the config's dispatch settings (qlimit) to a protocol's defaults.
+using ProtocolSettings = std::function<dispatch::ProtocolSpec(dispatch::ProtocolSpec)>;
+
+// The `ether` entry protocol with its defaults: direct dispatch, flow policy
+// over the IPv4 2-tuple flow id when the NIC gave no RSS hash.
+dispatch::ProtocolSpec entry_protocol(const dispatch::Netisr& netisr, dispatch::HandlerFn handler, void* ctx);
+
+}  // namespace ngstack::stack::modes

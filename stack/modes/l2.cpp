@@ -1,0 +1,53 @@
+#include "stack/modes/l2.hpp"
+
+#include <algorithm>
+
+#include "stack/flow_hash.hpp"
+
+namespace ngstack::stack::modes {
+
+dispatch::ProtocolSpec entry_protocol(const dispatch::Netisr& netisr, dispatch::HandlerFn handler, void* ctx) {
+  dispatch::ProtocolSpec ether;
+  ether.name = "ether";
+  ether.handler = handler;
+  ether.ctx = ctx;
+  ether.policy = dispatch::Policy::flow;
+  ether.mode = dispatch::Mode::direct;
+  ether.m2flow = ipv4_flow_id;
+  ether.flow_ctx = &netisr.flow_hash();
+  ether.qlimit = 1024;
+  return ether;
+}
+
+Xconnect make_forwarder(const conf::Config& cfg, const std::vector<rte_ether_addr>& macs) {
+  std::vector<XconnectPath> paths(cfg.ports.size());
+  for (const auto& fp : cfg.forwarder.paths) {
+    auto& p = paths[fp.in_port];
+    p.active = true;
+    p.out_port = fp.out_port;
+    if (fp.dst_mac) {
+      p.rewrite = true;
+      std::copy(fp.dst_mac->begin(), fp.dst_mac->end(), p.dst.addr_bytes);
+      p.src = macs[fp.out_port];
+    }
+  }
+  return Xconnect(std::move(paths));
+}
+
+Result<dispatch::ProtoId> register_forwarder(Xconnect& x, dispatch::Netisr& netisr, const ProtocolSettings& settings) {
+  return netisr.register_protocol(settings(entry_protocol(netisr, Xconnect::netisr_handler, &x)));
+}
+
+Result<dispatch::ProtoId> register_bridge(Bridge& b, dispatch::Netisr& netisr, const ProtocolSettings& settings) {
+  return netisr.register_protocol(settings(entry_protocol(netisr, Bridge::netisr_handler, &b)));
+}
+
+Result<dispatch::ProtoId> register_traffic(traffic::Traffic& t, dispatch::Netisr& netisr,
+                                           const ProtocolSettings& settings) {
+  dispatch::ProtocolSpec ether = entry_protocol(netisr, traffic::Traffic::netisr_handler, &t);
+  ether.policy = dispatch::Policy::source;
+  ether.m2flow = nullptr;
+  return netisr.register_protocol(settings(ether));
+}
+
+}  // namespace ngstack::stack::modes
