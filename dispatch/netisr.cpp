@@ -3,6 +3,7 @@
 #include <rte_pause.h>
 
 #include <algorithm>
+#include <cassert>
 #include <mutex>
 #include <thread>
 
@@ -50,12 +51,28 @@ struct Netisr::Counters {
 // Everything one worker owns. Handlers may dispatch again from inside a
 // handler (ether -> ip), so inline batches use one buffer per nesting level.
 struct alignas(kCacheLine) Netisr::Local {
-  static constexpr unsigned kMaxDepth = 4;
-  uint64_t generation = 0;
-  const DispatchConfig* cfg = nullptr;
+  // Every handler run inline is a nesting level, direct ones included: an
+  // acyclic chain of protocols nests at most kMaxProtocols deep, so reaching
+  // the limit means a cycle. Only hybrid copies its batch into inline_buf
+  // [depth]; direct hands the caller's array on, which no deeper level
+  // writes (each level writes only its own inline_buf slot).
+  static constexpr unsigned kMaxDepth = kMaxProtocols;
+  // This worker's copy of its configuration: it changes only inside the
+  // barrier (adopt()), and reconfigure() may then rewrite the shared slot.
+  DispatchConfig cfg;
+  uint64_t generation = 0;  // the generation whose barrier this worker has passed
   unsigned depth = 0;
-  std::atomic<uint64_t> adopted{0};
+  // Barrier state, read by the other workers and by reconfigure().
+  std::atomic<uint64_t> arrived{0};  // this worker dispatches nothing new until it passes
+  std::atomic<uint64_t> adopted{0};  // this worker's cfg is that generation's
   std::atomic<bool> online{false};
+  // In-flight accounting (see nothing_in_flight()). `offered`: packets this
+  // worker offered to a ring, counted before the ring publishes them.
+  // `retired`: packets this worker handled from its rings, counted after the
+  // handler, plus those a ring refused it; a release store, so that a reader
+  // who sees it also sees everything the handlers offered downstream.
+  Counter offered;
+  std::atomic<uint64_t> retired{0};
   std::array<Counters, kMaxProtocols> c{};
   std::vector<std::array<rte_mbuf*, kMaxDispatchBurst>> scratch;  // per target
   std::vector<uint16_t> counts;                                   // per target
@@ -73,14 +90,14 @@ std::mutex g_slot_mutex;
 
 Netisr::Netisr(unsigned workers, unsigned buckets, std::vector<uint8_t> toeplitz_key)
     : nworkers_(std::clamp(workers, 1u, kMaxWorkers)), nbuckets_(buckets), toeplitz_(toeplitz_key) {
+  configs_[0].bucket_map = round_robin_map(nbuckets_, nworkers_);
   for (unsigned w = 0; w < nworkers_; ++w) {
     auto l = std::make_unique<Local>();
-    l->cfg = &configs_[0];
+    l->cfg = configs_[0];
     l->scratch.resize(nworkers_);
     l->counts.assign(nworkers_, 0);
     local_.push_back(std::move(l));
   }
-  configs_[0].bucket_map = round_robin_map(nbuckets_, nworkers_);
 }
 
 Netisr::~Netisr() = default;
@@ -108,7 +125,14 @@ Result<ProtoId> Netisr::register_protocol(const ProtocolSpec& spec) {
     rings_.push_back(std::make_unique<SpscRing<rte_mbuf*>>(specs_[p].max_qlimit));
     rings_.back()->set_limit(spec.qlimit);
   }
+  set_local_configs();
   return p;
+}
+
+// Set-up only (no worker runs, nothing is queued): the workers' copies
+// follow the slot in use.
+void Netisr::set_local_configs() {
+  for (auto& l : local_) l->cfg = configs_[generation_.load(std::memory_order_relaxed) & 1];
 }
 
 int Netisr::find_protocol(const std::string& name) const {
@@ -139,6 +163,7 @@ Status Netisr::set_bucket_map(std::vector<uint16_t> map) {
   c.bucket_map = std::move(map);
   if (auto st = validate(c); !st) return st;
   configs_[0].bucket_map = configs_[1].bucket_map = c.bucket_map;
+  set_local_configs();
   return Ok{};
 }
 
@@ -161,8 +186,16 @@ uint32_t Netisr::flow_of(const ProtocolSpec& spec, rte_mbuf* m, uint16_t port, u
   return toeplitz_.hash(tuple, 4);
 }
 
+void Netisr::retire(Local& L, uint64_t n) {
+  L.retired.store(L.retired.load(std::memory_order_relaxed) + n, std::memory_order_release);
+}
+
 void Netisr::enqueue(unsigned w, ProtoId p, unsigned target, rte_mbuf** pkts, uint16_t n) {
-  Counters& c = local_[w]->c[p];
+  Local& L = *local_[w];
+  Counters& c = L.c[p];
+  // Offered before the ring publishes them: whoever sees them handled (retired)
+  // also sees them offered.
+  L.offered.add(n);
   uint32_t len = 0;
   const uint32_t taken = ring(p, w, target).enqueue(pkts, n, len);
   c.queued_to[target].add(taken);
@@ -170,10 +203,11 @@ void Netisr::enqueue(unsigned w, ProtoId p, unsigned target, rte_mbuf** pkts, ui
   if (taken < n) [[unlikely]] {
     rte_pktmbuf_free_bulk(pkts + taken, n - taken);
     c.qdrops_to[target].add(n - taken);
+    retire(L, n - taken);
   }
 }
 
-bool Netisr::is_direct(unsigned w, ProtoId p) const { return local_[w]->cfg->protos[p].mode == Mode::direct; }
+bool Netisr::is_direct(unsigned w, ProtoId p) const { return local_[w]->cfg.protos[p].mode == Mode::direct; }
 
 void Netisr::counted_direct(unsigned w, ProtoId p, uint16_t n) {
   Counters& c = local_[w]->c[p];
@@ -182,19 +216,27 @@ void Netisr::counted_direct(unsigned w, ProtoId p, uint16_t n) {
 }
 
 void Netisr::dispatch(unsigned w, ProtoId p, uint16_t port, uint16_t queue, rte_mbuf** pkts, uint16_t n) {
+  assert(w < nworkers_ && p < nprotos_);
+  assert(n <= kMaxDispatchBurst && "scratch and inline buffers hold kMaxDispatchBurst packets");
   Local& L = *local_[w];
-  const ProtoSettings& s = L.cfg->protos[p];
+  const ProtoSettings& s = L.cfg.protos[p];
   const ProtocolSpec& spec = specs_[p];
   Counters& c = L.c[p];
   if (s.mode == Mode::direct) {
+    assert(L.depth < Local::kMaxDepth && "handlers dispatch to each other in a cycle");
+    ++L.depth;
     spec.handler(spec.ctx, w, port, pkts, n);
+    --L.depth;
     counted_direct(w, p, n);
     return;
   }
   // Hybrid runs inline only while nothing of this protocol from this worker
   // waits in its own queue: otherwise the new packets would overtake it.
-  const bool inline_self = s.mode == Mode::hybrid && ring(p, w, w).empty();
+  // Past kMaxDepth (only a cycle of protocols gets there) it queues, which
+  // keeps the order just as well.
+  const bool inline_self = s.mode == Mode::hybrid && L.depth < Local::kMaxDepth && ring(p, w, w).empty();
   auto run_inline = [&](rte_mbuf** batch, uint16_t cnt) {
+    assert(L.depth < Local::kMaxDepth);
     auto& buf = L.inline_buf[L.depth];
     std::copy(batch, batch + cnt, buf.begin());
     ++L.depth;
@@ -212,7 +254,7 @@ void Netisr::dispatch(unsigned w, ProtoId p, uint16_t port, uint16_t queue, rte_
   }
   // Sort the burst by target, keeping arrival order within each target.
   const uint32_t bucket_mask = nbuckets_ - 1;
-  const uint16_t* map = L.cfg->bucket_map.data();
+  const uint16_t* map = L.cfg.bucket_map.data();
   for (uint16_t i = 0; i < n; ++i) {
     unsigned t;
     if (s.policy == Policy::flow)
@@ -237,6 +279,7 @@ void Netisr::dispatch(unsigned w, ProtoId p, uint16_t port, uint16_t queue, rte_
 
 unsigned Netisr::drain(unsigned w, uint16_t batch) {
   Local& L = *local_[w];
+  assert(L.depth == 0 && "drain() from inside a handler would overwrite drain_buf");
   const uint16_t max = std::min<uint16_t>(batch, kMaxDispatchBurst);
   unsigned total = 0;
   for (ProtoId p = 0; p < nprotos_; ++p) {
@@ -246,42 +289,93 @@ unsigned Netisr::drain(unsigned w, uint16_t batch) {
       const uint32_t n = r.peek(L.drain_buf.data(), max);
       if (n == 0) continue;
       spec.handler(spec.ctx, w, kMixedPorts, L.drain_buf.data(), static_cast<uint16_t>(n));
+      assert(L.depth == 0);
       r.release(n);  // only now may the source count these as handled
       L.c[p].handled.add(n);
+      retire(L, n);  // after the handler's own dispatches: see nothing_in_flight()
       total += n;
     }
   }
   return total;
 }
 
-bool Netisr::outgoing_empty(unsigned w) const {
-  for (ProtoId p = 0; p < nprotos_; ++p)
-    for (unsigned d = 0; d < nworkers_; ++d)
-      if (!ring(p, w, d).empty()) return false;
+// True when, at one moment during the call, no ring held a packet and no
+// handler was running on one it had drained. Every retired count is read
+// (acquire) before any offered count. A packet is counted offered before its
+// ring publishes it and retired after its handler, whose own dispatches are
+// counted offered before that release store: so every packet whose retire we
+// read, and all its handler queued, is among the offered packets we read, and
+// equal sums mean every packet we saw offered was retired. One we did not see
+// offered must come from rx, or from the handler of a packet we saw offered
+// but not retired; the barrier asks only once no online worker dispatches rx.
+bool Netisr::nothing_in_flight() const {
+  uint64_t retired = 0, offered = 0;
+  for (const auto& l : local_) retired += l->retired.load(std::memory_order_acquire);
+  for (const auto& l : local_) offered += l->offered.get();
+  assert(offered >= retired && "a packet retired before it was offered");
+  return offered == retired;
+}
+
+// Every online worker other than `self` has reached `g` at `stage` (arrived
+// or adopted); `self` is taking part whether or not it is marked online.
+bool Netisr::all_online_reached(unsigned self, std::atomic<uint64_t> Local::*stage, uint64_t g) const {
+  for (unsigned v = 0; v < nworkers_; ++v) {
+    if (v == self) continue;
+    const Local& l = *local_[v];
+    // seq_cst with set_online() and quiesced_: a worker that comes online
+    // while we decide either is seen here, or sees the barrier passed.
+    if (l.online.load(std::memory_order_seq_cst) && (l.*stage).load(std::memory_order_seq_cst) < g) return false;
+  }
   return true;
 }
 
 bool Netisr::sync(unsigned w, const std::atomic<bool>& stop) {
+  assert(local_[w]->depth == 0 && "sync() from inside a handler");
   if (generation_.load(std::memory_order_acquire) == local_[w]->generation) [[likely]]
     return true;
   return adopt(w, stop);
 }
 
+// The barrier of the ordering contract: arrive, quiesce, adopt.
 bool Netisr::adopt(unsigned w, const std::atomic<bool>& stop) {
   Local& L = *local_[w];
-  const uint64_t g = generation_.load(std::memory_order_acquire);
-  // Everything queued under the old configuration must be handled first; keep
-  // handling what others queued for us so that two workers waiting on each
-  // other both make progress.
-  while (!outgoing_empty(w)) {
+  const uint64_t g = generation_.load(std::memory_order_seq_cst);
+  // Arrive: from here this worker dispatches nothing from rx until it passes.
+  if (L.arrived.load(std::memory_order_relaxed) < g) L.arrived.store(g, std::memory_order_seq_cst);
+  // Quiesce: keep handling what was queued to us (two workers waiting on each
+  // other's rings both make progress) until every online worker has arrived
+  // and nothing is in flight. Checked in that order: once all have arrived no
+  // one adds rx traffic, so an empty moment after that stays empty.
+  while (quiesced_.load(std::memory_order_seq_cst) < g) {
+    if (all_online_reached(w, &Local::arrived, g) && nothing_in_flight()) {
+      uint64_t q = quiesced_.load(std::memory_order_seq_cst);
+      while (q < g && !quiesced_.compare_exchange_weak(q, g, std::memory_order_seq_cst)) {
+      }
+      break;
+    }
+    const unsigned handled = drain(w, 64);
     if (stop.load(std::memory_order_relaxed)) return false;
-    if (drain(w, 64) == 0) rte_pause();
+    if (handled == 0) rte_pause();
+  }
+  // Adopt. A worker that sees the barrier passed drains no more under its old
+  // configuration: nothing is left for it, and what others send it from now
+  // on belongs to the new one.
+  if (L.adopted.load(std::memory_order_relaxed) < g) {
+    // Safe to read the slot: reconfigure() rewrites it only after every
+    // online worker (we are, or we dispatch nothing) has adopted g + 1.
+    L.cfg = configs_[g & 1];
+    for (ProtoId p = 0; p < nprotos_; ++p)
+      for (unsigned d = 0; d < nworkers_; ++d) ring(p, w, d).set_limit(L.cfg.protos[p].qlimit);
+    L.adopted.store(g, std::memory_order_seq_cst);
+  }
+  // Depart only when every online worker has adopted: a worker still on the
+  // old configuration must not handle traffic dispatched under the new one.
+  // Nothing to drain meanwhile: nothing is in flight until someone departs.
+  while (!all_online_reached(w, &Local::adopted, g)) {
+    if (stop.load(std::memory_order_relaxed)) return false;
+    rte_pause();
   }
   L.generation = g;
-  L.cfg = &configs_[g & 1];
-  for (ProtoId p = 0; p < nprotos_; ++p)
-    for (unsigned d = 0; d < nworkers_; ++d) ring(p, w, d).set_limit(L.cfg->protos[p].qlimit);
-  L.adopted.store(g, std::memory_order_release);
   return true;
 }
 
@@ -289,10 +383,9 @@ void Netisr::set_online(unsigned w, bool online) {
   // No lock: reconfigure() holds the control mutex while it waits for online
   // workers, and a worker going offline must not wait for it. A worker that
   // comes online adopts what changed while it was away through sync(),
-  // behind the same barrier as any other change; it reads a configuration
-  // slot only while online, and reconfigure() never writes the slot an online
-  // worker may still read.
-  local_[w]->online.store(online, std::memory_order_release);
+  // behind the same barrier as any other change (it has dispatched nothing
+  // since it went offline). seq_cst: see all_online_reached().
+  local_[w]->online.store(online, std::memory_order_seq_cst);
 }
 
 Status Netisr::reconfigure(const std::function<void(DispatchConfig&)>& edit, std::chrono::milliseconds timeout) {
@@ -300,7 +393,7 @@ Status Netisr::reconfigure(const std::function<void(DispatchConfig&)>& edit, std
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   auto wait_adopted = [&](uint64_t g) -> Status {
     for (unsigned w = 0; w < nworkers_; ++w) {
-      while (local_[w]->online.load(std::memory_order_acquire) &&
+      while (local_[w]->online.load(std::memory_order_seq_cst) &&
              local_[w]->adopted.load(std::memory_order_acquire) < g) {
         if (std::chrono::steady_clock::now() > deadline)
           return Error{"netisr: worker " + std::to_string(w) + " did not adopt configuration " + std::to_string(g) +
@@ -320,11 +413,14 @@ Status Netisr::reconfigure(const std::function<void(DispatchConfig&)>& edit, std
   {
     std::lock_guard slot(g_slot_mutex);
     configs_[(g + 1) & 1] = std::move(next);
-    generation_.store(g + 1, std::memory_order_release);
+    generation_.store(g + 1, std::memory_order_seq_cst);
   }
   return wait_adopted(g + 1);
 }
 
+// Each worker's rings are handled with that worker's configuration as it
+// stands: it has used no other since the last quiescent point, so a chain
+// continues exactly as it would have on the worker (see the contract).
 unsigned Netisr::drain_stopped(uint16_t batch) {
   unsigned total = 0;
   for (;;) {

@@ -26,16 +26,57 @@
 // ring drops the packet and counts it as a qdrop of (protocol, target).
 //
 // Ordering contract: packets of one flow from one source are handled in the
-// order the source dispatched them, in every mode and policy. Within one
-// configuration this holds because a flow has one target and every path from
-// a source to a target is FIFO. Across a reconfiguration (policy, mode, qlimit
-// or bucket map) it holds because a worker adopts a new configuration only
-// when everything it queued under the old one has been handled: the consumer
-// releases ring slots after the handler ran, and sync() waits, draining its
-// own incoming queues meanwhile, until the worker's outgoing rings are empty.
+// order the source dispatched them, in every mode and policy, at every stage
+// of a chain of protocols (a handler of ether dispatching to ip, which
+// dispatches to tcp), also across a reconfiguration.
+//
+// Within one configuration this holds stage by stage: a flow has one target;
+// every path from a source to a target is one FIFO ring; hybrid runs inline
+// only when the worker's own ring of that protocol is empty. So the worker
+// that handles stage k of a flow handles it in dispatch order, dispatches
+// stage k+1 in that order, to one target again.
+//
+// Across a reconfiguration (policy, mode, qlimit or bucket map) a worker's own
+// outgoing rings being empty is not enough: what it queued for ether may have
+// been handled by a target that queued it on for ip, and once adopted the
+// worker could dispatch ip for the same flow itself, overtaking that backlog.
+// The rule is a global barrier that every online worker passes inside sync():
+//
+//   arrive   the worker sees the new generation and dispatches nothing new
+//            (sync() runs before rx); it keeps draining its own rings;
+//   quiesce  once every online worker has arrived and nothing is in flight
+//            anywhere (every packet that entered a ring, at any stage, has been
+//            handled, and a handler's own dispatches are done before its slot
+//            is released), the first worker to see it marks the generation
+//            quiescent. With no rx dispatch and nothing queued, it stays so;
+//   adopt    each worker then copies the new configuration and waits, without
+//            draining, until every online worker has adopted it; only then it
+//            returns to rx. No worker is still on the old configuration when
+//            traffic of the new one reaches it.
+//
+// So every worker uses one configuration from one quiescent point to the next,
+// and no packet crosses a quiescent point: order within a configuration plus
+// emptiness between two gives the contract end to end, for any depth of chain.
+// The price is that a reconfiguration pauses rx on every worker until the
+// rings have drained; reconfigurations are rare.
+//
+// In flight = packets offered to rings minus packets handled from them or
+// refused (qdrops). Each worker counts its own, as producer and as consumer;
+// the barrier reads every worker's handled count before every offered count,
+// so equal sums mean that at one moment all rings were empty and no handler
+// held a drained packet.
+//
+// Offline workers (set_online(w, false)) take no part, but packets queued to
+// one are in flight: the barrier waits until it runs again (a worker coming
+// online calls sync() before it dispatches) or the workers stop, the online
+// workers draining meanwhile; reconfigure() reports the timeout. After a stop,
+// drain_stopped() handles what is left with each worker's configuration as
+// it stands, the only one that worker used since the last quiescent point.
 //
 // Threads: dispatch(), drain() and sync() are called by worker w for itself
-// only. reconfigure() and the stats readers run on a control thread.
+// only, sync() at the top of each loop iteration, before rx, and never from a
+// handler. A worker calls set_online(w, true) and then sync() before its first
+// dispatch. reconfigure() and the stats readers run on a control thread.
 // drain_stopped() runs after all workers have stopped.
 #pragma once
 
@@ -150,8 +191,10 @@ class Netisr {
   void counted_direct(unsigned w, ProtoId p, uint16_t n);
   // Handle up to `batch` packets from each ring queued for w. Returns packets handled.
   unsigned drain(unsigned w, uint16_t batch);
-  // Adopt a pending configuration if there is one (see the ordering contract).
-  // Returns false if `stop` was raised while waiting.
+  // Adopt a pending configuration if there is one (see the ordering contract:
+  // this is where the barrier waits). Returns false if `stop` was raised while
+  // waiting; with `stop` already raised it takes one step of the barrier
+  // (one drain) and returns false unless the barrier has passed.
   bool sync(unsigned w, const std::atomic<bool>& stop);
   // A worker announces it runs (reconfigure() waits only for online workers).
   void set_online(unsigned w, bool online);
@@ -169,7 +212,10 @@ class Netisr {
   struct Counters;
   struct Local;
   bool adopt(unsigned w, const std::atomic<bool>& stop);
-  bool outgoing_empty(unsigned w) const;
+  bool nothing_in_flight() const;
+  bool all_online_reached(unsigned self, std::atomic<uint64_t> Local::*stage, uint64_t g) const;
+  void retire(Local& L, uint64_t n);
+  void set_local_configs();
   SpscRing<rte_mbuf*>& ring(ProtoId p, unsigned src, unsigned dst) const {
     return *rings_[(static_cast<std::size_t>(p) * nworkers_ + src) * nworkers_ + dst];
   }
@@ -186,6 +232,7 @@ class Netisr {
   std::vector<std::unique_ptr<Local>> local_;  // one per worker
   DispatchConfig configs_[2];                  // double buffer, indexed by generation & 1
   alignas(kCacheLine) std::atomic<uint64_t> generation_{0};
+  std::atomic<uint64_t> quiesced_{0};  // the last generation whose barrier found nothing in flight
 };
 
 }  // namespace ngstack::dispatch

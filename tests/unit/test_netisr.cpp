@@ -5,6 +5,7 @@
 // dispatcher's hand-offs really order the handlers.
 #include <gtest/gtest.h>
 #include <rte_eal.h>
+#include <rte_cycles.h>
 #include <rte_mbuf.h>
 #include <rte_thash.h>
 
@@ -52,10 +53,12 @@ struct Recorder {
   // reorders: a packet older than one already handled; gaps: newer than the
   // next expected (a loss upstream, e.g. a qdrop).
   std::atomic<uint64_t> reorders{0}, gaps{0}, total{0};
+  unsigned delay_us = 0;  // per batch: a slow stage, whose backlog outlives its upstream's
   explicit Recorder(unsigned workers) : handled_by(workers) {}
 
   static void handler(void* ctx, unsigned w, uint16_t, rte_mbuf** pkts, uint16_t n) {
     auto* r = static_cast<Recorder*>(ctx);
+    if (r->delay_us != 0) rte_delay_us_block(r->delay_us);
     for (uint16_t i = 0; i < n; ++i) {
       const Tag& t = tag(pkts[i]);
       uint32_t& next = r->next_seq[t.source * kMaxFlows + t.flow];
@@ -439,4 +442,439 @@ TEST(NetisrQueueLimit, StalledTargetUnderConcurrencyCountsExactDrops) {
   EXPECT_EQ(r.handled_by[0].size(), 1000u);
   EXPECT_EQ(r.reorders, 0u);
   r.free_all();
+}
+
+// --- chains of protocols -------------------------------------------------------
+//
+// A handler may dispatch again (the router's ether handler dispatches to ip,
+// and a host stack's ip to tcp). The ordering contract holds end to end: the
+// Recorder sits at the last stage and checks each (source, flow) there.
+
+namespace {
+
+// A stage whose handler passes its packets on to the next protocol.
+struct Forward {
+  Netisr* netisr = nullptr;
+  ProtoId next = 0;
+  static void handler(void* ctx, unsigned w, uint16_t port, rte_mbuf** pkts, uint16_t n) {
+    auto* f = static_cast<Forward*>(ctx);
+    f->netisr->dispatch(w, f->next, port, 0, pkts, n);
+  }
+};
+
+unsigned cpu_zero(const void*, const rte_mbuf*, unsigned) { return 0; }
+unsigned cpu_one(const void*, const rte_mbuf*, unsigned) { return 1; }
+
+constexpr const char* kStageNames[] = {"ether", "ip", "tcp"};
+
+struct StageSpec {
+  Policy policy = Policy::flow;
+  Mode mode = Mode::deferred;
+  M2CpuFn m2cpuid = cpu_by_flow;
+  uint32_t qlimit = 1024;
+  uint32_t max_qlimit = 0;
+};
+
+// Protocols ids 0..stages-1 in chain order: ether (the entry) -> ip [-> tcp].
+struct Chain {
+  Recorder rec;
+  Netisr n;
+  std::vector<std::unique_ptr<Forward>> fwd;
+  Chain(unsigned workers, unsigned buckets, const std::vector<StageSpec>& stages)
+      : rec(workers), n(workers, buckets, symmetric_rss_key()) {
+    for (std::size_t k = 0; k < stages.size(); ++k) {
+      ProtocolSpec s = spec(rec, stages[k].policy, stages[k].mode, stages[k].qlimit);
+      s.name = kStageNames[k];
+      s.m2cpuid = stages[k].m2cpuid;
+      s.max_qlimit = stages[k].max_qlimit;
+      if (k + 1 < stages.size()) {
+        fwd.push_back(std::make_unique<Forward>(Forward{&n, static_cast<ProtoId>(k + 1)}));
+        s.handler = Forward::handler;
+        s.ctx = fwd.back().get();
+      }
+      auto id = n.register_protocol(s);
+      EXPECT_TRUE(id.ok());
+      EXPECT_EQ(*id, k);
+    }
+  }
+  uint64_t qdrops() const {
+    uint64_t d = 0;
+    for (unsigned p = 0; p < n.protocols(); ++p)
+      for (unsigned w = 0; w < n.workers(); ++w) d += n.stats(w, static_cast<ProtoId>(p)).qdrops;
+    return d;
+  }
+};
+
+// The sequence numbers of one (source, flow) in the order `w` handled them at
+// the last stage, written as ranges: "0..31, 64..71, 32..63".
+std::string handled_order(const Recorder& r, unsigned w) {
+  std::string out;
+  std::size_t i = 0;
+  const auto& v = r.handled_by[w];
+  while (i < v.size()) {
+    std::size_t j = i;
+    while (j + 1 < v.size() && tag(v[j + 1]).seq == tag(v[j]).seq + 1) ++j;
+    out += (out.empty() ? "" : ", ") + std::to_string(tag(v[i]).seq);
+    if (j > i) out += ".." + std::to_string(tag(v[j]).seq);
+    i = j + 1;
+  }
+  return out;
+}
+
+// One thread plays every worker's loop, one step at a time, so that a
+// scenario is the same on every run. sync() with `stop` already raised takes
+// one step of the barrier and returns false while it has not passed; the
+// worker then drains, as a worker waiting inside sync() does.
+const std::atomic<bool> kOneStep{true};
+
+struct Stepper {
+  Netisr& n;
+  std::vector<std::vector<rte_mbuf*>> input;  // per worker, dispatched to protocol 0
+  std::vector<std::size_t> next;
+  Stepper(Netisr& netisr, unsigned workers) : n(netisr), input(workers), next(workers, 0) {}
+  // Returns whether worker w passed sync() (and so dispatched up to `burst`).
+  bool step(unsigned w, uint16_t burst, uint16_t drain_batch = 32) {
+    if (!n.sync(w, kOneStep)) {
+      n.drain(w, drain_batch);
+      return false;
+    }
+    const std::size_t left = input[w].size() - next[w];
+    if (left != 0) {
+      const auto cnt = static_cast<uint16_t>(std::min<std::size_t>(burst, left));
+      n.dispatch(w, 0, 0, static_cast<uint16_t>(w), input[w].data() + next[w], cnt);
+      next[w] += cnt;
+    }
+    n.drain(w, drain_batch);
+    return true;
+  }
+  bool input_done() const {
+    for (std::size_t w = 0; w < input.size(); ++w)
+      if (next[w] != input[w].size()) return false;
+    return true;
+  }
+};
+
+// Publishes `edit` from a control thread (reconfigure() waits for the online
+// workers) and returns once the new configuration is published, so that
+// every step after it sees the change pending.
+std::thread publish(Netisr& n, std::function<void(DispatchConfig&)> edit, Status* result,
+                    std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {
+  const DispatchConfig before = n.current_config();
+  std::thread ctl([&n, edit, result, timeout] { *result = n.reconfigure(edit, timeout); });
+  for (;;) {
+    const DispatchConfig now = n.current_config();
+    bool changed = now.bucket_map != before.bucket_map;
+    for (unsigned p = 0; p < n.protocols(); ++p)
+      changed = changed || now.protos[p].mode != before.protos[p].mode ||
+                now.protos[p].policy != before.protos[p].policy || now.protos[p].qlimit != before.protos[p].qlimit;
+    if (changed) return ctl;
+    std::this_thread::yield();
+  }
+}
+
+}  // namespace
+
+// The review's case: ether switched deferred -> direct while ip still had a
+// deferred backlog. Worker 0 queued flow 1's ether packets to worker 1, whose
+// ether handler queued them to ip on worker 0. Worker 0's own rings are empty,
+// but if it adopted now it would run ether inline and queue ip for itself,
+// ahead of the backlog worker 1 queued.
+TEST(NetisrChain, DownstreamBacklogHoldsTheAdoption) {
+  Chain c(2, 2, {{Policy::flow, Mode::deferred}, {Policy::cpu, Mode::deferred, cpu_zero}});
+  Stepper s(c.n, 2);
+  for (uint32_t seq = 0; seq < 72; ++seq) s.input[0].push_back(packet(0, 1, seq));  // flow 1: bucket 1, worker 1
+  c.n.set_online(0, true);
+  c.n.set_online(1, true);
+  ASSERT_TRUE(s.step(0, 64));      // 0..63 queued to ether on worker 1
+  EXPECT_EQ(c.n.drain(1, 64), 64u);  // ... which queues them to ip on worker 0
+  ASSERT_EQ(c.n.stats(0, 1).length, 64u);
+  Status st = Ok{};
+  std::thread ctl = publish(c.n, [](DispatchConfig& cfg) { cfg.protos[0].mode = Mode::direct; }, &st);
+  for (unsigned i = 0; i < 100 && !(s.input_done() && c.rec.total == 72); ++i) {
+    s.step(0, 8);  // 64..71, ether inline once worker 0 has adopted
+    s.step(1, 8);
+  }
+  ctl.join();
+  c.n.set_online(0, false);
+  c.n.set_online(1, false);
+  EXPECT_TRUE(st.ok()) << st.error();
+  EXPECT_EQ(c.rec.total, 72u);
+  EXPECT_EQ(c.rec.reorders, 0u) << "ip on worker 0 handled flow 1 as " << handled_order(c.rec, 0);
+  EXPECT_EQ(c.n.stats(0, 0).dispatched, 8u) << "64..71 ran ether inline (direct)";
+  c.rec.free_all();
+}
+
+// Three stages: the backlog sits two hops upstream of the stage that would
+// reorder. ether (flow 1 -> worker 1, deferred) -> ip (worker 0, deferred) ->
+// tcp (worker 1, deferred); then ether and ip switch to direct. Worker 0 would
+// run ether and ip inline and queue tcp ahead of the ip backlog it has yet to
+// handle itself (under the new configuration, so to the same tcp ring).
+TEST(NetisrChain, ThreeStagesBacklogTwoHopsUpstreamHoldsTheAdoption) {
+  Chain c(2, 2,
+          {{Policy::flow, Mode::deferred}, {Policy::cpu, Mode::deferred, cpu_zero},
+           {Policy::cpu, Mode::deferred, cpu_one}});
+  Stepper s(c.n, 2);
+  for (uint32_t seq = 0; seq < 72; ++seq) s.input[0].push_back(packet(0, 1, seq));
+  c.n.set_online(0, true);
+  c.n.set_online(1, true);
+  ASSERT_TRUE(s.step(0, 64));
+  EXPECT_EQ(c.n.drain(1, 64), 64u);  // ether on worker 1 -> ip queued to worker 0
+  ASSERT_EQ(c.n.stats(0, 1).length, 64u);
+  Status st = Ok{};
+  std::thread ctl = publish(c.n, [](DispatchConfig& cfg) {
+    cfg.protos[0].mode = Mode::direct;
+    cfg.protos[1].mode = Mode::direct;
+  }, &st);
+  for (unsigned i = 0; i < 100 && !(s.input_done() && c.rec.total == 72); ++i) {
+    s.step(0, 8);
+    s.step(1, 8);
+  }
+  ctl.join();
+  c.n.set_online(0, false);
+  c.n.set_online(1, false);
+  EXPECT_TRUE(st.ok()) << st.error();
+  EXPECT_EQ(c.rec.total, 72u);
+  EXPECT_EQ(c.rec.reorders, 0u) << "tcp on worker 1 handled flow 1 as " << handled_order(c.rec, 1);
+  c.rec.free_all();
+}
+
+namespace {
+
+struct ChainResult {
+  uint64_t sent = 0, handled = 0, reorders = 0, gaps = 0, qdrops = 0;
+  unsigned switches = 0;
+};
+
+// run_two_workers for a chain: two worker threads feed protocol 0 (ether)
+// with kChainFlows interleaved flows each, the last stage records, and
+// `edit(k, c)` makes switch k on a control thread. The input comes in
+// switches+1 chunks; switch k is made once both workers have dispatched half
+// of chunk k and (for up to 2 ms) ether still has packets queued, so it meets
+// packets queued at every stage and more of the same flows to come. Few
+// flows, so that every burst carries every flow: a backlog left at a switch
+// then always shares flows with the packets that follow it.
+constexpr uint32_t kChainFlows = 32;
+
+ChainResult run_chain_two_workers(const std::vector<StageSpec>& stages, unsigned switches,
+                                  const std::function<void(unsigned, DispatchConfig&)>& edit,
+                                  unsigned last_stage_delay_us = 0, uint32_t flow_stride = 1) {
+  Chain c(2, 128, stages);
+  c.rec.delay_us = last_stage_delay_us;
+  constexpr uint64_t kPerSource = uint64_t{kFlows} * kPerFlow;
+  std::vector<std::vector<rte_mbuf*>> input(2);
+  for (uint32_t s = 0; s < 2; ++s)
+    for (uint32_t i = 0; i < kPerSource; ++i)
+      input[s].push_back(packet(s, (i * 7 + s) % kChainFlows * flow_stride, i / kChainFlows));
+  ChainResult res;
+  res.sent = 2 * kPerSource;
+  auto chunk_end = [&](unsigned k) { return kPerSource * (k + 1) / (switches + 1); };
+  std::atomic<uint64_t> gate{chunk_end(0)};
+  std::atomic<uint64_t> progress[2] = {0, 0};
+  std::atomic<bool> stop{false}, done{false};
+  std::atomic<unsigned> finished{0};
+  auto worker = [&](unsigned w) {
+    c.n.set_online(w, true);
+    std::size_t next = 0;
+    while (!stop.load()) {
+      if (!c.n.sync(w, stop)) break;
+      const std::size_t limit = std::min<std::size_t>(gate.load(), input[w].size());
+      if (next < limit) {
+        const auto cnt = static_cast<uint16_t>(std::min<std::size_t>(32, limit - next));
+        c.n.dispatch(w, 0, 0, static_cast<uint16_t>(w), input[w].data() + next, cnt);
+        next += cnt;
+        progress[w].store(next);
+        if (next == input[w].size()) finished.fetch_add(1);
+      }
+      // Half a burst per ring: queues build up at every stage, so a switch
+      // finds backlogs longer than one drain batch.
+      c.n.drain(w, 16);
+      if (done.load()) break;
+    }
+    c.n.set_online(w, false);
+  };
+  std::thread t0(worker, 0), t1(worker, 1);
+  std::thread ctl([&] {
+    while (!stop.load() && res.switches < switches) {
+      const unsigned k = res.switches++;
+      const uint64_t half = (chunk_end(k) + (k == 0 ? 0 : chunk_end(k - 1))) / 2;
+      while (!stop.load() && (progress[0].load() < half || progress[1].load() < half)) std::this_thread::yield();
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(2);
+      while (c.n.stats(0, 0).length + c.n.stats(1, 0).length == 0 && std::chrono::steady_clock::now() < give_up)
+        std::this_thread::yield();
+      auto st = c.n.reconfigure([&](DispatchConfig& cfg) { edit(k, cfg); });
+      if (!st.ok() && !stop.load()) ADD_FAILURE() << "switch " << k << ": " << st.error();
+      gate.store(chunk_end(k + 1));
+    }
+    gate.store(kPerSource);
+  });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!(finished.load() == 2 && c.rec.total.load() + c.qdrops() == res.sent) &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  done.store(true);
+  stop.store(true);
+  ctl.join();
+  t0.join();
+  t1.join();
+  c.n.drain_stopped();
+  res.handled = c.rec.total.load();
+  res.reorders = c.rec.reorders.load();
+  res.gaps = c.rec.gaps.load();
+  res.qdrops = c.qdrops();
+  c.rec.free_all();
+  return res;
+}
+
+constexpr Mode kModes[] = {Mode::direct, Mode::hybrid, Mode::deferred};
+constexpr Policy kPolicies[] = {Policy::flow, Policy::source, Policy::cpu};
+
+}  // namespace
+
+// ether -> ip with 2 workers; 54 switches: every (ether mode, ip mode) pair
+// under every ether policy twice, ip's policy cycling on its own period, and
+// the bucket map moved to the other worker every other switch. Queues hold a
+// source's whole input, so any loss or reorder is the dispatcher's.
+TEST(NetisrChain, TwoStagesReconfiguredMidStreamKeepOrder) {
+  const unsigned avail = rte_mempool_avail_count(g_pool);
+  const uint32_t q = kFlows * kPerFlow;
+  ChainResult r = run_chain_two_workers({{Policy::flow, Mode::deferred, cpu_by_flow, q},
+                                         {Policy::flow, Mode::deferred, cpu_by_flow, q}},
+                                        54, [](unsigned k, DispatchConfig& c) {
+                                          c.protos[0].mode = kModes[k % 3];
+                                          c.protos[1].mode = kModes[(k / 3) % 3];
+                                          c.protos[0].policy = kPolicies[(k / 9) % 3];
+                                          c.protos[1].policy = kPolicies[(k / 2) % 3];
+                                          for (auto& w : c.bucket_map) w = static_cast<uint16_t>((w + (k % 2)) % 2);
+                                        });
+  EXPECT_EQ(r.switches, 54u);
+  EXPECT_EQ(r.reorders, 0u);
+  EXPECT_EQ(r.gaps, 0u);
+  EXPECT_EQ(r.qdrops, 0u);
+  EXPECT_EQ(r.handled, r.sent);
+  EXPECT_EQ(rte_mempool_avail_count(g_pool), avail);
+}
+
+// ether -> ip -> tcp ("(later) tcp"), with queues short enough to overflow
+// (ip and tcp: 64 packets) and the limits changed too: drops leave gaps but
+// never a reorder, and every packet is handled or counted as a qdrop.
+TEST(NetisrChain, ThreeStagesReconfiguredMidStreamKeepOrderAndCountDrops) {
+  const unsigned avail = rte_mempool_avail_count(g_pool);
+  const uint32_t q = kFlows * kPerFlow;
+  ChainResult r = run_chain_two_workers({{Policy::flow, Mode::deferred, cpu_by_flow, q},
+                                         {Policy::flow, Mode::deferred, cpu_by_flow, 64, 1024},
+                                         {Policy::cpu, Mode::deferred, cpu_by_flow, 64, 1024}},
+                                        54, [](unsigned k, DispatchConfig& c) {
+                                          c.protos[0].mode = kModes[k % 3];
+                                          c.protos[1].mode = kModes[(k / 3) % 3];
+                                          c.protos[2].mode = kModes[(k / 9) % 3];
+                                          c.protos[0].policy = kPolicies[(k / 2) % 3];
+                                          c.protos[1].policy = kPolicies[(k / 5) % 3];
+                                          c.protos[2].policy = kPolicies[(k / 27) % 2 == 0 ? 2 : (k % 3)];
+                                          c.protos[1].qlimit = k % 4 == 0 ? 1024 : 64;
+                                          for (auto& w : c.bucket_map) w = static_cast<uint16_t>((w + (k % 2)) % 2);
+                                        });
+  EXPECT_EQ(r.switches, 54u);
+  EXPECT_EQ(r.reorders, 0u);
+  EXPECT_EQ(r.handled + r.qdrops, r.sent);
+  RecordProperty("qdrops", std::to_string(r.qdrops));
+  EXPECT_EQ(rte_mempool_avail_count(g_pool), avail);
+}
+
+// The review's switch over and over, with two workers running. Even flows
+// only, ip by cpu (flow % 2: worker 0, deferred or hybrid) and ether by flow
+// with the bucket map flipped ((flow + 1) % 2: worker 1): while ether is
+// deferred, worker 0's packets take ether on worker 1 and come back for ip,
+// so their ip backlog waits in worker 0's own incoming ring while worker 0's
+// outgoing rings empty. Every other switch moves ether back onto the source
+// (direct, or source or cpu policy): adopting must then wait for that backlog
+// too. ip is the slow stage (5 us a batch, as stages after ether are).
+TEST(NetisrChain, TwoStagesEtherBackToTheSourceWhileIpIsQueuedThere) {
+  const unsigned avail = rte_mempool_avail_count(g_pool);
+  const uint32_t q = kFlows * kPerFlow;
+  ChainResult r = run_chain_two_workers({{Policy::flow, Mode::deferred, cpu_by_flow, q},
+                                         {Policy::cpu, Mode::deferred, cpu_by_flow, q}},
+                                        40, [](unsigned k, DispatchConfig& c) {
+                                          for (unsigned b = 0; b < c.bucket_map.size(); ++b)
+                                            c.bucket_map[b] = static_cast<uint16_t>((b + 1) % 2);
+                                          c.protos[0].policy = k % 2 == 0 ? Policy::flow : kPolicies[(k / 2) % 3];
+                                          c.protos[0].mode = k % 2 == 0 ? Mode::deferred : kModes[(k / 6) % 3];
+                                          c.protos[1].mode = k % 4 == 3 ? Mode::hybrid : Mode::deferred;
+                                        },
+                                        5, 2);
+  EXPECT_EQ(r.switches, 40u);
+  EXPECT_EQ(r.reorders, 0u);
+  EXPECT_EQ(r.gaps, 0u);
+  EXPECT_EQ(r.qdrops, 0u);
+  EXPECT_EQ(r.handled, r.sent);
+  EXPECT_EQ(rte_mempool_avail_count(g_pool), avail);
+}
+
+// Offline workers take no part in the barrier, but what is queued to one is
+// in flight: an offline worker with nothing queued does not hold a change; one
+// with packets queued holds it (no worker adopts, reconfigure() times out)
+// until it runs, and the flow then continues in order.
+TEST(NetisrChain, OfflineWorkerHoldsTheBarrierOnlyWhileItHasPacketsQueued) {
+  Chain c(2, 2, {{Policy::flow, Mode::deferred}, {Policy::flow, Mode::deferred}});
+  Stepper s(c.n, 2);
+  for (uint32_t seq = 0; seq < 72; ++seq) s.input[0].push_back(packet(0, 1, seq));  // flow 1: worker 1
+  c.n.set_online(0, true);
+  Status st = Ok{};
+  std::thread ctl = publish(c.n, [](DispatchConfig& cfg) { cfg.protos[1].mode = Mode::hybrid; }, &st);
+  EXPECT_TRUE(s.step(0, 64)) << "worker 1 is offline with nothing queued";
+  ctl.join();
+  EXPECT_TRUE(st.ok()) << st.error();
+  ASSERT_EQ(c.n.stats(1, 0).length, 64u);  // 0..63 wait for worker 1
+
+  ctl = publish(c.n, [](DispatchConfig& cfg) { cfg.protos[0].mode = Mode::direct; }, &st,
+                std::chrono::milliseconds(100));
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(150);
+  while (std::chrono::steady_clock::now() < until) EXPECT_FALSE(s.step(0, 8));
+  ctl.join();
+  EXPECT_EQ(st.error(), "netisr: worker 0 did not adopt configuration 2 in time");
+  EXPECT_EQ(s.next[0], 64u) << "a worker inside the barrier dispatches nothing";
+  EXPECT_EQ(c.rec.total, 0u);
+
+  c.n.set_online(1, true);
+  for (unsigned i = 0; i < 100 && !(s.input_done() && c.rec.total == 72); ++i) {
+    s.step(1, 8);
+    s.step(0, 8);
+  }
+  c.n.set_online(0, false);
+  c.n.set_online(1, false);
+  EXPECT_EQ(c.rec.total, 72u);
+  EXPECT_EQ(c.rec.reorders, 0u) << "ip on worker 1 handled flow 1 as " << handled_order(c.rec, 1);
+  EXPECT_EQ(c.n.stats(0, 0).dispatched, 8u) << "64..71 ran ether inline (direct)";
+  c.rec.free_all();
+}
+
+// Workers stopped inside the barrier, with packets queued at two stages:
+// drain_stopped() handles them with each worker's configuration as it stands
+// (the old one: the barrier never found the rings empty), in order.
+TEST(NetisrChain, DrainStoppedFinishesAnInterruptedBarrierInOrder) {
+  Chain c(2, 2, {{Policy::flow, Mode::deferred}, {Policy::cpu, Mode::deferred, cpu_zero}});
+  Stepper s(c.n, 2);
+  for (uint32_t seq = 0; seq < 72; ++seq) s.input[0].push_back(packet(0, 1, seq));
+  const unsigned avail = rte_mempool_avail_count(g_pool);
+  c.n.set_online(0, true);
+  c.n.set_online(1, true);
+  ASSERT_TRUE(s.step(0, 64));
+  EXPECT_EQ(c.n.drain(1, 32), 32u);  // ether 0..31 on worker 1 -> ip on worker 0; 32..63 still at ether
+  Status st = Ok{};
+  std::thread ctl = publish(c.n, [](DispatchConfig& cfg) {
+    cfg.protos[0].mode = Mode::direct;
+    cfg.protos[1].mode = Mode::direct;
+  }, &st, std::chrono::milliseconds(50));
+  EXPECT_FALSE(s.step(0, 8)) << "worker 1 has not arrived";
+  EXPECT_EQ(c.rec.total, 32u) << "worker 0 handled ip 0..31 while it waited";
+  ctl.join();
+  EXPECT_FALSE(st.ok());
+  c.n.set_online(0, false);
+  c.n.set_online(1, false);
+  EXPECT_EQ(c.n.drain_stopped(), 32u + 32u) << "ether 32..63 on worker 1, then their ip on worker 0";
+  EXPECT_EQ(c.rec.total, 64u);
+  EXPECT_EQ(c.rec.reorders, 0u) << "ip on worker 0 handled flow 1 as " << handled_order(c.rec, 0);
+  EXPECT_EQ(c.rec.gaps, 0u);
+  c.rec.free_all();
+  rte_pktmbuf_free_bulk(s.input[0].data() + 64, 8);
+  EXPECT_EQ(rte_mempool_avail_count(g_pool), avail + 72);
 }
