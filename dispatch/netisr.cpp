@@ -207,14 +207,6 @@ void Netisr::enqueue(unsigned w, ProtoId p, unsigned target, rte_mbuf** pkts, ui
   }
 }
 
-bool Netisr::is_direct(unsigned w, ProtoId p) const { return local_[w]->cfg.protos[p].mode == Mode::direct; }
-
-void Netisr::counted_direct(unsigned w, ProtoId p, uint16_t n) {
-  Counters& c = local_[w]->c[p];
-  c.dispatched.add(n);
-  c.handled.add(n);
-}
-
 void Netisr::dispatch(unsigned w, ProtoId p, uint16_t port, uint16_t queue, rte_mbuf** pkts, uint16_t n) {
   assert(w < nworkers_ && p < nprotos_);
   assert(n <= kMaxDispatchBurst && "scratch and inline buffers hold kMaxDispatchBurst packets");
@@ -227,7 +219,8 @@ void Netisr::dispatch(unsigned w, ProtoId p, uint16_t port, uint16_t queue, rte_
     ++L.depth;
     spec.handler(spec.ctx, w, port, pkts, n);
     --L.depth;
-    counted_direct(w, p, n);
+    c.dispatched.add(n);
+    c.handled.add(n);
     return;
   }
   // Hybrid runs inline only while nothing of this protocol from this worker

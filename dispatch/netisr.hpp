@@ -184,11 +184,6 @@ class Netisr {
   // --- data path, worker w only -------------------------------------------
   // Dispatch a burst received on (port, queue) by worker w.
   void dispatch(unsigned w, ProtoId p, uint16_t port, uint16_t queue, rte_mbuf** pkts, uint16_t n);
-  // True when protocol p is dispatched direct on worker w now: a handler may
-  // then run p's stage in place, in its own pass over the burst, and report
-  // the packets with counted_direct() (what dispatch() would have counted).
-  bool is_direct(unsigned w, ProtoId p) const;
-  void counted_direct(unsigned w, ProtoId p, uint16_t n);
   // Handle up to `batch` packets from each ring queued for w. Returns packets handled.
   unsigned drain(unsigned w, uint16_t batch);
   // Adopt a pending configuration if there is one (see the ordering contract:
