@@ -217,6 +217,10 @@ void Resolver::entry_timer(PerWorker& pw, int32_t slot, uint32_t gen, uint64_t n
               io_[w].drops->add(DropReason::arp_unresolved, n);
             },
             word);
+        // A confirmation between the read of `word` and the removal leaves
+        // the entry in place: it keeps its timer. (No slot is reclaimed
+        // before this worker's next quiescent report, so `live` means ours.)
+        if (table_->index().live(slot)) arm(pw, slot, gen, now + retry_cycles_);
         return;
       }
       if (nb.next_probe_tsc.compare_exchange_strong(due, now + retry_cycles_)) {
@@ -232,8 +236,11 @@ void Resolver::entry_timer(PerWorker& pw, int32_t slot, uint32_t gen, uint64_t n
       }
       return arm(pw, slot, gen, confirmed + reachable_cycles_ + 1);
     case State::stale:
-      if (now > confirmed + reachable_cycles_ + stale_cycles_)
-        return table_->remove(slot, [](rte_mbuf**, uint16_t) {}, word);
+      if (now > confirmed + reachable_cycles_ + stale_cycles_) {
+        table_->remove(slot, [](rte_mbuf**, uint16_t) {}, word);
+        if (table_->index().live(slot)) arm(pw, slot, gen, now + retry_cycles_);  // confirmed meanwhile
+        return;
+      }
       return arm(pw, slot, gen, confirmed + reachable_cycles_ + stale_cycles_ + 1);
     case State::permanent:
     case State::dead: return;

@@ -24,12 +24,13 @@ rte_ipv4_hdr* ip_of(rte_mbuf* m) { return rte_pktmbuf_mtod_offset(m, rte_ipv4_hd
 // RFC 1624 (as in RFC 1812 §5.3.1): TTL is the high byte of its 16-bit word,
 // so one less TTL is 0x0100 more in the one's complement checksum. The sum
 // is byte-order independent (RFC 1071 §2(B)), so the stored checksum takes
-// that 0x0100 in network order with no swaps.
+// that 0x0100 in network order with no swaps. RFC 1624 §3: a result of
+// 0xffff (-0) is stored as 0x0000, as a full recomputation would give it;
+// the end-around carry and that case are one `+ (sum >= 0xffff)`.
 void decrement_ttl(rte_ipv4_hdr* ip) {
   --ip->time_to_live;
-  uint32_t sum = uint32_t{ip->hdr_checksum} + rte_cpu_to_be_16(0x0100);
-  sum = (sum & 0xffff) + (sum >> 16);
-  ip->hdr_checksum = static_cast<uint16_t>(sum);
+  const uint32_t sum = uint32_t{ip->hdr_checksum} + rte_cpu_to_be_16(0x0100);
+  ip->hdr_checksum = static_cast<uint16_t>(sum + (sum >= 0xffff));
 }
 
 }  // namespace
@@ -297,9 +298,15 @@ void Ip::icmp_error(unsigned w, const rte_mbuf* m, IcmpError e, uint16_t in_port
 
 void Ip::on_unresolved(void* ctx, unsigned w, rte_mbuf** held, uint16_t n, uint64_t now) {
   auto& ip = *static_cast<Ip*>(ctx);
+  // A timer, not a handler: whatever ARP memoised in the worker's last burst
+  // may have changed since.
+  ip.arp_.begin_burst(w);
   for (uint16_t i = 0; i < n; ++i) {
     const int in = ip.ifs_.of_port_id(held[i]->port);
-    if (in >= 0) ip.icmp_error(w, held[i], IcmpError::host_unreachable, static_cast<uint16_t>(in), now);
+    // No error about a packet made here (an echo reply, an ICMP error).
+    const uint32_t src = rte_be_to_cpu_32(rte_pktmbuf_mtod_offset(held[i], const rte_ipv4_hdr*, kL2)->src_addr);
+    if (in >= 0 && !ip.ifs_.local().is_own(src))
+      ip.icmp_error(w, held[i], IcmpError::host_unreachable, static_cast<uint16_t>(in), now);
     ip.drop(w, held[i], DropReason::arp_unresolved);
   }
 }

@@ -31,9 +31,11 @@ bool TimerWheel::arm(uint64_t expiry_tsc, TimerFn fn, void* ctx, uint64_t arg) {
   nodes_[n].fn = fn;
   nodes_[n].ctx = ctx;
   nodes_[n].arg = arg;
-  // A timer already due (or due within the current tick) goes to the next
-  // slot run() visits, so it fires on the next run and not one revolution late.
-  const uint64_t tick = std::max(tick_of(expiry_tsc), started_ ? last_tick_ + 1 : 0);
+  // The first tick that starts at or after the expiry: when run() visits it
+  // the timer is due, so it never goes round again. A timer already due goes
+  // to the next slot run() visits, not one revolution late.
+  const uint64_t due_tick = expiry_tsc / tick_cycles_ + (expiry_tsc % tick_cycles_ != 0);
+  const uint64_t tick = std::max(due_tick, started_ ? last_tick_ + 1 : 0);
   push(static_cast<uint32_t>(tick & slot_mask_), n);
   ++armed_;
   return true;

@@ -41,8 +41,9 @@ class TimerWheel {
  public:
   static Result<std::unique_ptr<TimerWheel>> create(const WheelParams& p);
 
-  // Arms a timer that calls fn(ctx, arg, now) once `now` >= expiry_tsc (an
-  // expiry in the past fires on the next run()). False when no node is free.
+  // Arms a timer that calls fn(ctx, arg, now) at the first run() in a tick
+  // that starts at or after expiry_tsc (an expiry in the past: at the first
+  // run() in a later tick than the last one run). False when no node is free.
   bool arm(uint64_t expiry_tsc, TimerFn fn, void* ctx, uint64_t arg);
   // Runs every timer due at `now_tsc`; returns how many fired.
   unsigned run(uint64_t now_tsc);

@@ -140,6 +140,11 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     c.protos[ip].policy = dispatch::Policy::flow;
   });
   if (!st) die(st.error().c_str());
+  // No worker is online for netisr: each adopts the configuration at its
+  // first sync(), as a running worker does at the top of its loop.
+  const std::atomic<bool> stop{false};
+  for (unsigned w = 0; w < kWorkers; ++w)
+    if (!g->netisr->sync(w, stop)) die("netisr sync");
   for (unsigned w = 0; w < kWorkers; ++w) g->router->worker_online(w);
   return 0;
 }

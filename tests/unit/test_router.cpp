@@ -295,7 +295,7 @@ class RouterTest : public ::testing::Test {
       });
       ASSERT_TRUE(st.ok()) << st.error();
       for (unsigned w = 0; w < workers_; ++w) ASSERT_TRUE(netisr_->sync(w, stop_));
-      ASSERT_FALSE(netisr_->is_direct(0, static_cast<dispatch::ProtoId>(ip)));
+      ASSERT_EQ(netisr_->current_config().protos[ip].mode, dispatch::Mode::deferred);
     }
     for (unsigned w = 0; w < workers_; ++w) router_->worker_online(w);
     online_ = true;
