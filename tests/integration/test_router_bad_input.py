@@ -15,8 +15,16 @@ and lcore 1 p1. Every bad packet arrives on lcore 2 and is counted by
 whichever worker its flow belongs to, so the counters are the workers' sums;
 fragments of one datagram share a flow (the 2-tuple), hence a worker and its
 reassembly table.
-"""
+
+Then (one-worker variant) the NIC's checksum verdict, end to end: p0 is a
+net_tap port, the one virtual device here that offers rx checksum offload
+(it checks in software and sets RTE_MBUF_F_RX_IP_CKSUM_GOOD/BAD as a NIC
+does). ngstack asks for it (the summary's ports[].rx_offloads, the start-up
+log), routes pings from a host behind the tap, and a frame with a bad IPv4
+header checksum is dropped as ipv4_bad_checksum. The tap's kernel side is
+moved into a namespace of the test's own after ngstack opened it."""
 import os
+import re
 import subprocess
 import sys
 import time
@@ -99,7 +107,7 @@ for line in sys.stdin:
         return False
 
 
-def test_router_bad_input():
+def bad_input():
     prefix = f"ngt-badin-{os.getpid()}"
     with Lab("router") as lab:
         tx = f",tx_iface={lab.port(0)}" * WORKERS  # net_pcap: one tx queue per tx_iface
@@ -154,6 +162,51 @@ def test_router_bad_input():
             check(s["ok"], f"balanced and mempools full:\n{ng.out_text()}")
             check(events(s, "ipv4_reassembled") >= 1, "the big ping was reassembled")
             check(events(s, "ipv4_fragments_out") >= 2, "its reply left in fragments")
+            # net_pcap and net_af_packet offer no rx checksum or hash offload.
+            check([p["rx_offloads"] for p in s["ports"]] == [[], []], f"no rx offloads: {s['ports']}")
+            check("port p0 (net_pcap): rx offloads requested: none; not offered by the device: ipv4_cksum, "
+                  "udp_cksum, tcp_cksum" in ng.err_text(), "start-up log of p0's rx offloads")
+
+
+def nic_checksum_verdict():
+    prefix = f"ngt-tapck-{os.getpid()}"
+    with Lab("router") as lab:
+        tap, ns = f"{lab.tag}-t0", f"{lab.tag}-h9"  # names ngslab.remove_stale knows
+        try:
+            with Ngstack(router_lab_config(lab, prefix, p0_device=f"net_tap0,iface={tap}")) as ng:
+                ng.wait_running()
+                check("port p0 (net_tap): rx offloads requested: ipv4_cksum, udp_cksum, tcp_cksum" in ng.err_text(),
+                      f"net_tap's checksum offloads requested:\n{ng.output()}")
+                sh(f"ip netns add {ns}")
+                sh(f"ip link set {tap} netns {ns}")
+                sh(f"ip -n {ns} link set lo up && ip -n {ns} link set {tap} up && "
+                   f"ip -n {ns} addr add 198.18.1.2/24 dev {tap} && ip -n {ns} route add default via 198.18.1.1")
+                r = sh(f"ip netns exec {ns} ping -n -c 3 -i 0.2 -W 2 198.19.1.2", check=False)
+                check(r.returncode == 0, f"ping through the tap port:\n{r.stdout}\n{ng.output()}")
+                mac = re.search(r"port p0: .* mac ([0-9a-f:]{17})", ng.err_text()).group(1)
+                before = worker_counters(prefix)["drop_ipv4_bad_checksum"]
+                with Sender(ns, tap, mac) as sender:
+                    sender.send('E/IP(src=H1, dst=H2, chksum=0x1234)/UDP(dport=9)/("x"*18)')
+                deadline = time.time() + 3
+                while time.time() < deadline and worker_counters(prefix)["drop_ipv4_bad_checksum"] == before:
+                    time.sleep(0.05)
+                after = worker_counters(prefix)["drop_ipv4_bad_checksum"]
+                check(after == before + 1, f"bad checksum through net_tap: ipv4_bad_checksum {before} -> {after}")
+                check(ng.stop() == 0, ng.output())
+                s = ng.summary()
+                check(s["ok"], f"balanced and mempools full:\n{ng.out_text()}")
+                check(s["ports"][0]["rx_offloads"] == ["ipv4_cksum", "udp_cksum", "tcp_cksum"]
+                      and s["ports"][1]["rx_offloads"] == [], f"ports[].rx_offloads: {s['ports']}")
+                check(events(s, "ipv4_forwarded") >= 6, "pings routed")
+                print("ok: net_tap checksum offload requested; routes; bad checksum dropped", flush=True)
+        finally:
+            sh(f"ip netns del {ns}", check=False)
+
+
+def test_router_bad_input():
+    bad_input()
+    if WORKERS == 1:
+        nic_checksum_verdict()
 
 
 if __name__ == "__main__":
