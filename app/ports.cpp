@@ -6,9 +6,36 @@
 #include <rte_ethdev.h>
 #include <spdlog/spdlog.h>
 
+#include <cctype>
+
 #include "dispatch/rss.hpp"
 
 namespace ngstack::app {
+
+RxOffloadChoice choose_rx_offloads(uint64_t rx_offload_capa, uint64_t rss_hf) {
+  uint64_t wanted = kRxChecksumOffloads;
+  if (rss_hf != 0) wanted |= RTE_ETH_RX_OFFLOAD_RSS_HASH;
+  return {wanted & rx_offload_capa, wanted & ~rx_offload_capa};
+}
+
+std::vector<std::string> rx_offload_names(uint64_t offloads) {
+  std::vector<std::string> out;
+  for (unsigned b = 0; b < 64; ++b) {
+    const uint64_t bit = uint64_t{1} << b;
+    if (!(offloads & bit)) continue;
+    // DPDK's names are upper case ("IPV4_CKSUM"); ours follow the counters'.
+    std::string n = rte_eth_dev_rx_offload_name(bit);
+    for (char& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    out.push_back(std::move(n));
+  }
+  return out;
+}
+
+std::string rx_offload_list(uint64_t offloads) {
+  std::string s;
+  for (const auto& n : rx_offload_names(offloads)) s += (s.empty() ? "" : ", ") + n;
+  return s.empty() ? "none" : s;
+}
 
 std::vector<std::string> eal_args(const conf::Config& cfg) {
   std::vector<std::string> a{"ngstack"};
@@ -121,8 +148,18 @@ Status start_port(const conf::Config& cfg, std::size_t index, PortRuntime& port,
     conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
     port.rss = rss_hf != 0;
   }
+  // Checksum verification and the RSS hash where the device has them; the
+  // stack does without the rest (software checksum, software Toeplitz).
+  const RxOffloadChoice rx = choose_rx_offloads(info.rx_offload_capa, port.rss ? rss_hf : 0);
+  conf.rxmode.offloads = rx.requested;
+  if (rx.lacking == 0)
+    spdlog::info("port {} ({}): rx offloads requested: {}", pc.name, port.driver, rx_offload_list(rx.requested));
+  else
+    spdlog::info("port {} ({}): rx offloads requested: {}; not offered by the device: {}", pc.name, port.driver,
+                 rx_offload_list(rx.requested), rx_offload_list(rx.lacking));
   if (int rc = rte_eth_dev_configure(id, pc.rx_queues, txq, &conf); rc != 0)
     return port_error(pc.pos, "port " + pc.name + ": rte_eth_dev_configure failed", rc);
+  port.rx_offloads = rx.requested;
   uint16_t nb_rxd = pc.rx_ring, nb_txd = pc.tx_ring;
   if (int rc = rte_eth_dev_adjust_nb_rx_tx_desc(id, &nb_rxd, &nb_txd); rc != 0)
     return port_error(pc.pos, "port " + pc.name + ": cannot size the rings", rc);

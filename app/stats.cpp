@@ -21,6 +21,7 @@ Snapshot take_snapshot(const Runtime& rt, bool workers_stopped) {
     p.name = rt.ports[i].name;
     p.device = rt.ports[i].device;
     p.driver = rt.ports[i].driver;
+    p.rx_offloads = rt.ports[i].rx_offloads;
     rte_eth_stats es{};
     if (rte_eth_stats_get(rt.ports[i].port_id, &es) == 0) {
       p.imissed = es.imissed;
@@ -364,11 +365,11 @@ std::string format_stats(const Snapshot& f, const std::string& mode, const std::
 
 void json_ports(JsonWriter& j, const Snapshot& f) {
   j.begin_array("ports");
-  for (const auto& p : f.ports)
-    j.begin_object()
-        .value("name", p.name)
-        .value("device", p.device)
-        .value("driver", p.driver)
+  for (const auto& p : f.ports) {
+    j.begin_object().value("name", p.name).value("device", p.device).value("driver", p.driver);
+    j.begin_array("rx_offloads");
+    for (const auto& n : rx_offload_names(p.rx_offloads)) j.value("", n);
+    j.end_array()
         .value("rx_packets", p.rx_packets)
         .value("rx_bytes", p.rx_bytes)
         .value("tx_packets", p.tx_packets)
@@ -378,6 +379,7 @@ void json_ports(JsonWriter& j, const Snapshot& f) {
         .value("oerrors", p.oerrors)
         .value("rx_nombuf", p.rx_nombuf)
         .end_object();
+  }
   j.end_array();
   j.begin_array("queues");
   for (const auto& q : f.queues)

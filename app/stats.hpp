@@ -35,6 +35,7 @@ struct TxQueueSnap {
 
 struct PortSnap {
   std::string name, device, driver;
+  uint64_t rx_offloads = 0;  // RTE_ETH_RX_OFFLOAD_* requested at start (PortRuntime)
   uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0;
   // From the device (rte_eth_stats): what never reached a worker.
   uint64_t imissed = 0, ierrors = 0, oerrors = 0, rx_nombuf = 0;

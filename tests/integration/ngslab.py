@@ -156,22 +156,84 @@ class Ngstack:
         return False
 
 
-def router_lab_config(lab, prefix, extra="", p0_device=None):
+def workers_arg():
+    """The variant a router or bridge test runs in, from its command line:
+    `--workers 2` (the `_2w` tests of meson.build), else 1.
+
+    1: one worker, the protocols' default dispatch. 2: two workers (lcore 2
+    shares CPU 0 with the mostly idle main lcore), every af_packet port with
+    two queue pairs (af_packet offers one tx queue per pair, and each worker
+    needs its own), and the stack's second protocol (router: ip, bridge:
+    ether) deferred under the flow policy, so that a packet is handled by
+    the worker that owns its flow's bucket, whichever worker received it."""
+    args = sys.argv[1:]
+    if not args:
+        return 1
+    if len(args) == 2 and args[0] == "--workers" and args[1] in ("1", "2"):
+        return int(args[1])
+    raise SystemExit(f"usage: {sys.argv[0]} [--workers 1|2]")
+
+
+def workers_yaml(workers, rx=None):
+    """The eal.lcore_cpus line (for a block `eal:`) and the `workers:`
+    section of a `workers`-worker variant. `rx`: {lcore: [queue, ...]} (as
+    "p0/1"), every rx queue once, for two workers.
+
+    Two workers poll whole ports rather than `rx: auto` (queue q on worker q
+    mod 2): af_packet fans flows out over its queues by the kernel's flow
+    hash, whose seed changes at every boot, so with auto which worker
+    receives a flow is left to chance. With ports pinned, and the symmetric
+    key's Toeplitz hash of the lab's fixed addresses deciding a flow's owner,
+    the same packets cross workers on every run (the tests say which)."""
+    if workers == 1:
+        return "", "workers: {lcores: [1]}\n"
+    text = "workers:\n  lcores: [1, 2]\n  rx:\n" + "".join(
+        f"    - {{lcore: {lcore}, queues: [{', '.join(queues)}]}}\n" for lcore, queues in rx.items())
+    return "  lcore_cpus: {2: 0}\n", text
+
+
+def af_packet(index, iface, workers):
+    """A port's device and rx_queues for net_af_packet on `iface`: one queue
+    pair per worker."""
+    if workers == 1:
+        return f'device: "net_af_packet{index},iface={iface},framecnt=1024"'
+    return f'device: "net_af_packet{index},iface={iface},framecnt=1024,qpairs={workers}", rx_queues: {workers}'
+
+
+def router_lab_config(lab, prefix, extra="", p0_device=None, workers=1, ip_mode=None):
     """ngstack as the router lab's gateway: p0 198.18.1.1/24 (net_af_packet,
-    unless `p0_device` says otherwise), p1 198.19.1.1/24, one worker; `extra`
-    is appended to the router section (indented two spaces)."""
-    p0 = p0_device or f"net_af_packet0,iface={lab.port(0)},framecnt=1024"
+    unless `p0_device` says otherwise; then one rx queue), p1 198.19.1.1/24,
+    `workers` workers (see workers_arg); `extra` is appended to the router
+    section (indented two spaces); `ip_mode` set: ip is dispatched in that
+    mode under the flow policy.
+
+    Two workers: lcore 1 polls p1 (h2's side), lcore 2 polls p0 (h1's side).
+    The flows between h1 and h2 (ICMP: 198.18.1.2 <-> 198.19.1.2, RSS bucket
+    45 of 128) and from h1 to the silent 198.19.1.99 (bucket 111) belong to
+    lcore 2 (odd buckets: worker 1 of [1, 2]), so under ip deferred every
+    packet from h2 is received by lcore 1 and routed by lcore 2, a packet
+    waiting for h2's MAC is held by lcore 2 and released by lcore 1 (where
+    the ARP reply arrives: arp stays on the receiving worker), and one held
+    for .99 is given up by lcore 1 (worker 0 runs the ARP timers)."""
+    p0 = f'device: "{p0_device}"' if p0_device else af_packet(0, lab.port(0), workers)
+    p0_queues = 1 if p0_device else workers
+    lcore_cpus, workers_text = workers_yaml(
+        workers, {1: [f"p1/{q}" for q in range(workers)], 2: [f"p0/{q}" for q in range(p0_queues)]})
+    dispatch = f"dispatch: {{protocols: {{ip: {{mode: {ip_mode}, policy: flow}}}}}}\n" if ip_mode else ""
     return f"""mode: router
-eal: {{main_lcore: 0, memory_mb: 512, no_huge: true, file_prefix: {prefix}}}
-ports:
-  - {{name: p0, device: "{p0}"}}
-  - {{name: p1, device: "net_af_packet1,iface={lab.port(1)},framecnt=1024"}}
-workers: {{lcores: [1]}}
-router:
+eal:
+  main_lcore: 0
+  memory_mb: 512
+  no_huge: true
+  file_prefix: {prefix}
+{lcore_cpus}ports:
+  - {{name: p0, {p0}}}
+  - {{name: p1, {af_packet(1, lab.port(1), workers)}}}
+{workers_text}router:
   interfaces:
     - {{port: p0, addresses: [198.18.1.1/24]}}
     - {{port: p1, addresses: [198.19.1.1/24]}}
-{extra}"""
+{extra}{dispatch}"""
 
 
 def telemetry(file_prefix, cmd):
@@ -186,14 +248,29 @@ def telemetry(file_prefix, cmd):
     return reply[cmd.split(",")[0]]
 
 
-def events(summary, name):
-    """Sum of a stack event over the workers of a JSON summary."""
-    return sum(w["events"][name] for w in summary["workers"])
+def worker_counters(file_prefix, lcore=None):
+    """The telemetry counters (/ngstack/worker,<lcore>) of one worker, or of
+    every worker summed: with several workers a packet is counted by
+    whichever handled it."""
+    if lcore is not None:
+        return telemetry(file_prefix, f"/ngstack/worker,{lcore}")
+    total = {}
+    for lcore in telemetry(file_prefix, "/ngstack/workers"):
+        for k, v in telemetry(file_prefix, f"/ngstack/worker,{lcore}").items():
+            total[k] = total.get(k, 0) + v
+    return total
 
 
-def drops(summary, name):
-    """Sum of a drop reason over the workers of a JSON summary."""
-    return sum(w["drops"][name] for w in summary["workers"])
+def events(summary, name, lcore=None):
+    """Sum of a stack event over the workers of a JSON summary (or of the
+    worker on `lcore`)."""
+    return sum(w["events"][name] for w in summary["workers"] if lcore in (None, w["lcore"]))
+
+
+def drops(summary, name, lcore=None):
+    """Sum of a drop reason over the workers of a JSON summary (or of the
+    worker on `lcore`)."""
+    return sum(w["drops"][name] for w in summary["workers"] if lcore in (None, w["lcore"]))
 
 
 def check(cond, msg):

@@ -6,30 +6,69 @@ out; a frame to an unknown MAC is flooded to the other ports (seen by
 tcpdump on both). With VLANs (h1 and h3 on access ports of VLAN 10, h2 on
 one of VLAN 20): h1 and h3 reach each other, h2 reaches neither, and
 learning is per VLAN. (Trunk tagging is covered by the unit tests: this
-kernel may lack 802.1Q subinterfaces for the hosts.)"""
+kernel may lack 802.1Q subinterfaces for the hosts.)
+
+Two variants (ngslab.workers_arg): one worker; and `--workers 2` (meson's
+test_bridge_linux_2w): two workers, lcore 1 polling p0 and p2 (h1, h3),
+lcore 2 polling p1 (h2), ether deferred under the flow policy. The flows
+h1 <-> h2 and h2 <-> h3 (RSS buckets 123 and 45 of 128 under the symmetric
+key) belong to lcore 2 and h1 <-> h3 (bucket 86) to lcore 1, so frames from
+h1 and h3 to h2 cross from lcore 1 to lcore 2, both workers learn into the
+one FDB, and lcore 1 (worker 0) ages out what lcore 2 learned. The checks
+are the same; the flat run adds one that the hand-off happened."""
 import os
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from ngslab import Lab, Ngstack, check, drops, events, run_test, sh, telemetry  # noqa: E402
+from ngslab import (Lab, Ngstack, af_packet, check, drops, events, run_test, sh, telemetry,  # noqa: E402
+                    worker_counters, workers_arg, workers_yaml)
+
+WORKERS = workers_arg()
 
 
 def config(lab, prefix, vlans=None):
     ports = "\n".join(f"    - {{port: p{i}{', ' + vlans[i] if vlans else ''}}}" for i in range(3))
-    devices = "\n".join(
-        f'  - {{name: p{i}, device: "net_af_packet{i},iface={lab.port(i)},framecnt=1024"}}' for i in range(3))
+    devices = "\n".join(f"  - {{name: p{i}, {af_packet(i, lab.port(i), WORKERS)}}}" for i in range(3))
+    queues = range(WORKERS)
+    lcore_cpus, workers_text = workers_yaml(
+        WORKERS, {1: [f"p{p}/{q}" for p in (0, 2) for q in queues], 2: [f"p1/{q}" for q in queues]})
+    dispatch = "dispatch: {protocols: {ether: {mode: deferred, policy: flow}}}\n" if WORKERS == 2 else ""
     return f"""mode: bridge
-eal: {{main_lcore: 0, memory_mb: 256, no_huge: true, file_prefix: {prefix}}}
-ports:
+eal:
+  main_lcore: 0
+  memory_mb: 256
+  no_huge: true
+  file_prefix: {prefix}
+{lcore_cpus}ports:
 {devices}
-workers: {{lcores: [1]}}
-bridge:
+{workers_text}bridge:
   aging_ms: 2000
   ports:
 {ports}
-"""
+{dispatch}"""
+
+
+def ether_counters(prefix):
+    """{lcore: (rx packets, ether frames handled)} of every worker."""
+    return {lcore: (worker_counters(prefix, lcore)["rx_packets"],
+                    telemetry(prefix, f"/ngstack/workstream,{lcore}")["ether_handled"])
+            for lcore in telemetry(prefix, "/ngstack/workers")}
+
+
+def check_handoff(lab, prefix):
+    """Two workers: 3 pings h1 -> h2 (neighbours known by now) are 3 echo
+    requests received by lcore 1 (p0) and 3 replies by lcore 2 (p1), all 6
+    bridged by lcore 2, the flow's owner."""
+    before = ether_counters(prefix)
+    r = sh(f"ip netns exec {lab.host(1)} ping -n -c 3 -i 0.2 -W 1 198.18.0.2", check=False)
+    check(r.returncode == 0, f"ping h1 -> h2:\n{r.stdout}")
+    after = ether_counters(prefix)
+    delta = {lc: (after[lc][0] - before[lc][0], after[lc][1] - before[lc][1]) for lc in after}
+    print(f"3 pings h1 -> h2, (rx, ether handled) per worker: {delta}", flush=True)
+    check(delta[1][0] >= 3 and delta[2][1] >= delta[2][0] + 3,
+          f"h1's echo requests received by lcore 1 were bridged by lcore 2: {delta}")
 
 
 def fdb(prefix):
@@ -58,6 +97,8 @@ def test_bridge_flat(lab):
         for i in (1, 2, 3):
             check(table.get((0, mac_of(lab, i))) == f"p{i - 1}", f"h{i}'s MAC learned on p{i - 1}: {table}")
         check(len(table) == 3, f"three stations: {table}")
+        if WORKERS == 2:
+            check_handoff(lab, prefix)
 
         # Unknown unicast: h1 sends to a MAC nobody has; h2 and h3 both see it.
         caps = [subprocess.Popen(["ip", "netns", "exec", lab.host(i), "timeout", "4", "tcpdump", "-ni", "eth0", "-c", "1",
