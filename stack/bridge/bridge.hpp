@@ -62,6 +62,14 @@ class Bridge final : public Service {
   unsigned fdb_size() const { return fdb_->size(); }
   uint64_t fdb_lock_acquisitions() const { return fdb_->lock_acquisitions(); }
 
+  // Read side, for a worker between two of its quiescent reports (poll):
+  // the FDB slot of (vlan, mac) or RcuTable::kNone, and what the slot holds.
+  // The slot keeps its key until the worker's next report, even if the
+  // station ages out meanwhile (tests check that through these).
+  int32_t fdb_find(uint16_t vlan, const rte_ether_addr& mac) const { return fdb_->lookup(key(vlan, mac)); }
+  uint64_t fdb_key_of(int32_t slot) const { return fdb_->key_of(slot); }
+  uint16_t fdb_port_of(int32_t slot) const { return stations_[slot].port.load(std::memory_order_relaxed); }
+
   static uint64_t key(uint16_t vlan, const rte_ether_addr& mac) {
     uint64_t k = static_cast<uint64_t>(vlan) << 48;
     for (int i = 0; i < 6; ++i) k |= static_cast<uint64_t>(mac.addr_bytes[i]) << (8 * (5 - i));

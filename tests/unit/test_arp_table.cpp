@@ -1,9 +1,13 @@
 // The ARP cache and the RCU table under it: states, hold queues, release
 // order, removal with reclamation after a grace period, and concurrent
-// learning from several threads.
+// learning, lookups and walks from several threads.
 #include <gtest/gtest.h>
+#include <rte_cycles.h>
 #include <rte_mbuf.h>
+#include <rte_pause.h>
+#include <rte_rcu_qsbr.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -127,6 +131,32 @@ TEST(ArpTable, RemoveDisposesHeldAndReclaimsAfterGracePeriod) {
   EXPECT_EQ(rte_mempool_avail_count(pool()), pool()->size);
 }
 
+// A slot comes back once its grace period is over, not only at a later
+// removal: here every spare slot is retired while a reader holds the grace
+// period back, and nothing is left to remove when it ends; the next new
+// neighbour still finds a slot.
+TEST(ArpTable, SlotsComeBackAfterTheGracePeriodWithoutAnotherRemoval) {
+  auto t = table(16, 4, 1);
+  t->index().reader_online(0);
+  bool created = false;
+  auto add = [&](uint32_t a) { return t->find_or_create(0, a, Link::make(mac(1), State::reachable), 0, &created); };
+  for (uint32_t round = 0; round < 2; ++round) {
+    std::vector<int32_t> slots;
+    for (uint32_t a = 1; a <= 16; ++a) slots.push_back(add(100 * round + a));
+    for (int32_t s : slots) {
+      ASSERT_NE(s, RcuTable::kNone);
+      t->remove(s, [](rte_mbuf**, uint16_t) {});
+    }
+  }
+  EXPECT_EQ(t->size(), 0u);
+  EXPECT_EQ(t->index().retired(), 32u) << "all 2 x 16 slots wait for the reader";
+  EXPECT_EQ(add(999), RcuTable::kNone) << "no slot may be reused yet";
+  t->index().quiescent(0);
+  EXPECT_NE(add(999), RcuTable::kNone) << "the grace period is over: the insert takes a retired slot";
+  EXPECT_EQ(t->index().retired(), 0u);
+  t->index().reader_offline(0);
+}
+
 TEST(ArpTable, FullTableRefusesNewNeighbours) {
   auto t = table(16);
   bool created = false;
@@ -172,34 +202,99 @@ TEST(ArpTable, WalkHoldsRemovedSlotsUntilItEnds) {
   EXPECT_TRUE(reused_by_new_entries(200, 16)) << "after the walk the slot is reused";
 }
 
-// Several workers learn and look up at once while one ages entries out: no
-// lookup ever returns a slot that holds another neighbour's address.
+// The MAC every test neighbour `addr` has: an identity beside the address.
+rte_ether_addr mac_of(uint32_t addr) {
+  return rte_ether_addr{{0x02, 0x00, static_cast<uint8_t>(addr >> 24), static_cast<uint8_t>(addr >> 16),
+                         static_cast<uint8_t>(addr >> 8), static_cast<uint8_t>(addr)}};
+}
+
+// Whether the entry in `slot` still belongs to neighbour (port 0, addr):
+// the slot's key, the entry's address and port, and its MAC (unless the
+// entry was removed meanwhile, which leaves the link dead).
+bool belongs_to(const ArpTable& t, int32_t slot, uint32_t addr) {
+  const Neighbor& n = t.at(slot);
+  const Link l{n.link.load(std::memory_order_acquire)};
+  const rte_ether_addr want = mac_of(addr);
+  const rte_ether_addr got = l.mac();
+  return t.index().key_of(slot) == ArpTable::key(0, addr) && n.addr == addr && n.port == 0 &&
+         (l.state() == State::dead || rte_is_same_ether_addr(&got, &want));
+}
+
+// Readers look neighbours up while a writer replaces them as fast as it can
+// (remove one, learn another: with a last-in first-out free list the new
+// entry takes the slot just freed, once nothing can read it any more). Each
+// reader stays in its read-side section a while after its lookup, reading
+// the entry again and again: until its next quiescent report, the slot must
+// keep showing the neighbour it looked up, however often that neighbour is
+// removed meanwhile. Reusing a slot before the grace period shows another
+// neighbour's address here within milliseconds.
 TEST(ArpTable, ConcurrentLearnLookupAndRemove) {
-  constexpr unsigned kReaders = 3;
-  auto t = table(256, 4, kReaders);
+  constexpr unsigned kReaders = 2;
+  constexpr unsigned kKeys = 16;
+  auto t = table(64, 4, kReaders);
+  const uint64_t hz = rte_get_tsc_hz();
+  const uint64_t spin = hz / 50000;  // 20 us inside each read-side section
+  std::array<std::atomic<uint32_t>, kKeys> current{};  // the neighbour at each index
+  bool created = false;
+  for (uint32_t i = 0; i < kKeys; ++i) {
+    current[i] = 1 + i;
+    ASSERT_NE(t->find_or_create(0, 1 + i, Link::make(mac_of(1 + i), State::reachable), 0, &created), RcuTable::kNone);
+  }
   std::atomic<bool> stop{false};
-  std::atomic<uint64_t> wrong{0}, hits{0};
+  std::atomic<uint64_t> checked{0}, wrong{0}, replaced{0}, refused{0};
+  std::atomic<uint32_t> first_looked_up{0}, first_seen{0};
   std::vector<std::thread> threads;
   for (unsigned r = 0; r < kReaders; ++r)
     threads.emplace_back([&, r] {
       t->index().reader_online(r);
-      uint32_t a = r;
+      uint32_t x = 7 + r;
       while (!stop.load(std::memory_order_relaxed)) {
-        for (int i = 0; i < 64; ++i) {
-          a = (a * 1103515245u + 12345u) % 512;
-          bool created = false;
-          const int32_t s = t->find_or_create(0, a, Link::make(mac(static_cast<uint8_t>(a)), State::reachable), 0, &created);
-          if (s == RcuTable::kNone) continue;
-          hits.fetch_add(1, std::memory_order_relaxed);
-          if (t->at(s).addr != a && t->index().live(s) && t->find(0, a) == s) wrong.fetch_add(1);
+        x = x * 1103515245u + 12345u;
+        const uint32_t a = current[(x >> 16) % kKeys].load(std::memory_order_relaxed);
+        const int32_t s = t->find(0, a);
+        if (s != RcuTable::kNone) {
+          const uint64_t until = rte_rdtsc() + spin;
+          do {
+            if (!belongs_to(*t, s, a) && wrong.fetch_add(1) == 0) {
+              first_looked_up = a;
+              first_seen = t->at(s).addr;
+            }
+            checked.fetch_add(1, std::memory_order_relaxed);
+            rte_pause();
+          } while (rte_rdtsc() < until);
         }
         t->index().quiescent(r);
       }
       t->index().reader_offline(r);
     });
+  // The writer is the control path (no RCU reader): it looks slots up under
+  // the writer lock only (remove_entry), and learns with find_or_create. It
+  // replaces a batch of neighbours, then waits for a grace period, so that
+  // what it freed is due for reuse before the next batch: slots come back
+  // only at a removal, and a writer that outran the readers would find the
+  // free list empty.
+  threads.emplace_back([&] {
+    uint32_t x = 99, next = 1000;
+    rte_rcu_qsbr* qsbr = t->index().qsbr();
+    while (!stop.load(std::memory_order_relaxed)) {
+      for (int b = 0; b < 32; ++b) {
+        x = x * 1103515245u + 12345u;
+        const unsigned i = (x >> 16) % kKeys;
+        const uint32_t fresh = next++;
+        t->remove_entry(0, current[i].load(std::memory_order_relaxed));
+        if (t->find_or_create(0, fresh, Link::make(mac_of(fresh), State::reachable), 0, &created) == RcuTable::kNone)
+          refused.fetch_add(1);
+        current[i].store(fresh, std::memory_order_relaxed);
+        replaced.fetch_add(1, std::memory_order_relaxed);
+      }
+      const uint64_t token = rte_rcu_qsbr_start(qsbr);
+      while (!stop.load(std::memory_order_relaxed) && rte_rcu_qsbr_check(qsbr, token, false) == 0)
+        std::this_thread::yield();
+    }
+  });
   // A control-plane walker (telemetry, `ngstack show`) reads every live
   // entry while slots are removed and reused: inside its Walk no entry it
-  // reads changes under it, so each entry's fields match its key.
+  // reads changes under it, so each entry's fields keep matching its key.
   std::atomic<uint64_t> walked{0}, torn{0};
   threads.emplace_back([&] {
     while (!stop.load(std::memory_order_relaxed)) {
@@ -207,28 +302,27 @@ TEST(ArpTable, ConcurrentLearnLookupAndRemove) {
       for (unsigned s = 0; s < t->slots(); ++s) {
         const auto slot = static_cast<int32_t>(s);
         if (!t->index().live(slot)) continue;
-        const uint64_t k = t->index().key_of(slot);
-        const Neighbor& n = t->at(slot);
-        const uint16_t port = n.port;
-        const uint32_t addr = n.addr;
-        // Now and then give the writer time to remove the slot and a reader
-        // to reuse it (a grace period needs every worker's quiescent report).
-        if (s % 16 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-        if (ArpTable::key(port, addr) != k || n.addr != addr || n.port != port) torn.fetch_add(1);
+        const auto addr = static_cast<uint32_t>(t->index().key_of(slot));
+        const uint64_t until = rte_rdtsc() + spin / 8;
+        do {
+          if (!belongs_to(*t, slot, addr)) torn.fetch_add(1);
+          rte_pause();
+        } while (rte_rdtsc() < until);
         walked.fetch_add(1, std::memory_order_relaxed);
       }
     }
   });
-  for (int round = 0; round < 200; ++round) {
-    for (unsigned s = 0; s < t->slots(); ++s)
-      if (t->index().live(static_cast<int32_t>(s)) && (s + static_cast<unsigned>(round)) % 3 == 0)
-        t->remove(static_cast<int32_t>(s), [](rte_mbuf**, uint16_t) {});
-    std::this_thread::yield();
-  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
   stop = true;
   for (auto& th : threads) th.join();
-  EXPECT_GT(hits.load(), 1000u);
-  EXPECT_EQ(wrong.load(), 0u);
+  // Each batch waits for every reader: on a loaded 2-core machine that is a
+  // scheduler time slice, so a few hundred batches a second at best.
+  EXPECT_GT(replaced.load(), 100u) << "the writer replaced neighbours";
+  EXPECT_EQ(refused.load(), 0u) << "a new neighbour found no free slot";
+  EXPECT_GT(checked.load(), 1000u) << "the readers read entries";
+  EXPECT_EQ(wrong.load(), 0u) << "a reader that looked up neighbour " << first_looked_up.load()
+                              << " read a slot that shows neighbour " << first_seen.load()
+                              << " before its next quiescent report: the slot was reused within the grace period";
   EXPECT_GT(walked.load(), 10u) << "the walker read entries";
   EXPECT_EQ(torn.load(), 0u) << "a walked entry changed under the walk";
 }

@@ -1,12 +1,14 @@
 // The bridge over real DPDK ports (net_ring, whose tx rings the test reads
 // back): learning, known unicast, flooding by VLAN, 802.1Q tagging and
 // untagging between access and trunk ports, filtering, station moves, the
-// table limit, ageing, and a pool that is full again at the end.
+// table limit, ageing, workers sharing the FDB, and a pool that is full again
+// at the end.
 #include <gtest/gtest.h>
 #include <rte_cycles.h>
 #include <rte_eth_ring.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
+#include <rte_pause.h>
 #include <rte_ring.h>
 
 #include <algorithm>
@@ -278,8 +280,11 @@ TEST_F(BridgeTest, TableLimitAndAgeing) {
 
 // Three workers learn, move stations between ports and forward at once while
 // worker 0 also ages entries out: every FDB entry points at a port its station
-// was really seen on, the table never exceeds its limit, and every mbuf comes
-// back. Under ThreadSanitizer (deploy/setup.sh) this is the FDB's race test.
+// was really seen on, the table never exceeds its limit, no slot a worker
+// looked up is reused for another station before that worker's next
+// quiescent report, and every mbuf comes back. Under ThreadSanitizer
+// (deploy/setup.sh) this is the FDB's race test; in any build, reusing a slot
+// before its grace period fails it within the first few hundred milliseconds.
 TEST_F(BridgeTest, WorkersLearnMoveAndAgeAtOnce) {
   constexpr unsigned kWorkers = 3;
   constexpr unsigned kStations = 40;
@@ -320,7 +325,9 @@ TEST_F(BridgeTest, WorkersLearnMoveAndAgeAtOnce) {
   // seen[s] has bit p set once station s sent a frame on port p.
   std::array<std::atomic<unsigned>, kStations + 1> seen{};
   std::atomic<bool> stop{false};
-  std::atomic<uint64_t> bridged{0};
+  std::atomic<uint64_t> bridged{0}, probed{0}, reused{0};
+  std::atomic<unsigned> reused_station{0}, reused_by{0};
+  const uint64_t spin = rte_get_tsc_hz() / 50000;  // 20 us
   auto drain = [&] {
     rte_mbuf* out[64];
     for (auto* t : tx)
@@ -356,6 +363,25 @@ TEST_F(BridgeTest, WorkersLearnMoveAndAgeAtOnce) {
           bridged.fetch_add(1, std::memory_order_relaxed);
         }
         bufs[w]->flush_all();
+        // Still inside the read-side section: look up the station of the
+        // last frame (just learned, unless the table was full) and read its
+        // slot for a while. Until this worker's quiescent report the slot
+        // keeps that station's key, even when worker 0 ages the station out
+        // and the workers learn other stations into freed slots meanwhile.
+        const auto station = static_cast<uint8_t>(1 + (r >> 8) % kStations);
+        if (const int32_t slot = bridge->fdb_find(0, mac(station)); slot != RcuTable::kNone) {
+          const uint64_t k = Bridge::key(0, mac(station));
+          const uint64_t until = rte_rdtsc() + spin;
+          do {
+            const uint64_t now_key = bridge->fdb_key_of(slot);
+            if (now_key != k && reused.fetch_add(1) == 0) {
+              reused_station = station;
+              reused_by = static_cast<unsigned>(now_key & 0xff);
+            }
+            rte_pause();
+          } while (rte_rdtsc() < until);
+          probed.fetch_add(1, std::memory_order_relaxed);
+        }
         // Quiescent report. Worker 0 also ages, on a clock that runs 100 ms
         // ahead per iteration: every scan finds stations idle for longer than
         // 1 ms and removes them while the others learn them again.
@@ -373,6 +399,10 @@ TEST_F(BridgeTest, WorkersLearnMoveAndAgeAtOnce) {
   for (auto& t : threads) t.join();
   drain();
 
+  EXPECT_GT(probed.load(), 100u) << "the workers read FDB slots between quiescent reports";
+  EXPECT_EQ(reused.load(), 0u) << "a worker that looked up station " << reused_station.load()
+                               << " read a slot that holds station " << reused_by.load()
+                               << " before its next quiescent report: the slot was reused within the grace period";
   EXPECT_LE(bridge->fdb_size(), 32u);
   for (const auto& e : bridge->fdb()) {
     const unsigned station = e.mac.addr_bytes[5];
