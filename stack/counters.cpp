@@ -16,6 +16,7 @@ std::string_view drop_reason_name(DropReason r) {
     case DropReason::arp_bad_sender: return "arp_bad_sender";
     case DropReason::arp_not_for_us: return "arp_not_for_us";
     case DropReason::arp_hold_full: return "arp_hold_full";
+    case DropReason::arp_hold_budget: return "arp_hold_budget";
     case DropReason::arp_table_full: return "arp_table_full";
     case DropReason::arp_unresolved: return "arp_unresolved";
     case DropReason::ipv4_truncated: return "ipv4_truncated";

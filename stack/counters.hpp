@@ -33,6 +33,7 @@ enum class DropReason : uint8_t {
   arp_bad_sender,      // sender is a martian, our own address, or a broadcast MAC
   arp_not_for_us,      // a request or reply about an address that is not ours
   arp_hold_full,       // the neighbour's hold queue was full
+  arp_hold_budget,     // all hold queues together held router.arp.hold_total packets
   arp_table_full,      // no room for a new neighbour
   arp_unresolved,      // held until the neighbour failed to answer (or until stop)
   // IPv4 input (stack/ipv4/input.hpp, RFC 1812 §5.2.2 order)

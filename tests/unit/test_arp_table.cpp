@@ -1,6 +1,7 @@
-// The ARP cache and the RCU table under it: states, hold queues, release
-// order, removal with reclamation after a grace period, and concurrent
-// learning, lookups and walks from several threads.
+// The ARP cache and the RCU table under it: states, hold queues and the
+// table-wide hold budget, release order, removal with reclamation after a
+// grace period, and concurrent learning, lookups and walks from several
+// threads.
 #include <gtest/gtest.h>
 #include <rte_cycles.h>
 #include <rte_mbuf.h>
@@ -170,6 +171,130 @@ TEST(ArpTable, FullTableRefusesNewNeighbours) {
   for (uint32_t a = 100; a < 200; ++a)
     EXPECT_EQ(t->find_or_create(0, a, Link::make(mac(1), State::reachable), 0, &created), RcuTable::kNone);
   EXPECT_EQ(t->index().lock_acquisitions(), locks) << "a full table is checked before locking";
+}
+
+// The table-wide hold budget (router.arp.hold_total): a sender spraying a
+// large connected subnet makes many incomplete entries, and together they
+// hold no more than the budget. Exactly the overflow is refused, as
+// budget_full (counted as arp_hold_budget); each queue keeps its own limit
+// (arp_hold_full); and what is held returns to zero as entries resolve or go.
+TEST(ArpTable, HoldBudgetBoundsAllQueuesTogether) {
+  pool();
+  auto made = ArpTable::create({64, 4, 1, /*hold_total=*/10});
+  ASSERT_TRUE(made.ok()) << made.error();
+  auto& t = *made;
+  EXPECT_EQ(t->hold_budget(), 10u);
+  bool created = false;
+  std::vector<int32_t> slots;
+  for (uint32_t a = 1; a <= 8; ++a)
+    slots.push_back(t->find_or_create(0, a, Link::make({}, State::incomplete), 0, &created));
+  DropCounters drops;
+  unsigned taken = 0;
+  Link link;
+  // Three packets for each of 8 neighbours: 24 offered, 10 fit.
+  for (int32_t s : slots)
+    for (int i = 0; i < 3; ++i) {
+      rte_mbuf* m = rte_pktmbuf_alloc(pool());
+      const Hold h = t->hold(s, m, &link);
+      if (h == Hold::taken) {
+        ++taken;
+        continue;
+      }
+      EXPECT_NE(h, Hold::resolved);
+      drops.inc(hold_drop_reason(h));
+      rte_pktmbuf_free(m);
+    }
+  EXPECT_EQ(taken, 10u);
+  EXPECT_EQ(t->held_total(), 10u);
+  EXPECT_EQ(drops.get(DropReason::arp_hold_budget), 14u) << "exactly the overflow, under its own name";
+  EXPECT_EQ(drops.get(DropReason::arp_hold_full), 0u);
+  EXPECT_EQ(drop_reason_name(DropReason::arp_hold_budget), "arp_hold_budget");
+  bool full = false;
+  rte_mbuf* extra = rte_pktmbuf_alloc(pool());
+  EXPECT_FALSE(t->hold(slots[5], extra, &link, &full));
+  EXPECT_TRUE(full) << "the bool form reports the budget as full";
+
+  // Neighbour 1 answers: its 3 packets leave and give their room back.
+  unsigned released = 0;
+  t->confirm(slots[0], mac(1), 1, [&](rte_mbuf** held, uint16_t n, const rte_ether_addr&) {
+    released += n;
+    rte_pktmbuf_free_bulk(held, n);
+  });
+  EXPECT_EQ(released, 3u);
+  EXPECT_EQ(t->held_total(), 7u);
+  EXPECT_EQ(t->hold(slots[0], extra, &link), Hold::resolved) << "a resolved entry holds nothing";
+  // Neighbour 4 (1 held) takes 3 more: then its own queue of 4 is full first.
+  for (int i = 0; i < 3; ++i) {
+    rte_mbuf* m = rte_pktmbuf_alloc(pool());
+    ASSERT_EQ(t->hold(slots[3], m, &link), Hold::taken);
+  }
+  EXPECT_EQ(t->hold(slots[3], extra, &link), Hold::queue_full);
+  EXPECT_EQ(hold_drop_reason(Hold::queue_full), DropReason::arp_hold_full);
+  EXPECT_EQ(t->held_total(), 10u);
+  EXPECT_EQ(t->hold(slots[6], extra, &link), Hold::budget_full);
+  rte_pktmbuf_free(extra);
+
+  // Neighbour 2 fails to answer (removed with its 3 packets), the rest are confirmed.
+  unsigned disposed = 0;
+  t->remove(slots[1], [&](rte_mbuf** held, uint16_t n) {
+    disposed += n;
+    rte_pktmbuf_free_bulk(held, n);
+  });
+  EXPECT_EQ(disposed, 3u);
+  EXPECT_EQ(t->held_total(), 7u);
+  for (std::size_t i = 2; i < slots.size(); ++i)
+    t->confirm(slots[i], mac(2), 2, [&](rte_mbuf** held, uint16_t n, const rte_ether_addr&) {
+      rte_pktmbuf_free_bulk(held, n);
+    });
+  EXPECT_EQ(t->held_total(), 0u) << "nothing held once every entry resolved or went";
+  EXPECT_EQ(rte_mempool_avail_count(pool()), pool()->size);
+
+  // 0 (the default): only the per-entry bound, capacity x hold_packets in all.
+  EXPECT_EQ(table(64, 4)->hold_budget(), 256u);
+}
+
+// Workers holding packets on their own neighbours at once never take more
+// than the budget between them: one atomic, reserved with a compare-and-swap.
+TEST(ArpTable, HoldBudgetIsExactWithConcurrentHolders) {
+  constexpr unsigned kThreads = 3, kPerThread = 120, kBudget = 100;
+  pool();
+  auto made = ArpTable::create({64, 16, kThreads, kBudget});
+  ASSERT_TRUE(made.ok()) << made.error();
+  auto& t = *made;
+  bool created = false;
+  std::vector<std::vector<int32_t>> own(kThreads);
+  std::vector<std::vector<rte_mbuf*>> pkts(kThreads);
+  for (unsigned w = 0; w < kThreads; ++w)
+    for (uint32_t a = 0; a < 8; ++a) {
+      own[w].push_back(t->find_or_create(0, 100 * (w + 1) + a, Link::make({}, State::incomplete), 0, &created));
+      for (unsigned i = 0; i < kPerThread / 8; ++i) pkts[w].push_back(rte_pktmbuf_alloc(pool()));
+    }
+  std::atomic<unsigned> taken{0}, over{0};
+  std::vector<std::thread> threads;
+  for (unsigned w = 0; w < kThreads; ++w)
+    threads.emplace_back([&, w] {
+      Link link;
+      for (std::size_t i = 0; i < pkts[w].size(); ++i) {
+        const Hold h = t->hold(own[w][i % 8], pkts[w][i], &link);
+        if (h == Hold::taken) {
+          taken.fetch_add(1);
+          pkts[w][i] = nullptr;
+        } else if (h == Hold::budget_full) {
+          over.fetch_add(1);
+        }
+      }
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(taken.load(), kBudget);
+  EXPECT_EQ(over.load(), kThreads * kPerThread - kBudget);
+  EXPECT_EQ(t->held_total(), kBudget);
+  for (auto& v : pkts)
+    for (auto* m : v)
+      if (m) rte_pktmbuf_free(m);
+  for (auto& v : own)
+    for (int32_t s : v) t->remove(s, [](rte_mbuf** held, uint16_t n) { rte_pktmbuf_free_bulk(held, n); });
+  EXPECT_EQ(t->held_total(), 0u);
+  EXPECT_EQ(rte_mempool_avail_count(pool()), pool()->size);
 }
 
 // A control-plane walk (telemetry, `ngstack show`) is an RCU reader: a slot
