@@ -249,7 +249,8 @@ std::string dump_yaml(const Config& cfg) {
   }
   if (cfg.mode == Mode::bridge) {
     const auto& b = cfg.bridge;
-    o << "bridge:\n  aging_ms: " << b.aging_ms << "\n  max_entries: " << b.max_entries << "\n  ports:\n";
+    o << "bridge:\n  aging_ms: " << b.aging_ms << "\n  max_entries: " << b.max_entries
+      << "\n  learn_rate: " << b.learn_rate << "\n  learn_burst: " << b.learn_burst << "\n  ports:\n";
     for (const auto& bp : b.ports) {
       o << "    - port: " << cfg.ports[bp.port].name << "\n";
       if (bp.access_vlan) o << "      vlan: " << bp.access_vlan << "\n";

@@ -202,6 +202,10 @@ struct BridgeConfig {
   std::vector<BridgePortConfig> ports;
   unsigned aging_ms = 300000;  // IEEE 802.1D default: 300 s
   unsigned max_entries = 4096;
+  // New stations each worker may learn: a token bucket of learn_rate per
+  // second, up to learn_burst at once. Frames whose source waits are flooded.
+  unsigned learn_rate = 10000;
+  unsigned learn_burst = 1000;
 };
 
 // Traffic mode: ngstack as a tester (as TRex or pktgen-dpdk are used).

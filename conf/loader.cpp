@@ -558,6 +558,8 @@ void load_bridge(MapReader& top, Config& cfg) {
   BridgeConfig& bc = cfg.bridge;
   bc.aging_ms = static_cast<unsigned>(r.integer("aging_ms", 100, 86400000, bc.aging_ms));
   bc.max_entries = static_cast<unsigned>(r.integer("max_entries", 16, 1 << 20, bc.max_entries));
+  bc.learn_rate = static_cast<unsigned>(r.integer("learn_rate", 1, 100000000, bc.learn_rate));
+  bc.learn_burst = static_cast<unsigned>(r.integer("learn_burst", 1, 1 << 20, bc.learn_burst));
   if (!r.has("ports")) r.fail(r.node(), "bridge", "missing key \"ports\"");
   YAML::Node ps = r.take("ports");
   sequence(r, ps, "bridge.ports");

@@ -70,6 +70,7 @@ std::string_view event_name(Event e) {
     case Event::bridge_moved: return "bridge_moved";
     case Event::bridge_flooded: return "bridge_flooded";
     case Event::bridge_fdb_full: return "bridge_fdb_full";
+    case Event::bridge_learn_limited: return "bridge_learn_limited";
     case Event::traffic_generated: return "traffic_generated";
     case Event::traffic_sunk: return "traffic_sunk";
     case Event::traffic_no_mbuf: return "traffic_no_mbuf";

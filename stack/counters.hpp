@@ -88,6 +88,7 @@ enum class Event : uint8_t {
   bridge_moved,       // a known MAC seen on another port (station move)
   bridge_flooded,     // frames sent to every port of their VLAN
   bridge_fdb_full,    // a MAC not learned: the table was full
+  bridge_learn_limited,  // a MAC not learned (yet): the worker's bridge.learn_rate was spent
   traffic_generated,  // frames a generator sent (also counted as originated)
   traffic_sunk,       // frames a sink counted (also counted as consumed)
   traffic_no_mbuf,    // generator bursts cut short: the pool was empty

@@ -20,6 +20,13 @@
 // few times per ageing period, so workers do not fight over its cache line).
 // Flooded frames are shared between egress ports by reference count, not
 // copied, unless the egress encapsulation differs.
+//
+// Learning is rate-limited per worker (bridge.learn_rate, learn_burst): a
+// flood of new source MACs (macof) would otherwise take the writer lock once
+// per frame on every worker. A source that cannot be learned now is counted
+// (bridge_learn_limited) and its frame is forwarded as usual, flooded when
+// its destination is unknown; a later frame learns it. A full table is
+// checked first, and spends no token.
 #pragma once
 
 #include <rte_ether.h>
@@ -35,6 +42,7 @@
 #include "conf/result.hpp"
 #include "stack/rcu_table.hpp"
 #include "stack/service.hpp"
+#include "stack/token_bucket.hpp"
 
 namespace ngstack::stack {
 
@@ -109,14 +117,20 @@ class Bridge final : public Service {
   std::unique_ptr<Station[]> stations_;
   uint64_t aging_cycles_ = 0, refresh_cycles_ = 0, next_aging_ = 0;
   std::vector<WorkerIo> io_;
-  // Per worker: the station it last confirmed, so that a run of frames from
-  // one station costs one FDB lookup. `tsc` bounds how long it is trusted.
-  struct alignas(RTE_CACHE_LINE_SIZE) Memo {
+  // The station a worker last confirmed, so that a run of frames from one
+  // station costs one FDB lookup. `tsc` bounds how long it is trusted.
+  struct Memo {
     uint64_t key = UINT64_MAX;
     uint16_t port = 0;
     uint64_t tsc = 0;
   };
-  std::vector<Memo> memo_;
+  // What one worker owns, on cache lines of its own.
+  struct alignas(RTE_CACHE_LINE_SIZE) PerWorker {
+    PerWorker(double learn_rate, double learn_burst, uint64_t hz) : learn_bucket(learn_rate, learn_burst, hz) {}
+    Memo memo;
+    TokenBucket learn_bucket;  // new stations this worker may learn (bridge.learn_rate)
+  };
+  std::vector<std::unique_ptr<PerWorker>> per_worker_;
 };
 
 }  // namespace ngstack::stack

@@ -1,8 +1,8 @@
 // The bridge over real DPDK ports (net_ring, whose tx rings the test reads
 // back): learning, known unicast, flooding by VLAN, 802.1Q tagging and
 // untagging between access and trunk ports, filtering, station moves, the
-// table limit, ageing, workers sharing the FDB, and a pool that is full again
-// at the end.
+// table limit, ageing, rate-limited learning, workers sharing the FDB, and a
+// pool that is full again at the end.
 #include <gtest/gtest.h>
 #include <rte_cycles.h>
 #include <rte_eth_ring.h>
@@ -87,9 +87,13 @@ class BridgeTest : public ::testing::Test {
     return info;
   }
 
-  void make(std::vector<std::string> vlans, unsigned max_entries = 64, unsigned aging_ms = 1000) {
-    auto b = Bridge::create(bridge_config(vlans, max_entries, aging_ms), port_info(ids_), pool_, 1,
-                            rte_get_tsc_hz());
+  void make(std::vector<std::string> vlans, unsigned max_entries = 64, unsigned aging_ms = 1000,
+            unsigned learn_rate = conf::BridgeConfig{}.learn_rate,
+            unsigned learn_burst = conf::BridgeConfig{}.learn_burst) {
+    conf::Config cfg = bridge_config(vlans, max_entries, aging_ms);
+    cfg.bridge.learn_rate = learn_rate;
+    cfg.bridge.learn_burst = learn_burst;
+    auto b = Bridge::create(cfg, port_info(ids_), pool_, 1, rte_get_tsc_hz());
     ASSERT_TRUE(b.ok()) << b.error();
     bridge_ = std::move(*b);
     tx_buffers_ = std::make_unique<TxBuffers>(ids_, 0, 32, drops_);
@@ -276,6 +280,60 @@ TEST_F(BridgeTest, TableLimitAndAgeing) {
   EXPECT_EQ(bridge_->fdb_size(), 0u) << "aged out";
 }
 
+// A flood of new source MACs (macof) from one worker: it learns its burst at
+// once, then at its rate; every frame is still flooded, every source it did
+// not learn is counted as bridge_learn_limited, and the FDB writer lock is
+// taken once per station learned, never for a frame it refused.
+TEST_F(BridgeTest, LearningIsRateLimitedPerWorker) {
+  constexpr unsigned kRate = 1000, kBurst = 64;
+  make({"", "", ""}, /*max_entries=*/4096, /*aging_ms=*/300000, kRate, kBurst);
+  const double hz = static_cast<double>(rte_get_tsc_hz());
+  unsigned next = 0;
+  auto flood_of_new_sources = [&](unsigned n) {
+    for (unsigned i = 0; i < n; ++i, ++next) {
+      rte_mbuf* m = frame(0, 1, 0xee);
+      rte_pktmbuf_mtod(m, rte_ether_hdr*)->src_addr =
+          rte_ether_addr{{0x02, 0x01, 0, 0, static_cast<uint8_t>(next >> 8), static_cast<uint8_t>(next)}};
+      input(m);
+      free_all(sent(1)), free_all(sent(2));
+    }
+  };
+  const uint64_t locks0 = bridge_->fdb_lock_acquisitions();
+  const uint64_t t0 = rte_rdtsc();
+  flood_of_new_sources(2000);
+  const uint64_t t1 = rte_rdtsc();
+  const double first_s = static_cast<double>(t1 - t0) / hz;
+  const uint64_t learned = events_.get(Event::bridge_learned);
+  EXPECT_GE(learned, kBurst) << "the burst is learned at once";
+  EXPECT_LE(learned, kBurst + kRate * first_s + 1) << "then no faster than the rate (" << first_s << " s)";
+  EXPECT_EQ(learned + events_.get(Event::bridge_learn_limited), 2000u) << "every source not learned is counted";
+  EXPECT_EQ(events_.get(Event::bridge_flooded), 2000u) << "and its frame still flooded";
+  EXPECT_EQ(bridge_->fdb_size(), learned);
+  EXPECT_LE(bridge_->fdb_lock_acquisitions() - locks0, learned) << "no writer lock for a source not learned";
+
+  // Idle for 30 ms: at 1000/s the worker may learn about 30 more (never more than the burst).
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  flood_of_new_sources(500);
+  const double since_s = static_cast<double>(rte_rdtsc() - t1) / hz;
+  const uint64_t more = events_.get(Event::bridge_learned) - learned;
+  EXPECT_GE(more, 29u) << "tokens come back at the rate";
+  // At most a full bucket when the second flood starts plus the rate while it lasts,
+  // and at most the rate since the first flood ended (with what was left of a token).
+  EXPECT_LE(more, std::min(kBurst + kRate * (since_s - 0.030), kRate * since_s + 1) + 1) << since_s << " s";
+  EXPECT_EQ(events_.get(Event::bridge_learned) + events_.get(Event::bridge_learn_limited), 2500u);
+  EXPECT_LE(bridge_->fdb_lock_acquisitions() - locks0, learned + more);
+
+  // A known station needs no token: a frame to the first learned station is forwarded, not flooded.
+  const uint64_t flooded = events_.get(Event::bridge_flooded);
+  rte_mbuf* m = frame(1, 7, 0xee);
+  rte_pktmbuf_mtod(m, rte_ether_hdr*)->dst_addr = rte_ether_addr{{0x02, 0x01, 0, 0, 0, 0}};
+  input(m);
+  auto to0 = sent(0);
+  EXPECT_EQ(to0.size(), 1u);
+  free_all(to0), free_all(sent(2));
+  EXPECT_EQ(events_.get(Event::bridge_flooded), flooded);
+}
+
 }  // namespace
 
 // Three workers learn, move stations between ports and forward at once while
@@ -300,9 +358,12 @@ TEST_F(BridgeTest, WorkersLearnMoveAndAgeAtOnce) {
     ids.push_back(static_cast<uint16_t>(id));
     tx.push_back(t);
   }
-  // Fewer entries than stations: the limit is hit too.
-  auto b = Bridge::create(bridge_config({"", "", ""}, 32, /*aging_ms=*/1), port_info(ids), pool_, kWorkers,
-                          rte_get_tsc_hz());
+  // Fewer entries than stations: the limit is hit too. Learning is not
+  // rate-limited here: stations age out and are learned again all the time.
+  conf::Config cfg = bridge_config({"", "", ""}, 32, /*aging_ms=*/1);
+  cfg.bridge.learn_rate = 100000000;
+  cfg.bridge.learn_burst = 1 << 20;
+  auto b = Bridge::create(cfg, port_info(ids), pool_, kWorkers, rte_get_tsc_hz());
   ASSERT_TRUE(b.ok()) << b.error();
   std::unique_ptr<Bridge> bridge = std::move(*b);
   std::vector<std::unique_ptr<DropCounters>> drops;

@@ -62,6 +62,13 @@ std::string error_of(const std::string& yaml) {
   return r.ok() ? "" : r.error();
 }
 
+// `yaml` with `from` replaced by `to`.
+std::string edited_in(std::string yaml, const std::string& from, const std::string& to) {
+  auto at = yaml.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  return yaml.replace(at, from.size(), to);
+}
+
 // The error for `yaml` with `from` replaced by `to`.
 std::string error_with(std::string yaml, const std::string& from, const std::string& to) {
   auto at = yaml.find(from);
@@ -476,12 +483,27 @@ TEST(Config, BridgeSection) {
   EXPECT_EQ(r->bridge.aging_ms, 2000u);
   EXPECT_EQ(r->bridge.ports[0].access_vlan, 10);
   EXPECT_EQ(r->bridge.ports[1].trunk_vlans, (std::vector<uint16_t>{10, 20}));
+  EXPECT_EQ(r->bridge.learn_rate, 10000u) << "default: new stations per second per worker";
+  EXPECT_EQ(r->bridge.learn_burst, 1000u);
   auto again = load_string(dump_yaml(*r), "dump.yaml");
   ASSERT_TRUE(again.ok()) << again.error();
   EXPECT_EQ(without_notes(dump_yaml(*again)), without_notes(dump_yaml(*r)));
+  const std::string learn = "  aging_ms: 2000\n  learn_rate: 500\n  learn_burst: 20\n";
+  auto limited = load_string(edited_in(s, "  aging_ms: 2000\n", learn), "t.yaml");
+  ASSERT_TRUE(limited.ok()) << limited.error();
+  EXPECT_EQ(limited->bridge.learn_rate, 500u);
+  EXPECT_EQ(limited->bridge.learn_burst, 20u);
+  auto limited_again = load_string(dump_yaml(*limited), "dump.yaml");
+  ASSERT_TRUE(limited_again.ok()) << limited_again.error();
+  EXPECT_EQ(limited_again->bridge.learn_rate, 500u);
+  EXPECT_EQ(limited_again->bridge.learn_burst, 20u);
 
   auto bad = [&](const std::string& from, const std::string& to) { return error_with(s, from, to); };
   EXPECT_EQ(bad("vlan: 10", "vlan: 4095"), "t.yaml:23:24: bridge.ports[0].vlan: must be in [1, 4094], got 4095");
+  EXPECT_EQ(bad("aging_ms: 2000", "learn_rate: 0"),
+            "t.yaml:21:15: bridge.learn_rate: must be in [1, 100000000], got 0");
+  EXPECT_EQ(bad("aging_ms: 2000", "learn_burst: 0"),
+            "t.yaml:21:16: bridge.learn_burst: must be in [1, 1048576], got 0");
   // `vlan: 010` once became VLAN 8.
   EXPECT_EQ(bad("vlan: 10", "vlan: 010"),
             "t.yaml:23:24: bridge.ports[0].vlan: expected a decimal integer without leading zeros, got \"010\" (YAML "
