@@ -84,27 +84,63 @@ bool Config::is_output(std::size_t port_index) const {
   return false;
 }
 
-unsigned Config::mbufs_needed() const {
-  if (mempool.mbufs != 0) return mempool.mbufs;
-  unsigned long n = 0;
-  for (const auto& p : ports) n += 1ul * p.rx_queues * p.rx_ring + 1ul * tx_queues_of(p) * p.tx_ring;
+uint64_t Config::ring_mbufs() const {
+  uint64_t n = 0;
+  for (const auto& p : ports) n += uint64_t{p.rx_queues} * p.rx_ring + uint64_t{tx_queues_of(p)} * p.tx_ring;
+  return n;
+}
+
+uint64_t Config::reassembly_mbufs() const {
+  if (mode != Mode::router) return 0;
+  return uint64_t{workers.list.size()} * router.reassembly.max_datagrams * kMaxFragmentsPerDatagram;
+}
+
+namespace {
+
+// What `mempool.mbufs: auto` needs for everything but the ARP hold budget.
+uint64_t auto_mbufs_besides_hold(const Config& c) {
+  uint64_t n = c.ring_mbufs();
   // Per worker: one rx burst in hand plus one tx buffer per port.
-  n += 1ul * workers.list.size() * workers.burst * (1 + ports.size());
+  n += uint64_t{c.workers.list.size()} * c.workers.burst * (1 + c.ports.size());
   // Per-lcore mempool caches may hold up to 1.5x their size.
-  n += 3ul * mempool.cache * eal.cores.size() / 2;
+  n += 3ull * c.mempool.cache * c.eal.cores.size() / 2;
   // Headroom for PMDs that keep their own mbufs (net_pcap infinite_rx copies the
   // whole capture into mbufs).
   n += 8192;
-  // Router and bridge: packets waiting for ARP, fragments being reassembled,
-  // flood copies and locally originated packets in flight.
-  if (mode == Mode::router) n += 4096 + 2ul * router.reassembly.max_datagrams;
-  if (mode == Mode::bridge) n += 4096;
+  // Router: fragments being reassembled (each datagram up to its fragment
+  // limit) and packets made here in flight (ARP requests, ICMP errors,
+  // fragments out). Bridge: flood copies in flight.
+  if (c.mode == Mode::router) n += 4096 + c.reassembly_mbufs();
+  if (c.mode == Mode::bridge) n += 4096;
   // Generators: one burst being built and one waiting for tx room, each.
-  for (const auto& g : traffic.generators) n += 2ul * g.burst;
+  for (const auto& g : c.traffic.generators) n += 2ull * g.burst;
+  return n;
+}
+
+}  // namespace
+
+unsigned Config::arp_hold_total() const {
+  const uint64_t all = uint64_t{router.arp.max_entries} * router.arp.hold_packets;
+  if (router.arp.hold_total != 0) return static_cast<unsigned>(std::min<uint64_t>(router.arp.hold_total, all));
+  const uint64_t pool = mempool.mbufs != 0 ? mempool.mbufs : auto_mbufs_besides_hold(*this);
+  return static_cast<unsigned>(std::min(all, pool / 4));
+}
+
+uint64_t Config::mbufs_pinned() const {
+  uint64_t n = ring_mbufs();
+  if (mode == Mode::router) n += arp_hold_total() + reassembly_mbufs();
+  return n;
+}
+
+unsigned Config::mbufs_needed() const {
+  if (mempool.mbufs != 0) return mempool.mbufs;
+  uint64_t n = auto_mbufs_besides_hold(*this);
+  // Router: packets waiting for ARP, all hold queues together.
+  if (mode == Mode::router) n += arp_hold_total();
   // A power of two minus one is the mempool's optimal size.
-  unsigned long pow2 = 1;
+  uint64_t pow2 = 1;
   while (pow2 - 1 < n) pow2 <<= 1;
-  return static_cast<unsigned>(pow2 - 1);
+  return static_cast<unsigned>(std::min<uint64_t>(pow2 - 1, UINT32_MAX));
 }
 
 void assign_rx_queues(Config& cfg) {
@@ -202,8 +238,9 @@ std::string dump_yaml(const Config& cfg) {
     const auto& a = r.arp;
     o << "  arp:\n    reachable_ms: " << a.reachable_ms << "\n    stale_ms: " << a.stale_ms << "\n    retries: "
       << a.retries << "\n    retry_ms: " << a.retry_ms << "\n    hold_packets: " << a.hold_packets
-      << "\n    max_entries: " << a.max_entries << "\n    learn_rate: " << a.learn_rate
-      << "\n    learn_burst: " << a.learn_burst << "\n    static:" << (a.statics.empty() ? " []" : "") << "\n";
+      << "\n    max_entries: " << a.max_entries << "\n    hold_total: " << cfg.arp_hold_total()
+      << (a.hold_total ? "" : "  # auto") << "\n    learn_rate: " << a.learn_rate << "\n    learn_burst: "
+      << a.learn_burst << "\n    static:" << (a.statics.empty() ? " []" : "") << "\n";
     for (const auto& sn : a.statics)
       o << "      - {port: " << cfg.ports[sn.port].name << ", address: " << format_ipv4(sn.addr)
         << ", mac: \"" << format_mac(sn.mac) << "\"}\n";
@@ -213,7 +250,8 @@ std::string dump_yaml(const Config& cfg) {
   }
   if (cfg.mode == Mode::bridge) {
     const auto& b = cfg.bridge;
-    o << "bridge:\n  aging_ms: " << b.aging_ms << "\n  max_entries: " << b.max_entries << "\n  ports:\n";
+    o << "bridge:\n  aging_ms: " << b.aging_ms << "\n  max_entries: " << b.max_entries
+      << "\n  learn_rate: " << b.learn_rate << "\n  learn_burst: " << b.learn_burst << "\n  ports:\n";
     for (const auto& bp : b.ports) {
       o << "    - port: " << cfg.ports[bp.port].name << "\n";
       if (bp.access_vlan) o << "      vlan: " << bp.access_vlan << "\n";

@@ -99,9 +99,10 @@ struct ForwarderConfig {
 };
 
 struct MempoolConfig {
-  unsigned mbufs = 0;  // 0: sized from rings, queues and workers
+  unsigned mbufs = 0;  // 0: sized from rings, queues, workers and what the stack may hold (mbufs_needed)
   unsigned cache = 256;
   uint16_t data_room = 2048;
+  SourcePos mbufs_pos;  // where mbufs was set explicitly
 };
 
 // netisr settings of one protocol; unset fields keep the protocol's defaults.
@@ -163,6 +164,7 @@ struct ArpConfig {
   unsigned retry_ms = 1000;       // between requests
   unsigned hold_packets = 16;     // packets waiting per unresolved neighbour
   unsigned max_entries = 4096;
+  unsigned hold_total = 0;        // packets waiting in all hold queues together; 0: auto (Config::arp_hold_total)
   // New entries (next hops resolved, requesters learned) per second per
   // worker, and the burst: an address scan cannot serialise every worker on
   // the table's writer lock.
@@ -179,6 +181,10 @@ struct ReassemblyConfig {
   unsigned max_datagrams = 1024;  // per worker, datagrams being reassembled
   unsigned timeout_ms = 2000;
 };
+// The most fragments rte_ip_frag keeps of one datagram: DPDK 22.11's
+// RTE_LIBRTE_IP_FRAG_MAX_FRAG (rte_config.h; tests/unit/test_config.cpp
+// checks the two agree). conf/ includes no DPDK header.
+inline constexpr unsigned kMaxFragmentsPerDatagram = 8;
 
 struct RouterConfig {
   std::vector<InterfaceConfig> interfaces;
@@ -201,6 +207,10 @@ struct BridgeConfig {
   std::vector<BridgePortConfig> ports;
   unsigned aging_ms = 300000;  // IEEE 802.1D default: 300 s
   unsigned max_entries = 4096;
+  // New stations each worker may learn: a token bucket of learn_rate per
+  // second, up to learn_burst at once. Frames whose source waits are flooded.
+  unsigned learn_rate = 10000;
+  unsigned learn_burst = 1000;
 };
 
 // Traffic mode: ngstack as a tester (as TRex or pktgen-dpdk are used).
@@ -294,7 +304,16 @@ struct Config {
   int port_index(const std::string& name) const;  // -1 when absent
   uint16_t tx_queues_of(const PortConfig& p) const;
   bool is_output(std::size_t port_index) const;  // something may be sent out of it
-  unsigned mbufs_needed() const;  // the pool size `mempool.mbufs: auto` resolves to
+  // Pool sizing. What the stack may keep at once without freeing it:
+  uint64_t ring_mbufs() const;        // rx and tx descriptors of every queue
+  uint64_t reassembly_mbufs() const;  // router: workers x max_datagrams x kMaxFragmentsPerDatagram
+  // router.arp.hold_total resolved: the configured value, else
+  // min(max_entries x hold_packets, a quarter of the pool), where the pool is
+  // mempool.mbufs when set, else what auto sizing needs besides the budget;
+  // never more than max_entries x hold_packets.
+  unsigned arp_hold_total() const;
+  uint64_t mbufs_pinned() const;      // rings + (router) ARP hold budget + reassembly
+  unsigned mbufs_needed() const;      // the pool size: mempool.mbufs, or what `auto` resolves to
 };
 
 // Spread rx queues over workers. Queue q of every port goes to worker q % W, so

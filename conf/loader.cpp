@@ -3,7 +3,9 @@
 #include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -505,6 +507,10 @@ void load_router(MapReader& top, Config& cfg) {
     ac.retry_ms = static_cast<unsigned>(a.integer("retry_ms", 10, 60000, ac.retry_ms));
     ac.hold_packets = static_cast<unsigned>(a.integer("hold_packets", 1, 1024, ac.hold_packets));
     ac.max_entries = static_cast<unsigned>(a.integer("max_entries", 16, 1 << 20, ac.max_entries));
+    if (a.has("hold_total") && a.node()["hold_total"].IsScalar() && a.node()["hold_total"].Scalar() == "auto")
+      a.take("hold_total");
+    else
+      ac.hold_total = static_cast<unsigned>(a.integer("hold_total", 1, 1 << 24, 0));
     ac.learn_rate = static_cast<unsigned>(a.integer("learn_rate", 1, 100000000, ac.learn_rate));
     ac.learn_burst = static_cast<unsigned>(a.integer("learn_burst", 1, 1 << 20, ac.learn_burst));
     if (a.has("static")) {
@@ -554,6 +560,8 @@ void load_bridge(MapReader& top, Config& cfg) {
   BridgeConfig& bc = cfg.bridge;
   bc.aging_ms = static_cast<unsigned>(r.integer("aging_ms", 100, 86400000, bc.aging_ms));
   bc.max_entries = static_cast<unsigned>(r.integer("max_entries", 16, 1 << 20, bc.max_entries));
+  bc.learn_rate = static_cast<unsigned>(r.integer("learn_rate", 1, 100000000, bc.learn_rate));
+  bc.learn_burst = static_cast<unsigned>(r.integer("learn_burst", 1, 1 << 20, bc.learn_burst));
   if (!r.has("ports")) r.fail(r.node(), "bridge", "missing key \"ports\"");
   YAML::Node ps = r.take("ports");
   sequence(r, ps, "bridge.ports");
@@ -749,10 +757,12 @@ void load_traffic(MapReader& top, Config& cfg) {
 void load_mempool(MapReader& top, Config& cfg) {
   if (!top.has("mempool")) return;
   MapReader r(top.take("mempool"), "mempool", top.file());
-  if (r.has("mbufs") && r.node()["mbufs"].IsScalar() && r.node()["mbufs"].Scalar() == "auto")
+  if (r.has("mbufs") && r.node()["mbufs"].IsScalar() && r.node()["mbufs"].Scalar() == "auto") {
     r.take("mbufs");
-  else
+  } else if (r.has("mbufs")) {
+    cfg.mempool.mbufs_pos = r.pos(r.node()["mbufs"], "mempool.mbufs");
     cfg.mempool.mbufs = static_cast<unsigned>(r.integer("mbufs", 1024, 1 << 24, 0));
+  }
   cfg.mempool.cache = static_cast<unsigned>(r.integer("cache", 0, 512, cfg.mempool.cache));
   cfg.mempool.data_room = static_cast<uint16_t>(r.integer("data_room", 256, 16384, cfg.mempool.data_room));
   r.finish();
@@ -826,6 +836,31 @@ void load_metrics(MapReader& top, Config& cfg) {
   r.finish();
 }
 
+// An explicit mempool.mbufs must cover what the stack may keep at once
+// without freeing it: rx descriptors refill from the pool, so a pool that
+// rings, ARP hold queues and reassembly can empty between them stops rx.
+void check_pool(const Config& cfg) {
+  if (cfg.mempool.mbufs == 0) return;
+  const uint64_t pinned = cfg.mbufs_pinned();
+  if (cfg.mempool.mbufs >= pinned) return;
+  std::string parts = std::to_string(cfg.ring_mbufs()) +
+                      " in rx/tx rings (ports[].rx_queues x rx_ring + tx_queues x tx_ring)";
+  if (cfg.mode == Mode::router)
+    parts += " + " + std::to_string(cfg.arp_hold_total()) + " in ARP hold queues (router.arp.hold_total" +
+             (cfg.router.arp.hold_total ? "" : ", auto: a quarter of mempool.mbufs") + ") + " +
+             std::to_string(cfg.reassembly_mbufs()) + " in reassembly (" + std::to_string(cfg.workers.list.size()) +
+             " workers x router.reassembly.max_datagrams " + std::to_string(cfg.router.reassembly.max_datagrams) +
+             " x " + std::to_string(kMaxFragmentsPerDatagram) + " fragments)";
+  // The least pool that suffices: an auto hold budget grows with the pool.
+  Config least = cfg;
+  while (least.mempool.mbufs < least.mbufs_pinned())
+    least.mempool.mbufs = static_cast<unsigned>(std::min<uint64_t>(least.mbufs_pinned(), UINT32_MAX));
+  throw ConfigError{cfg.mempool.mbufs_pos.where() + ": " + std::to_string(cfg.mempool.mbufs) +
+                    " mbufs are fewer than the stack may hold at once: " + parts + " = " + std::to_string(pinned) +
+                    "; raise mempool.mbufs to at least " + std::to_string(least.mempool.mbufs) +
+                    " (or auto), or lower those"};
+}
+
 Config parse(const YAML::Node& root, const std::string& file) {
   if (!root || root.IsNull()) throw ConfigError{file + ": the file is empty"};
   MapReader top(root, "", file);
@@ -860,6 +895,7 @@ Config parse(const YAML::Node& root, const std::string& file) {
     case Mode::bridge: load_bridge(top, cfg); break;
     case Mode::traffic: load_traffic(top, cfg); break;
   }
+  check_pool(cfg);
   load_dispatch(top, cfg);
   load_metrics(top, cfg);
   top.finish();

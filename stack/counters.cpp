@@ -16,6 +16,7 @@ std::string_view drop_reason_name(DropReason r) {
     case DropReason::arp_bad_sender: return "arp_bad_sender";
     case DropReason::arp_not_for_us: return "arp_not_for_us";
     case DropReason::arp_hold_full: return "arp_hold_full";
+    case DropReason::arp_hold_budget: return "arp_hold_budget";
     case DropReason::arp_table_full: return "arp_table_full";
     case DropReason::arp_unresolved: return "arp_unresolved";
     case DropReason::arp_learn_limited: return "arp_learn_limited";
@@ -71,6 +72,7 @@ std::string_view event_name(Event e) {
     case Event::bridge_moved: return "bridge_moved";
     case Event::bridge_flooded: return "bridge_flooded";
     case Event::bridge_fdb_full: return "bridge_fdb_full";
+    case Event::bridge_learn_limited: return "bridge_learn_limited";
     case Event::traffic_generated: return "traffic_generated";
     case Event::traffic_sunk: return "traffic_sunk";
     case Event::traffic_no_mbuf: return "traffic_no_mbuf";

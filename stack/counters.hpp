@@ -33,6 +33,7 @@ enum class DropReason : uint8_t {
   arp_bad_sender,      // sender is a martian, our own address, or a broadcast MAC
   arp_not_for_us,      // a request or reply about an address that is not ours
   arp_hold_full,       // the neighbour's hold queue was full
+  arp_hold_budget,     // all hold queues together held router.arp.hold_total packets
   arp_table_full,      // no room for a new neighbour
   arp_unresolved,      // held until the neighbour failed to answer (or until stop)
   arp_learn_limited,   // a new next hop to resolve, over this worker's router.arp.learn_rate
@@ -89,6 +90,7 @@ enum class Event : uint8_t {
   bridge_moved,       // a known MAC seen on another port (station move)
   bridge_flooded,     // frames sent to every port of their VLAN
   bridge_fdb_full,    // a MAC not learned: the table was full
+  bridge_learn_limited,  // a MAC not learned (yet): the worker's bridge.learn_rate was spent
   traffic_generated,  // frames a generator sent (also counted as originated)
   traffic_sunk,       // frames a sink counted (also counted as consumed)
   traffic_no_mbuf,    // generator bursts cut short: the pool was empty

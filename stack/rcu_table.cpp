@@ -15,6 +15,7 @@ Result<std::unique_ptr<RcuTable>> RcuTable::create(const std::string& name, unsi
   t->live_ = std::vector<std::atomic<bool>>(nslots);
   t->keys_ = std::vector<std::atomic<uint64_t>>(nslots);
   for (unsigned i = nslots; i-- > 0;) t->free_.push_back(static_cast<int32_t>(i));
+  t->retired_.resize(nslots);
 
   rte_hash_parameters hp{};
   hp.name = unique.c_str();
@@ -22,6 +23,8 @@ Result<std::unique_ptr<RcuTable>> RcuTable::create(const std::string& name, unsi
   hp.key_len = sizeof(uint64_t);
   hp.hash_func = rte_hash_crc;
   hp.socket_id = SOCKET_ID_ANY;
+  // Lock-free reads; with no internal RCU a deleted key's index stays
+  // reserved until we free it after the grace period (remove_locked).
   hp.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
   t->hash_ = rte_hash_create(&hp);
   if (!t->hash_) return Error{"cannot create the " + name + " hash table: " + rte_strerror(rte_errno)};
@@ -33,36 +36,38 @@ Result<std::unique_ptr<RcuTable>> RcuTable::create(const std::string& name, unsi
     return Error{"cannot allocate the " + name + " RCU state for " + std::to_string(readers) + " workers"};
   for (unsigned r = 0; r <= readers; ++r) rte_rcu_qsbr_thread_register(t->qsbr_, r);
   t->walker_id_ = readers;
-
-  rte_hash_rcu_config rc{};
-  rc.v = t->qsbr_;
-  rc.mode = RTE_HASH_QSBR_MODE_DQ;
-  rc.dq_size = hp.entries;
-  rc.trigger_reclaim_limit = 1;  // reclaim whatever is due at every delete
-  rc.key_data_ptr = t.get();
-  rc.free_key_data_func = &RcuTable::reclaim;
-  if (rte_hash_rcu_qsbr_add(t->hash_, &rc) != 0)
-    return Error{"cannot attach RCU to the " + name + " hash table: " + rte_strerror(rte_errno)};
   return t;
 }
 
 RcuTable::~RcuTable() {
-  if (hash_) rte_hash_free(hash_);  // frees the defer queue too
+  if (hash_) rte_hash_free(hash_);
   rte_free(qsbr_);
 }
 
 void RcuTable::remove_locked(int32_t slot) {
   const uint64_t key = keys_[slot].load(std::memory_order_relaxed);
   live_[slot].store(false, std::memory_order_release);
-  if (rte_hash_del_key(hash_, &key) >= 0) count_.fetch_sub(1, std::memory_order_relaxed);
+  const int32_t position = rte_hash_del_key(hash_, &key);
+  if (position >= 0) {
+    count_.fetch_sub(1, std::memory_order_relaxed);
+    // Readers that found the key before the delete may still read the slot:
+    // it is free again once each of them has reported a quiescent state.
+    Retired& r = retired_[(retired_head_ + retired_count_++) % retired_.size()];
+    r = Retired{rte_rcu_qsbr_start(qsbr_), slot, position};
+  }
+  reclaim_due();
 }
 
-// Called by rte_hash (inside add/del, under the writer lock) once no reader
-// can hold the slot any more.
-void RcuTable::reclaim(void* table, void* key_data) {
-  auto* t = static_cast<RcuTable*>(table);
-  tsan_acquire(t->qsbr_);  // every reader's reads of the slot came before its quiescent report
-  t->free_.push_back(static_cast<int32_t>(reinterpret_cast<uintptr_t>(key_data)));
+void RcuTable::reclaim_due() {
+  while (retired_count_ != 0) {
+    const Retired& r = retired_[retired_head_];
+    if (rte_rcu_qsbr_check(qsbr_, r.token, false) != 1) return;  // later ones are younger
+    tsan_acquire(qsbr_);  // every reader's reads of the slot came before its quiescent report
+    rte_hash_free_key_with_position(hash_, r.position);
+    free_.push_back(r.slot);
+    retired_head_ = (retired_head_ + 1) % retired_.size();
+    --retired_count_;
+  }
 }
 
 }  // namespace ngstack::stack

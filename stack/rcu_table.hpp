@@ -13,10 +13,15 @@
 //
 // Reclamation. A reader may still hold a slot index it looked up just before
 // the key was removed. Removed slots therefore return to the free list only
-// after an RCU QSBR grace period (rte_hash_rcu_qsbr_add, defer-queue mode):
-// every reader reports a quiescent state once per loop iteration, between
-// bursts, when it holds no slot index. A removed slot is never reused for
-// another key while a reader could still read it.
+// after an RCU QSBR grace period: every reader reports a quiescent state once
+// per loop iteration, between bursts, when it holds no slot index. A removed
+// slot (with the rte_hash key index that named it: the hash runs without
+// internal RCU, so a deleted key's index stays reserved until
+// rte_hash_free_key_with_position) waits in a FIFO with the QSBR token taken
+// when it was removed; whatever is due leaves the FIFO at every removal and
+// whenever an insert finds the free list empty. A removed slot is never reused
+// for another key while a reader could still read it, and a slot comes back
+// once its grace period is over, whether or not anything is removed after it.
 //
 // Slots are allocated twice the capacity so that slots waiting out a grace
 // period never make the table look full; at most `capacity` keys are live.
@@ -116,8 +121,9 @@ class RcuTable {
   template <typename Init>
   int32_t insert_locked(uint64_t key, Init&& init) {
     if (int32_t s = lookup(key); s != kNone) return s;
-    if (size() >= capacity_ || free_.empty()) return kNone;
-    // Pop before adding: rte_hash_add_key_data may reclaim, which pushes.
+    if (size() >= capacity_) return kNone;
+    if (free_.empty()) reclaim_due();
+    if (free_.empty()) return kNone;  // every spare slot still waits for its grace period
     const int32_t slot = free_.back();
     free_.pop_back();
     init(slot);
@@ -148,9 +154,21 @@ class RcuTable {
   // With the writer lock held. The slot is reused only after a grace period.
   void remove_locked(int32_t slot);
 
+  // Slots removed and not yet back on the free list (writer lock; tests).
+  unsigned retired() const { return static_cast<unsigned>(retired_count_); }
+
  private:
+  // A removed slot waiting out its grace period.
+  struct Retired {
+    uint64_t token = 0;  // rte_rcu_qsbr_start when it was removed
+    int32_t slot = kNone;
+    int32_t position = -1;  // its key's rte_hash index, still reserved
+  };
+
   RcuTable() = default;
-  static void reclaim(void* table, void* key_data);
+  // With the writer lock held: every retired slot whose grace period is over
+  // goes back to the free list, oldest first.
+  void reclaim_due();
 
   unsigned capacity_ = 0;
   rte_hash* hash_ = nullptr;
@@ -159,6 +177,8 @@ class RcuTable {
   mutable std::mutex walk_mutex_;   // one Walk at a time on that id
   rte_spinlock_t writer_lock_ = RTE_SPINLOCK_INITIALIZER;
   std::vector<int32_t> free_;  // writer lock
+  std::vector<Retired> retired_;  // writer lock; a ring of slots() entries
+  std::size_t retired_head_ = 0, retired_count_ = 0;
   std::vector<std::atomic<bool>> live_;
   std::vector<std::atomic<uint64_t>> keys_;
   std::atomic<unsigned> count_{0};

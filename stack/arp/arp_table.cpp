@@ -20,6 +20,8 @@ Result<std::unique_ptr<ArpTable>> ArpTable::create(const TableParams& p) {
   t->index_ = std::move(*index);
   t->entries_ = std::make_unique<Neighbor[]>(t->index_->slots());
   t->hold_packets_ = p.hold_packets;
+  const unsigned all = p.capacity * p.hold_packets;
+  t->hold_total_ = p.hold_total == 0 ? all : std::min(p.hold_total, all);
   t->held_.assign(static_cast<std::size_t>(t->index_->slots()) * p.hold_packets, nullptr);
   return t;
 }
@@ -95,22 +97,29 @@ ArpTable::Change ArpTable::remove_entry(uint16_t port, uint32_t addr) {
   return result;
 }
 
-bool ArpTable::hold(int32_t slot, rte_mbuf* m, Link* link, bool* full) {
+Hold ArpTable::hold(int32_t slot, rte_mbuf* m, Link* link) {
   Neighbor& n = entries_[slot];
-  *full = false;
   rte_spinlock_lock(&n.hold_lock);
   *link = Link{n.link.load(std::memory_order_acquire)};
-  bool taken = false;
+  Hold result = Hold::resolved;
   if (link->state() == State::incomplete) {
-    if (n.held < hold_packets_) {
-      held_of(slot)[n.held++] = m;
-      taken = true;
+    if (n.held >= hold_packets_) {
+      result = Hold::queue_full;
     } else {
-      *full = true;
+      // Reserve one packet of the table-wide budget; a CAS, so that racing
+      // workers never take more than hold_total between them.
+      unsigned total = held_total_.load(std::memory_order_relaxed);
+      result = Hold::budget_full;
+      while (total < hold_total_)
+        if (held_total_.compare_exchange_weak(total, total + 1, std::memory_order_relaxed)) {
+          held_of(slot)[n.held++] = m;
+          result = Hold::taken;
+          break;
+        }
     }
   }
   rte_spinlock_unlock(&n.hold_lock);
-  return taken;
+  return result;
 }
 
 }  // namespace ngstack::stack::arp

@@ -10,9 +10,17 @@
 // lock. The MAC and the state share one 64-bit atomic (`link`), so a reader
 // never sees a MAC from one update and a state from another. Timestamps are
 // atomics too. Each entry's hold queue has its own spinlock, and every change
-// out of `incomplete` happens under it; see release_locked() for why that keeps
+// out of `incomplete` happens under it; see confirm() for why that keeps
 // flows in order. The table-wide writer lock is taken only to add or remove an
 // entry: on a miss, on learning a new neighbour, and on ageing.
+//
+// Hold budget. Each queue holds at most hold_packets, and all of them together
+// at most hold_total (router.arp.hold_total): max_entries x hold_packets
+// (65 536 by default) is more than a pool holds, and a sender spraying a large
+// connected subnet would park the whole pool in hold queues until rx stops.
+// The total is one atomic counter, reserved with a compare-and-swap under the
+// entry's hold lock and given back where held packets leave (confirm, remove):
+// no table-wide lock on the hold path.
 #pragma once
 
 #include <rte_ether.h>
@@ -25,6 +33,7 @@
 #include <memory>
 #include <vector>
 
+#include "stack/counters.hpp"
 #include "stack/rcu_table.hpp"
 
 namespace ngstack::stack::arp {
@@ -64,7 +73,22 @@ struct TableParams {
   unsigned capacity = 4096;
   unsigned hold_packets = 16;
   unsigned readers = 1;  // workers
+  // Packets all hold queues together may hold (Config::arp_hold_total());
+  // 0: capacity x hold_packets, the per-entry bound alone.
+  unsigned hold_total = 0;
 };
+
+// What hold() did with a packet.
+enum class Hold : uint8_t {
+  taken,        // it waits in the entry's hold queue
+  resolved,     // the entry is no longer incomplete: send it (or start over when dead)
+  queue_full,   // the entry's queue holds hold_packets: drop (arp_hold_full)
+  budget_full,  // all queues together hold hold_total: drop (arp_hold_budget)
+};
+// The drop reason of a packet hold() refused for want of room.
+constexpr DropReason hold_drop_reason(Hold h) {
+  return h == Hold::budget_full ? DropReason::arp_hold_budget : DropReason::arp_hold_full;
+}
 
 class ArpTable {
  public:
@@ -85,10 +109,19 @@ class ArpTable {
   // `created` tells whether this call made it.
   int32_t find_or_create(uint16_t port, uint32_t addr, Link link, uint64_t now, bool* created);
 
-  // Hold a packet on an incomplete entry. Returns false when the entry is no
-  // longer incomplete (`*link` then says what it is now, the packet is not
-  // taken) and sets *full when the hold queue had no room (not taken either).
-  bool hold(int32_t slot, rte_mbuf* m, Link* link, bool* full);
+  // Hold a packet on an incomplete entry. `*link` is the entry's link as
+  // hold() saw it; the packet is the table's only when the result is taken.
+  Hold hold(int32_t slot, rte_mbuf* m, Link* link);
+  // The same, for callers that count both limits alike: false unless taken,
+  // *full for queue_full or budget_full.
+  bool hold(int32_t slot, rte_mbuf* m, Link* link, bool* full) {
+    const Hold h = hold(slot, m, link);
+    *full = h == Hold::queue_full || h == Hold::budget_full;
+    return h == Hold::taken;
+  }
+  // Packets held in all queues now, and the most they may hold.
+  unsigned held_total() const { return held_total_.load(std::memory_order_relaxed); }
+  unsigned hold_budget() const { return hold_total_; }
 
   // A confirmation (an ARP reply or request from the neighbour). Under the
   // entry's hold lock: `release(pkts, n, mac)` gets the held packets, then the
@@ -101,7 +134,10 @@ class ArpTable {
     rte_spinlock_lock(&n.hold_lock);
     const Link cur{n.link.load(std::memory_order_acquire)};
     if (cur.state() != State::permanent && cur.state() != State::dead) {
-      if (n.held) release(held_of(slot), n.held, mac);
+      if (n.held) {
+        release(held_of(slot), n.held, mac);
+        held_total_.fetch_sub(n.held, std::memory_order_relaxed);
+      }
       n.held = 0;
       n.confirmed_tsc.store(now, std::memory_order_relaxed);
       n.probes.store(0, std::memory_order_relaxed);
@@ -132,6 +168,7 @@ class ArpTable {
     count = n.held;
     std::copy(held_of(slot), held_of(slot) + count, held);
     n.held = 0;
+    held_total_.fetch_sub(count, std::memory_order_relaxed);
     rte_spinlock_unlock(&n.hold_lock);
     if (index_->live(slot)) index_->remove_locked(slot);
     index_->unlock();
@@ -158,6 +195,8 @@ class ArpTable {
   std::unique_ptr<Neighbor[]> entries_;
   std::vector<rte_mbuf*> held_;
   unsigned hold_packets_ = 0;
+  unsigned hold_total_ = 0;
+  alignas(RTE_CACHE_LINE_SIZE) std::atomic<unsigned> held_total_{0};  // packets in all hold queues
 };
 
 }  // namespace ngstack::stack::arp

@@ -13,11 +13,12 @@ namespace {
 uint64_t timer_arg(int32_t slot, uint32_t gen) { return uint64_t{gen} << 32 | static_cast<uint32_t>(slot); }
 }  // namespace
 
-Result<std::unique_ptr<Resolver>> Resolver::create(const conf::ArpConfig& cfg, const ifnet::Interfaces& ifs,
-                                                   rte_mempool* pool, unsigned workers, uint64_t tsc_hz) {
+Result<std::unique_ptr<Resolver>> Resolver::create(const conf::ArpConfig& cfg, unsigned hold_total,
+                                                   const ifnet::Interfaces& ifs, rte_mempool* pool, unsigned workers,
+                                                   uint64_t tsc_hz) {
   std::unique_ptr<Resolver> r(new Resolver(ifs, pool, tsc_hz));
   r->cfg_ = cfg;
-  auto table = ArpTable::create({cfg.max_entries, cfg.hold_packets, workers});
+  auto table = ArpTable::create({cfg.max_entries, cfg.hold_packets, workers, hold_total});
   if (!table) return Error{"router.arp: " + table.error()};
   r->table_ = std::move(*table);
   r->generation_ = std::make_unique<std::atomic<uint32_t>[]>(r->table_->slots());
@@ -159,13 +160,13 @@ bool Resolver::resolve_slow(unsigned w, rte_mbuf* m, uint16_t out, uint32_t nh_a
       }
     }
     Link link;
-    bool full = false;
-    if (table_->hold(slot, m, &link, &full)) {
+    const Hold h = table_->hold(slot, m, &link);
+    if (h == Hold::taken) {
       io_[w].events->inc(Event::arp_held);
       return false;
     }
-    if (full) {
-      drop(w, m, DropReason::arp_hold_full);
+    if (h != Hold::resolved) {
+      drop(w, m, hold_drop_reason(h));
       return false;
     }
     if (link.usable()) {

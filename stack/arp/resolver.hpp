@@ -28,9 +28,9 @@
 #include "conf/result.hpp"
 #include "stack/arp/arp_table.hpp"
 #include "stack/ifnet/ifnet.hpp"
-#include "stack/ipv4/icmp.hpp"
 #include "stack/service.hpp"
 #include "stack/timer/timer_wheel.hpp"
+#include "stack/token_bucket.hpp"
 
 namespace ngstack::stack::arp {
 
@@ -49,8 +49,10 @@ class Resolver {
   // worker whose timer gave up); it must free or send each one.
   using UnresolvedFn = void (*)(void* ctx, unsigned worker, rte_mbuf** pkts, uint16_t n, uint64_t now);
 
-  static Result<std::unique_ptr<Resolver>> create(const conf::ArpConfig& cfg, const ifnet::Interfaces& ifs,
-                                                  rte_mempool* pool, unsigned workers, uint64_t tsc_hz);
+  // `hold_total`: what all hold queues together may hold (Config::arp_hold_total()).
+  static Result<std::unique_ptr<Resolver>> create(const conf::ArpConfig& cfg, unsigned hold_total,
+                                                  const ifnet::Interfaces& ifs, rte_mempool* pool, unsigned workers,
+                                                  uint64_t tsc_hz);
   // Each worker's io, its timer wheel included.
   void bind(std::vector<WorkerIo> io) { io_ = std::move(io); }
   void set_unresolved(UnresolvedFn fn, void* ctx) { unresolved_ = fn, unresolved_ctx_ = ctx; }
@@ -103,7 +105,7 @@ class Resolver {
         : owner(r), w(worker), learn_bucket(rate, burst, hz) {}
     Resolver* owner;
     unsigned w;
-    ipv4::TokenBucket learn_bucket;  // new entries this worker may create
+    TokenBucket learn_bucket;  // new entries this worker may create
     uint64_t memo_key = UINT64_MAX;
     rte_ether_addr memo_mac{};
     bool announced = false;

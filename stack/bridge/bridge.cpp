@@ -35,7 +35,8 @@ Result<std::unique_ptr<Bridge>> Bridge::create(const conf::Config& cfg, const st
   b->stations_ = std::make_unique<Station[]>(b->fdb_->slots());
   b->aging_cycles_ = static_cast<uint64_t>(bc.aging_ms) * tsc_hz / 1000;
   b->refresh_cycles_ = b->aging_cycles_ / 16;
-  b->memo_.resize(workers);
+  for (unsigned w = 0; w < workers; ++w)
+    b->per_worker_.push_back(std::make_unique<PerWorker>(bc.learn_rate, bc.learn_burst, tsc_hz));
   return b;
 }
 
@@ -98,7 +99,8 @@ void Bridge::input(unsigned w, rte_mbuf* m, uint64_t now) {
 void Bridge::learn(unsigned w, uint16_t vlan, const rte_ether_addr& src, uint16_t in, uint64_t now) {
   const uint64_t k = key(vlan, src);
   // A burst mostly comes from few stations: skip the lookup for a repeat.
-  Memo& memo = memo_[w];
+  PerWorker& pw = *per_worker_[w];
+  Memo& memo = pw.memo;
   if (k == memo.key && in == memo.port && now - memo.tsc < refresh_cycles_) return;
   int32_t slot = fdb_->lookup(k);
   if (slot != RcuTable::kNone) [[likely]] {
@@ -113,6 +115,10 @@ void Bridge::learn(unsigned w, uint16_t vlan, const rte_ether_addr& src, uint16_
     memo = {k, in, st.seen_tsc.load(std::memory_order_relaxed)};
     return;
   }
+  // A full table is counted as such without spending a token; then the
+  // worker's learning budget, before the writer lock.
+  if (fdb_->size() >= fdb_->capacity()) return io_[w].events->inc(Event::bridge_fdb_full);
+  if (!pw.learn_bucket.take(now)) return io_[w].events->inc(Event::bridge_learn_limited);
   bool learned = false;
   slot = fdb_->insert(k, [&](int32_t s) {
     stations_[s].port.store(in, std::memory_order_relaxed);

@@ -20,6 +20,13 @@
 // few times per ageing period, so workers do not fight over its cache line).
 // Flooded frames are shared between egress ports by reference count, not
 // copied, unless the egress encapsulation differs.
+//
+// Learning is rate-limited per worker (bridge.learn_rate, learn_burst): a
+// flood of new source MACs (macof) would otherwise take the writer lock once
+// per frame on every worker. A source that cannot be learned now is counted
+// (bridge_learn_limited) and its frame is forwarded as usual, flooded when
+// its destination is unknown; a later frame learns it. A full table is
+// checked first, and spends no token.
 #pragma once
 
 #include <rte_ether.h>
@@ -35,6 +42,7 @@
 #include "conf/result.hpp"
 #include "stack/rcu_table.hpp"
 #include "stack/service.hpp"
+#include "stack/token_bucket.hpp"
 
 namespace ngstack::stack {
 
@@ -61,6 +69,14 @@ class Bridge final : public Service {
   std::vector<FdbView> fdb() const;
   unsigned fdb_size() const { return fdb_->size(); }
   uint64_t fdb_lock_acquisitions() const { return fdb_->lock_acquisitions(); }
+
+  // Read side, for a worker between two of its quiescent reports (poll):
+  // the FDB slot of (vlan, mac) or RcuTable::kNone, and what the slot holds.
+  // The slot keeps its key until the worker's next report, even if the
+  // station ages out meanwhile (tests check that through these).
+  int32_t fdb_find(uint16_t vlan, const rte_ether_addr& mac) const { return fdb_->lookup(key(vlan, mac)); }
+  uint64_t fdb_key_of(int32_t slot) const { return fdb_->key_of(slot); }
+  uint16_t fdb_port_of(int32_t slot) const { return stations_[slot].port.load(std::memory_order_relaxed); }
 
   static uint64_t key(uint16_t vlan, const rte_ether_addr& mac) {
     uint64_t k = static_cast<uint64_t>(vlan) << 48;
@@ -101,14 +117,20 @@ class Bridge final : public Service {
   std::unique_ptr<Station[]> stations_;
   uint64_t aging_cycles_ = 0, refresh_cycles_ = 0, next_aging_ = 0;
   std::vector<WorkerIo> io_;
-  // Per worker: the station it last confirmed, so that a run of frames from
-  // one station costs one FDB lookup. `tsc` bounds how long it is trusted.
-  struct alignas(RTE_CACHE_LINE_SIZE) Memo {
+  // The station a worker last confirmed, so that a run of frames from one
+  // station costs one FDB lookup. `tsc` bounds how long it is trusted.
+  struct Memo {
     uint64_t key = UINT64_MAX;
     uint16_t port = 0;
     uint64_t tsc = 0;
   };
-  std::vector<Memo> memo_;
+  // What one worker owns, on cache lines of its own.
+  struct alignas(RTE_CACHE_LINE_SIZE) PerWorker {
+    PerWorker(double learn_rate, double learn_burst, uint64_t hz) : learn_bucket(learn_rate, learn_burst, hz) {}
+    Memo memo;
+    TokenBucket learn_bucket;  // new stations this worker may learn (bridge.learn_rate)
+  };
+  std::vector<std::unique_ptr<PerWorker>> per_worker_;
 };
 
 }  // namespace ngstack::stack

@@ -13,6 +13,8 @@
 
 #include <cstdint>
 
+#include "stack/token_bucket.hpp"
+
 namespace ngstack::stack::ipv4 {
 
 enum class IcmpError : uint8_t {
@@ -42,25 +44,7 @@ rte_mbuf* build_error(rte_mempool* pool, const rte_mbuf* orig, uint16_t l3_offse
 // is not a well-formed echo request.
 bool echo_reply_in_place(rte_mbuf* m, uint16_t l3_offset);
 
-// Token bucket over TSC cycles: `rate` tokens per second up to `burst`.
-class TokenBucket {
- public:
-  TokenBucket(double rate_per_s, double burst, uint64_t tsc_hz)
-      : rate_per_cycle_(rate_per_s / static_cast<double>(tsc_hz)), burst_(burst), tokens_(burst) {}
-  bool take(uint64_t now_tsc) {
-    if (last_ != 0) tokens_ += static_cast<double>(now_tsc - last_) * rate_per_cycle_;
-    if (tokens_ > burst_) tokens_ = burst_;
-    last_ = now_tsc;
-    if (tokens_ < 1.0) return false;
-    tokens_ -= 1.0;
-    return true;
-  }
-
- private:
-  double rate_per_cycle_;
-  double burst_;
-  double tokens_;
-  uint64_t last_ = 0;
-};
+// The per-worker error rate limiter (§4.3.2.8).
+using TokenBucket = stack::TokenBucket;
 
 }  // namespace ngstack::stack::ipv4

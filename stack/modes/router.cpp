@@ -50,7 +50,7 @@ Result<std::unique_ptr<Router>> Router::create(const conf::Config& cfg, const st
                r->fib_->nexthops(),
                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - load_start).count());
 
-  auto arp = arp::Resolver::create(rc.arp, r->ifs_, pool, workers, tsc_hz);
+  auto arp = arp::Resolver::create(rc.arp, cfg.arp_hold_total(), r->ifs_, pool, workers, tsc_hz);
   if (!arp) return Error{arp.error()};
   r->arp_ = std::move(*arp);
   // Route changes wait out a grace period over the workers' quiescent

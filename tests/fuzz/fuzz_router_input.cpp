@@ -186,6 +186,7 @@ void check_accounting() {
                  static_cast<unsigned long long>(held));
     die("packets lost or double counted");
   }
+  if (g->router->arp().table().held_total() != g->router->arp().held()) die("ARP hold budget count drifted");
   const unsigned in_use = g->pool->size - rte_mempool_avail_count(g->pool);
   if (in_use != held) {
     std::fprintf(stderr, "mempool: %u mbufs in use, the stack holds %llu\n", in_use,

@@ -1,12 +1,14 @@
 // The bridge over real DPDK ports (net_ring, whose tx rings the test reads
 // back): learning, known unicast, flooding by VLAN, 802.1Q tagging and
 // untagging between access and trunk ports, filtering, station moves, the
-// table limit, ageing, and a pool that is full again at the end.
+// table limit, ageing, rate-limited learning, workers sharing the FDB, and a
+// pool that is full again at the end.
 #include <gtest/gtest.h>
 #include <rte_cycles.h>
 #include <rte_eth_ring.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
+#include <rte_pause.h>
 #include <rte_ring.h>
 
 #include <algorithm>
@@ -85,9 +87,13 @@ class BridgeTest : public ::testing::Test {
     return info;
   }
 
-  void make(std::vector<std::string> vlans, unsigned max_entries = 64, unsigned aging_ms = 1000) {
-    auto b = Bridge::create(bridge_config(vlans, max_entries, aging_ms), port_info(ids_), pool_, 1,
-                            rte_get_tsc_hz());
+  void make(std::vector<std::string> vlans, unsigned max_entries = 64, unsigned aging_ms = 1000,
+            unsigned learn_rate = conf::BridgeConfig{}.learn_rate,
+            unsigned learn_burst = conf::BridgeConfig{}.learn_burst) {
+    conf::Config cfg = bridge_config(vlans, max_entries, aging_ms);
+    cfg.bridge.learn_rate = learn_rate;
+    cfg.bridge.learn_burst = learn_burst;
+    auto b = Bridge::create(cfg, port_info(ids_), pool_, 1, rte_get_tsc_hz());
     ASSERT_TRUE(b.ok()) << b.error();
     bridge_ = std::move(*b);
     tx_buffers_ = std::make_unique<TxBuffers>(ids_, 0, 32, drops_);
@@ -274,12 +280,69 @@ TEST_F(BridgeTest, TableLimitAndAgeing) {
   EXPECT_EQ(bridge_->fdb_size(), 0u) << "aged out";
 }
 
+// A flood of new source MACs (macof) from one worker: it learns its burst at
+// once, then at its rate; every frame is still flooded, every source it did
+// not learn is counted as bridge_learn_limited, and the FDB writer lock is
+// taken once per station learned, never for a frame it refused.
+TEST_F(BridgeTest, LearningIsRateLimitedPerWorker) {
+  constexpr unsigned kRate = 1000, kBurst = 64;
+  make({"", "", ""}, /*max_entries=*/4096, /*aging_ms=*/300000, kRate, kBurst);
+  const double hz = static_cast<double>(rte_get_tsc_hz());
+  unsigned next = 0;
+  auto flood_of_new_sources = [&](unsigned n) {
+    for (unsigned i = 0; i < n; ++i, ++next) {
+      rte_mbuf* m = frame(0, 1, 0xee);
+      rte_pktmbuf_mtod(m, rte_ether_hdr*)->src_addr =
+          rte_ether_addr{{0x02, 0x01, 0, 0, static_cast<uint8_t>(next >> 8), static_cast<uint8_t>(next)}};
+      input(m);
+      free_all(sent(1)), free_all(sent(2));
+    }
+  };
+  const uint64_t locks0 = bridge_->fdb_lock_acquisitions();
+  const uint64_t t0 = rte_rdtsc();
+  flood_of_new_sources(2000);
+  const uint64_t t1 = rte_rdtsc();
+  const double first_s = static_cast<double>(t1 - t0) / hz;
+  const uint64_t learned = events_.get(Event::bridge_learned);
+  EXPECT_GE(learned, kBurst) << "the burst is learned at once";
+  EXPECT_LE(learned, kBurst + kRate * first_s + 1) << "then no faster than the rate (" << first_s << " s)";
+  EXPECT_EQ(learned + events_.get(Event::bridge_learn_limited), 2000u) << "every source not learned is counted";
+  EXPECT_EQ(events_.get(Event::bridge_flooded), 2000u) << "and its frame still flooded";
+  EXPECT_EQ(bridge_->fdb_size(), learned);
+  EXPECT_LE(bridge_->fdb_lock_acquisitions() - locks0, learned) << "no writer lock for a source not learned";
+
+  // Idle for 30 ms: at 1000/s the worker may learn about 30 more (never more than the burst).
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  flood_of_new_sources(500);
+  const double since_s = static_cast<double>(rte_rdtsc() - t1) / hz;
+  const uint64_t more = events_.get(Event::bridge_learned) - learned;
+  EXPECT_GE(more, 29u) << "tokens come back at the rate";
+  // At most a full bucket when the second flood starts plus the rate while it lasts,
+  // and at most the rate since the first flood ended (with what was left of a token).
+  EXPECT_LE(more, std::min(kBurst + kRate * (since_s - 0.030), kRate * since_s + 1) + 1) << since_s << " s";
+  EXPECT_EQ(events_.get(Event::bridge_learned) + events_.get(Event::bridge_learn_limited), 2500u);
+  EXPECT_LE(bridge_->fdb_lock_acquisitions() - locks0, learned + more);
+
+  // A known station needs no token: a frame to the first learned station is forwarded, not flooded.
+  const uint64_t flooded = events_.get(Event::bridge_flooded);
+  rte_mbuf* m = frame(1, 7, 0xee);
+  rte_pktmbuf_mtod(m, rte_ether_hdr*)->dst_addr = rte_ether_addr{{0x02, 0x01, 0, 0, 0, 0}};
+  input(m);
+  auto to0 = sent(0);
+  EXPECT_EQ(to0.size(), 1u);
+  free_all(to0), free_all(sent(2));
+  EXPECT_EQ(events_.get(Event::bridge_flooded), flooded);
+}
+
 }  // namespace
 
 // Three workers learn, move stations between ports and forward at once while
 // worker 0 also ages entries out: every FDB entry points at a port its station
-// was really seen on, the table never exceeds its limit, and every mbuf comes
-// back. Under ThreadSanitizer (deploy/setup.sh) this is the FDB's race test.
+// was really seen on, the table never exceeds its limit, no slot a worker
+// looked up is reused for another station before that worker's next
+// quiescent report, and every mbuf comes back. Under ThreadSanitizer
+// (deploy/setup.sh) this is the FDB's race test; in any build, reusing a slot
+// before its grace period fails it within the first few hundred milliseconds.
 TEST_F(BridgeTest, WorkersLearnMoveAndAgeAtOnce) {
   constexpr unsigned kWorkers = 3;
   constexpr unsigned kStations = 40;
@@ -295,9 +358,12 @@ TEST_F(BridgeTest, WorkersLearnMoveAndAgeAtOnce) {
     ids.push_back(static_cast<uint16_t>(id));
     tx.push_back(t);
   }
-  // Fewer entries than stations: the limit is hit too.
-  auto b = Bridge::create(bridge_config({"", "", ""}, 32, /*aging_ms=*/1), port_info(ids), pool_, kWorkers,
-                          rte_get_tsc_hz());
+  // Fewer entries than stations: the limit is hit too. Learning is not
+  // rate-limited here: stations age out and are learned again all the time.
+  conf::Config cfg = bridge_config({"", "", ""}, 32, /*aging_ms=*/1);
+  cfg.bridge.learn_rate = 100000000;
+  cfg.bridge.learn_burst = 1 << 20;
+  auto b = Bridge::create(cfg, port_info(ids), pool_, kWorkers, rte_get_tsc_hz());
   ASSERT_TRUE(b.ok()) << b.error();
   std::unique_ptr<Bridge> bridge = std::move(*b);
   std::vector<std::unique_ptr<DropCounters>> drops;
@@ -320,7 +386,9 @@ TEST_F(BridgeTest, WorkersLearnMoveAndAgeAtOnce) {
   // seen[s] has bit p set once station s sent a frame on port p.
   std::array<std::atomic<unsigned>, kStations + 1> seen{};
   std::atomic<bool> stop{false};
-  std::atomic<uint64_t> bridged{0};
+  std::atomic<uint64_t> bridged{0}, probed{0}, reused{0};
+  std::atomic<unsigned> reused_station{0}, reused_by{0};
+  const uint64_t spin = rte_get_tsc_hz() / 50000;  // 20 us
   auto drain = [&] {
     rte_mbuf* out[64];
     for (auto* t : tx)
@@ -356,6 +424,25 @@ TEST_F(BridgeTest, WorkersLearnMoveAndAgeAtOnce) {
           bridged.fetch_add(1, std::memory_order_relaxed);
         }
         bufs[w]->flush_all();
+        // Still inside the read-side section: look up the station of the
+        // last frame (just learned, unless the table was full) and read its
+        // slot for a while. Until this worker's quiescent report the slot
+        // keeps that station's key, even when worker 0 ages the station out
+        // and the workers learn other stations into freed slots meanwhile.
+        const auto station = static_cast<uint8_t>(1 + (r >> 8) % kStations);
+        if (const int32_t slot = bridge->fdb_find(0, mac(station)); slot != RcuTable::kNone) {
+          const uint64_t k = Bridge::key(0, mac(station));
+          const uint64_t until = rte_rdtsc() + spin;
+          do {
+            const uint64_t now_key = bridge->fdb_key_of(slot);
+            if (now_key != k && reused.fetch_add(1) == 0) {
+              reused_station = station;
+              reused_by = static_cast<unsigned>(now_key & 0xff);
+            }
+            rte_pause();
+          } while (rte_rdtsc() < until);
+          probed.fetch_add(1, std::memory_order_relaxed);
+        }
         // Quiescent report. Worker 0 also ages, on a clock that runs 100 ms
         // ahead per iteration: every scan finds stations idle for longer than
         // 1 ms and removes them while the others learn them again.
@@ -373,6 +460,10 @@ TEST_F(BridgeTest, WorkersLearnMoveAndAgeAtOnce) {
   for (auto& t : threads) t.join();
   drain();
 
+  EXPECT_GT(probed.load(), 100u) << "the workers read FDB slots between quiescent reports";
+  EXPECT_EQ(reused.load(), 0u) << "a worker that looked up station " << reused_station.load()
+                               << " read a slot that holds station " << reused_by.load()
+                               << " before its next quiescent report: the slot was reused within the grace period";
   EXPECT_LE(bridge->fdb_size(), 32u);
   for (const auto& e : bridge->fdb()) {
     const unsigned station = e.mac.addr_bytes[5];

@@ -1,6 +1,7 @@
 // Config loading: the valid schema, the resolved defaults, and every error path
 // with its exact message (file:line:column, key, reason).
 #include <gtest/gtest.h>
+#include <rte_config.h>
 
 #include <filesystem>
 #include <fstream>
@@ -59,6 +60,13 @@ std::string error_of(const std::string& yaml) {
   auto r = load_string(yaml, "t.yaml");
   EXPECT_FALSE(r.ok()) << "expected an error for:\n" << yaml;
   return r.ok() ? "" : r.error();
+}
+
+// `yaml` with `from` replaced by `to`.
+std::string edited_in(std::string yaml, const std::string& from, const std::string& to) {
+  auto at = yaml.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  return yaml.replace(at, from.size(), to);
 }
 
 // The error for `yaml` with `from` replaced by `to`.
@@ -377,6 +385,96 @@ TEST(ConfigErrors, RouterSection) {
             "t.yaml:24:1: router: a router section in mode forwarder (set mode: router, or remove the section)");
 }
 
+// rte_ip_frag keeps at most this many fragments of a datagram; conf/ sizes
+// the pool with its own copy of the number.
+static_assert(kMaxFragmentsPerDatagram == RTE_LIBRTE_IP_FRAG_MAX_FRAG);
+
+TEST(Config, PoolCoversArpHoldBudgetAndReassembly) {
+  auto r = load_string(router_yaml(kRouter), "t.yaml");
+  ASSERT_TRUE(r.ok()) << r.error();
+  Config c = *r;
+  EXPECT_EQ(c.router.arp.hold_total, 0u) << "auto";
+  // 2 ports x (2 rx + 2 tx queues) x 1024 descriptors; 2 workers x 64 datagrams x 8 fragments.
+  EXPECT_EQ(c.ring_mbufs(), 8192u);
+  EXPECT_EQ(c.reassembly_mbufs(), 1024u);
+  // Auto: a quarter of what the pool needs besides it (rings 8192, bursts 2 x 64 x 3,
+  // caches 1.5 x 256 x 3 lcores, headroom 8192, in flight 4096, reassembly 1024 = 23040),
+  // far below max_entries x hold_packets = 65 536; the pool then holds it too.
+  EXPECT_EQ(c.arp_hold_total(), 5760u);
+  EXPECT_EQ(c.mbufs_pinned(), 8192u + 5760u + 1024u);
+  const unsigned base = c.mbufs_needed();
+  EXPECT_EQ(base, 32767u);
+  EXPECT_NE(dump_yaml(c).find("    hold_total: 5760  # auto\n"), std::string::npos) << dump_yaml(c);
+
+  // The pool grows with an explicit hold budget...
+  c.router.arp.hold_total = 40000;
+  EXPECT_EQ(c.arp_hold_total(), 40000u);
+  EXPECT_GE(c.mbufs_needed(), 23040u + 40000u);
+  EXPECT_GT(c.mbufs_needed(), base);
+  c.router.arp.hold_total = 1u << 24;
+  EXPECT_EQ(c.arp_hold_total(), 4096u * 16u) << "never more than every queue full";
+  c.router.arp.hold_total = 0;
+  // ... and with reassembly: 2 workers x 4096 datagrams x 8 fragments.
+  c.router.reassembly.max_datagrams = 4096;
+  EXPECT_EQ(c.reassembly_mbufs(), 65536u);
+  EXPECT_GE(c.mbufs_needed(), c.mbufs_pinned() + 8192u);
+  EXPECT_GT(c.mbufs_needed(), base);
+  // An explicit pool: the auto budget is a quarter of it.
+  c.mempool.mbufs = 100000;
+  EXPECT_EQ(c.arp_hold_total(), 25000u);
+  EXPECT_EQ(c.mbufs_needed(), 100000u);
+
+  // The key: a number, or auto; loads back from what `ngstack check` prints.
+  auto set = [](const std::string& v) {
+    std::string s = kRouter;
+    const std::string at = "    reachable_ms: 5000\n";
+    s.replace(s.find(at), at.size(), at + "    hold_total: " + v + "\n");
+    return router_yaml(s);
+  };
+  auto two_thousand = load_string(set("2000"), "t.yaml");
+  ASSERT_TRUE(two_thousand.ok()) << two_thousand.error();
+  EXPECT_EQ(two_thousand->arp_hold_total(), 2000u);
+  EXPECT_LT(two_thousand->mbufs_needed(), 32767u + 1);
+  auto again = load_string(dump_yaml(*two_thousand), "dump.yaml");
+  ASSERT_TRUE(again.ok()) << again.error();
+  EXPECT_EQ(again->router.arp.hold_total, 2000u);
+  auto autos = load_string(set("auto"), "t.yaml");
+  ASSERT_TRUE(autos.ok()) << autos.error();
+  EXPECT_EQ(autos->router.arp.hold_total, 0u);
+  EXPECT_EQ(error_of(set("0")), "t.yaml:32:17: router.arp.hold_total: must be in [1, 16777216], got 0");
+}
+
+// An explicit pool smaller than what rings, ARP hold queues and reassembly
+// may keep at once would let them empty it and stop rx: refused, naming the keys.
+TEST(ConfigErrors, PoolSmallerThanWhatTheStackMayHold) {
+  const std::string router = router_yaml(kRouter);
+  EXPECT_EQ(error_of(router + "mempool:\n  mbufs: 8192\n"),
+            "t.yaml:37:10: mempool.mbufs: 8192 mbufs are fewer than the stack may hold at once: 8192 in rx/tx "
+            "rings (ports[].rx_queues x rx_ring + tx_queues x tx_ring) + 2048 in ARP hold queues "
+            "(router.arp.hold_total, auto: a quarter of mempool.mbufs) + 1024 in reassembly (2 workers x "
+            "router.reassembly.max_datagrams 64 x 8 fragments) = 11264; raise mempool.mbufs to at least 12287 "
+            "(or auto), or lower those");
+  // At 12 287 the auto budget (3071) fits beside rings and reassembly; at 12 286 it does not.
+  auto enough = load_string(router + "mempool:\n  mbufs: 12287\n", "t.yaml");
+  EXPECT_TRUE(enough.ok()) << enough.error();
+  EXPECT_FALSE(load_string(router + "mempool:\n  mbufs: 12286\n", "t.yaml").ok());
+  // An explicit budget is named as it is.
+  std::string fixed = kRouter;
+  const std::string at = "    reachable_ms: 5000\n";
+  fixed.replace(fixed.find(at), at.size(), at + "    hold_total: 8000\n");
+  EXPECT_EQ(error_of(router_yaml(fixed) + "mempool: {mbufs: 16384}\n"),
+            "t.yaml:37:18: mempool.mbufs: 16384 mbufs are fewer than the stack may hold at once: 8192 in rx/tx "
+            "rings (ports[].rx_queues x rx_ring + tx_queues x tx_ring) + 8000 in ARP hold queues "
+            "(router.arp.hold_total) + 1024 in reassembly (2 workers x router.reassembly.max_datagrams 64 x 8 "
+            "fragments) = 17216; raise mempool.mbufs to at least 17216 (or auto), or lower those");
+  // Other modes: the rings alone.
+  EXPECT_EQ(error_of(edited("", "mempool:\n  mbufs: 4096\n")),
+            "t.yaml:25:10: mempool.mbufs: 4096 mbufs are fewer than the stack may hold at once: 8192 in rx/tx "
+            "rings (ports[].rx_queues x rx_ring + tx_queues x tx_ring) = 8192; raise mempool.mbufs to at least "
+            "8192 (or auto), or lower those");
+  EXPECT_TRUE(load_string(edited("", "mempool:\n  mbufs: 8192\n"), "t.yaml").ok());
+}
+
 TEST(Config, BridgeSection) {
   const std::string s =
       in_mode("bridge", "bridge:\n  aging_ms: 2000\n  ports:\n    - {port: p0, vlan: 10}\n    - {port: p1, trunk: [10, 20]}\n");
@@ -385,12 +483,27 @@ TEST(Config, BridgeSection) {
   EXPECT_EQ(r->bridge.aging_ms, 2000u);
   EXPECT_EQ(r->bridge.ports[0].access_vlan, 10);
   EXPECT_EQ(r->bridge.ports[1].trunk_vlans, (std::vector<uint16_t>{10, 20}));
+  EXPECT_EQ(r->bridge.learn_rate, 10000u) << "default: new stations per second per worker";
+  EXPECT_EQ(r->bridge.learn_burst, 1000u);
   auto again = load_string(dump_yaml(*r), "dump.yaml");
   ASSERT_TRUE(again.ok()) << again.error();
   EXPECT_EQ(without_notes(dump_yaml(*again)), without_notes(dump_yaml(*r)));
+  const std::string learn = "  aging_ms: 2000\n  learn_rate: 500\n  learn_burst: 20\n";
+  auto limited = load_string(edited_in(s, "  aging_ms: 2000\n", learn), "t.yaml");
+  ASSERT_TRUE(limited.ok()) << limited.error();
+  EXPECT_EQ(limited->bridge.learn_rate, 500u);
+  EXPECT_EQ(limited->bridge.learn_burst, 20u);
+  auto limited_again = load_string(dump_yaml(*limited), "dump.yaml");
+  ASSERT_TRUE(limited_again.ok()) << limited_again.error();
+  EXPECT_EQ(limited_again->bridge.learn_rate, 500u);
+  EXPECT_EQ(limited_again->bridge.learn_burst, 20u);
 
   auto bad = [&](const std::string& from, const std::string& to) { return error_with(s, from, to); };
   EXPECT_EQ(bad("vlan: 10", "vlan: 4095"), "t.yaml:23:24: bridge.ports[0].vlan: must be in [1, 4094], got 4095");
+  EXPECT_EQ(bad("aging_ms: 2000", "learn_rate: 0"),
+            "t.yaml:21:15: bridge.learn_rate: must be in [1, 100000000], got 0");
+  EXPECT_EQ(bad("aging_ms: 2000", "learn_burst: 0"),
+            "t.yaml:21:16: bridge.learn_burst: must be in [1, 1048576], got 0");
   // `vlan: 010` once became VLAN 8.
   EXPECT_EQ(bad("vlan: 10", "vlan: 010"),
             "t.yaml:23:24: bridge.ports[0].vlan: expected a decimal integer without leading zeros, got \"010\" (YAML "
