@@ -8,8 +8,9 @@
 namespace ngstack::stack {
 
 namespace {
-constexpr double kAgingScanPeriodS = 0.05;
-}
+// Timer argument: the slot in the low half, its generation in the high half.
+uint64_t timer_arg(int32_t slot, uint32_t gen) { return uint64_t{gen} << 32 | static_cast<uint32_t>(slot); }
+}  // namespace
 
 Result<std::unique_ptr<Bridge>> Bridge::create(const conf::Config& cfg, const std::vector<PortInfo>& ports,
                                                rte_mempool* pool, unsigned workers, uint64_t tsc_hz) {
@@ -36,7 +37,7 @@ Result<std::unique_ptr<Bridge>> Bridge::create(const conf::Config& cfg, const st
   b->aging_cycles_ = static_cast<uint64_t>(bc.aging_ms) * tsc_hz / 1000;
   b->refresh_cycles_ = b->aging_cycles_ / 16;
   for (unsigned w = 0; w < workers; ++w)
-    b->per_worker_.push_back(std::make_unique<PerWorker>(bc.learn_rate, bc.learn_burst, tsc_hz));
+    b->per_worker_.push_back(std::make_unique<PerWorker>(b.get(), w, bc.learn_rate, bc.learn_burst, tsc_hz));
   return b;
 }
 
@@ -120,13 +121,40 @@ void Bridge::learn(unsigned w, uint16_t vlan, const rte_ether_addr& src, uint16_
   if (fdb_->size() >= fdb_->capacity()) return io_[w].events->inc(Event::bridge_fdb_full);
   if (!pw.learn_bucket.take(now)) return io_[w].events->inc(Event::bridge_learn_limited);
   bool learned = false;
+  uint32_t gen = 0;
   slot = fdb_->insert(k, [&](int32_t s) {
     stations_[s].port.store(in, std::memory_order_relaxed);
     stations_[s].seen_tsc.store(now, std::memory_order_relaxed);
+    gen = stations_[s].generation.fetch_add(1, std::memory_order_relaxed) + 1;
     learned = true;
   });
-  if (slot == RcuTable::kNone) io_[w].events->inc(Event::bridge_fdb_full);
-  else if (learned) io_[w].events->inc(Event::bridge_learned);
+  if (slot == RcuTable::kNone) return io_[w].events->inc(Event::bridge_fdb_full);
+  if (!learned) return;
+  io_[w].events->inc(Event::bridge_learned);
+  // The learner times the station on its own wheel.
+  arm_ageing(pw, slot, gen, now + aging_cycles_ + 1);
+}
+
+void Bridge::arm_ageing(PerWorker& pw, int32_t slot, uint32_t gen, uint64_t expiry) {
+  if (!io_[pw.w].timers->arm(expiry, on_ageing_timer, &pw, timer_arg(slot, gen))) [[unlikely]]
+    ++pw.timers_refused;  // sized so that it cannot happen: see modes::timer_nodes()
+}
+
+void Bridge::on_ageing_timer(void* ctx, uint64_t arg, uint64_t now) {
+  auto& pw = *static_cast<PerWorker*>(ctx);
+  Bridge& b = *pw.owner;
+  const auto slot = static_cast<int32_t>(arg & 0xffffffffu);
+  const auto gen = static_cast<uint32_t>(arg >> 32);
+  Station& st = b.stations_[slot];
+  // Only ageing removes stations, and it consumes the timer: a station is
+  // live with its generation for as long as its timer is armed.
+  if (!b.fdb_->live(slot) || st.generation.load(std::memory_order_relaxed) != gen) return;
+  // Workers stamp with a fresher TSC than the loop's `now`: no wrap-around.
+  const uint64_t seen = st.seen_tsc.load(std::memory_order_relaxed);
+  if (now <= seen || now - seen <= b.aging_cycles_) return b.arm_ageing(pw, slot, gen, seen + b.aging_cycles_ + 1);
+  b.fdb_->lock();
+  if (b.fdb_->live(slot)) b.fdb_->remove_locked(slot);
+  b.fdb_->unlock();
 }
 
 bool Bridge::encapsulate(rte_mbuf*& m, uint16_t out, uint16_t vlan) const {
@@ -184,21 +212,7 @@ void Bridge::flood(unsigned w, rte_mbuf* m, uint16_t in, uint16_t vlan, bool tag
   ev.add(Event::originated, nsame - 1u);
 }
 
-void Bridge::poll(unsigned w, uint64_t now) {
-  fdb_->quiescent(w);
-  if (w != 0 || now < next_aging_) return;
-  next_aging_ = now + static_cast<uint64_t>(kAgingScanPeriodS * static_cast<double>(tsc_hz_));
-  for (unsigned s = 0; s < fdb_->slots(); ++s) {
-    const auto slot = static_cast<int32_t>(s);
-    if (!fdb_->live(slot)) continue;
-    const uint64_t seen = stations_[slot].seen_tsc.load(std::memory_order_relaxed);
-    if (now > seen && now - seen > aging_cycles_) {
-      fdb_->lock();
-      if (fdb_->live(slot)) fdb_->remove_locked(slot);
-      fdb_->unlock();
-    }
-  }
-}
+void Bridge::poll(unsigned w, uint64_t) { fdb_->quiescent(w); }
 
 std::vector<FdbView> Bridge::fdb() const {
   std::vector<FdbView> out;

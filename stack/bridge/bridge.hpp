@@ -6,7 +6,11 @@
 // its one port (never back out of the ingress port); unknown unicast,
 // broadcast and multicast are flooded to every other port of the VLAN.
 // Entries age out after aging_ms without a frame from that station; a
-// station seen on another port moves there at once.
+// station seen on another port moves there at once. Ageing runs on timers:
+// the worker that learned a station arms one on its own wheel, which re-arms
+// while the station keeps being seen and removes it once it is idle; a
+// per-slot generation keeps a timer from acting on a later station in a
+// reused slot. No worker scans the table.
 //
 // VLANs are optional. Without them every port is in one domain and frames
 // pass untouched, tags included. With them, an access port carries one VLAN
@@ -94,6 +98,7 @@ class Bridge final : public Service {
   };
   struct Station {
     std::atomic<uint16_t> port{0};
+    std::atomic<uint32_t> generation{0};  // bumped when a station is learned into the slot
     std::atomic<uint64_t> seen_tsc{0};
   };
 
@@ -115,7 +120,7 @@ class Bridge final : public Service {
   PortIndex port_index_;
   std::unique_ptr<RcuTable> fdb_;
   std::unique_ptr<Station[]> stations_;
-  uint64_t aging_cycles_ = 0, refresh_cycles_ = 0, next_aging_ = 0;
+  uint64_t aging_cycles_ = 0, refresh_cycles_ = 0;
   std::vector<WorkerIo> io_;
   // The station a worker last confirmed, so that a run of frames from one
   // station costs one FDB lookup. `tsc` bounds how long it is trusted.
@@ -126,10 +131,16 @@ class Bridge final : public Service {
   };
   // What one worker owns, on cache lines of its own.
   struct alignas(RTE_CACHE_LINE_SIZE) PerWorker {
-    PerWorker(double learn_rate, double learn_burst, uint64_t hz) : learn_bucket(learn_rate, learn_burst, hz) {}
+    PerWorker(Bridge* b, unsigned worker, double learn_rate, double learn_burst, uint64_t hz)
+        : owner(b), w(worker), learn_bucket(learn_rate, learn_burst, hz) {}
+    Bridge* owner;
+    unsigned w;
     Memo memo;
     TokenBucket learn_bucket;  // new stations this worker may learn (bridge.learn_rate)
+    uint64_t timers_refused = 0;
   };
+  void arm_ageing(PerWorker& pw, int32_t slot, uint32_t gen, uint64_t expiry);
+  static void on_ageing_timer(void* ctx, uint64_t arg, uint64_t now);
   std::vector<std::unique_ptr<PerWorker>> per_worker_;
 };
 

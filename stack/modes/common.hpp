@@ -5,6 +5,7 @@
 
 #include <functional>
 
+#include "conf/config.hpp"
 #include "conf/result.hpp"
 #include "dispatch/netisr.hpp"
 
@@ -16,5 +17,10 @@ using ProtocolSettings = std::function<dispatch::ProtocolSpec(dispatch::Protocol
 // The `ether` entry protocol with its defaults: direct dispatch, flow policy
 // over the IPv4 2-tuple flow id when the NIC gave no RSS hash.
 dispatch::ProtocolSpec entry_protocol(const dispatch::Netisr& netisr, dispatch::HandlerFn handler, void* ctx);
+
+// Timer nodes each worker's wheel needs for a config: an entry's timer lives
+// on the wheel of the worker that created it, and any one worker may create
+// them all.
+unsigned timer_nodes(const conf::Config& cfg);
 
 }  // namespace ngstack::stack::modes

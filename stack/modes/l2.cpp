@@ -50,4 +50,18 @@ Result<dispatch::ProtoId> register_traffic(traffic::Traffic& t, dispatch::Netisr
   return netisr.register_protocol(settings(ether));
 }
 
+unsigned timer_nodes(const conf::Config& cfg) {
+  switch (cfg.mode) {
+    // Two per ARP slot (an entry's timer, and the lingering one of an entry
+    // the control path removed while its slot was reused), the reassembly
+    // sweep, and room to spare.
+    case conf::Mode::router: return 2 * cfg.router.arp.max_entries + 64;
+    // One per station (only ageing removes stations, and consumes the timer).
+    case conf::Mode::bridge: return cfg.bridge.max_entries + 64;
+    case conf::Mode::forwarder:
+    case conf::Mode::traffic: break;
+  }
+  return 64;
+}
+
 }  // namespace ngstack::stack::modes

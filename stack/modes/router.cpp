@@ -139,10 +139,4 @@ Status Router::route_del(const conf::Ipv4Prefix& p) {
   return Ok{};
 }
 
-unsigned timer_nodes(const conf::Config& cfg) {
-  // Two per ARP slot (an entry's timer, and the lingering one of a removed
-  // entry whose slot was reused), the reassembly sweep, and room to spare.
-  return cfg.mode == conf::Mode::router ? 2 * cfg.router.arp.max_entries + 64 : 64;
-}
-
 }  // namespace ngstack::stack::modes

@@ -71,9 +71,4 @@ class Router final : public Service {
   std::unique_ptr<ipv4::Ip> ip_;
 };
 
-// Timer nodes each worker's wheel needs for a config (an ARP entry's timer
-// lives on the wheel of the worker that created it: any one worker may own
-// them all; a removed entry's timer may linger until it fires once).
-unsigned timer_nodes(const conf::Config& cfg);
-
 }  // namespace ngstack::stack::modes

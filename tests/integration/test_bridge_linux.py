@@ -14,7 +14,7 @@ lcore 2 polling p1 (h2), ether deferred under the flow policy. The flows
 h1 <-> h2 and h2 <-> h3 (RSS buckets 123 and 45 of 128 under the symmetric
 key) belong to lcore 2 and h1 <-> h3 (bucket 86) to lcore 1, so frames from
 h1 and h3 to h2 cross from lcore 1 to lcore 2, both workers learn into the
-one FDB, and lcore 1 (worker 0) ages out what lcore 2 learned. The checks
+one FDB, and each worker's timers age out what that worker learned. The checks
 are the same; the flat run adds one that the hand-off happened."""
 import os
 import subprocess

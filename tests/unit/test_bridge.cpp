@@ -19,6 +19,8 @@
 
 #include "dispatch/netisr.hpp"
 #include "stack/bridge/bridge.hpp"
+#include "stack/modes/common.hpp"
+#include "stack/timer/timer_wheel.hpp"
 #include "stack/tsan.hpp"
 #include "tests/lib/eal_env.hpp"
 
@@ -97,7 +99,10 @@ class BridgeTest : public ::testing::Test {
     ASSERT_TRUE(b.ok()) << b.error();
     bridge_ = std::move(*b);
     tx_buffers_ = std::make_unique<TxBuffers>(ids_, 0, 32, drops_);
-    bridge_->bind({WorkerIo{tx_buffers_.get(), &drops_, &events_}});
+    auto wheel = timer::TimerWheel::create({rte_get_tsc_hz(), 1000, 1024, modes::timer_nodes(cfg)});
+    ASSERT_TRUE(wheel.ok()) << wheel.error();
+    timers_ = std::move(*wheel);
+    bridge_->bind({WorkerIo{tx_buffers_.get(), &drops_, &events_, timers_.get()}});
     bridge_->worker_online(0);
   }
 
@@ -172,6 +177,7 @@ class BridgeTest : public ::testing::Test {
   static inline std::vector<uint16_t> ids_;
   std::unique_ptr<Bridge> bridge_;
   std::unique_ptr<TxBuffers> tx_buffers_;
+  std::unique_ptr<timer::TimerWheel> timers_;
   DropCounters drops_;
   EventCounters events_;
 };
@@ -276,8 +282,11 @@ TEST_F(BridgeTest, TableLimitAndAgeing) {
   free_all(sent(1)), free_all(sent(2));
   EXPECT_EQ(bridge_->fdb_lock_acquisitions(), locks) << "a full table is checked before locking";
   EXPECT_EQ(events_.get(Event::bridge_fdb_full), 104u);
-  bridge_->poll(0, rte_rdtsc() + rte_get_tsc_hz());  // one second later
+  const uint64_t later = rte_rdtsc() + rte_get_tsc_hz();  // one second later
+  bridge_->poll(0, later);
+  EXPECT_EQ(timers_->run(later), 16u) << "one ageing timer per learned station";
   EXPECT_EQ(bridge_->fdb_size(), 0u) << "aged out";
+  EXPECT_EQ(timers_->armed(), 0u) << "a station's timer ends with it";
 }
 
 // A flood of new source MACs (macof) from one worker: it learns its burst at
@@ -369,6 +378,7 @@ TEST_F(BridgeTest, WorkersLearnMoveAndAgeAtOnce) {
   std::vector<std::unique_ptr<DropCounters>> drops;
   std::vector<std::unique_ptr<EventCounters>> events;
   std::vector<std::unique_ptr<TxBuffers>> bufs;
+  std::vector<std::unique_ptr<timer::TimerWheel>> wheels;
   std::vector<WorkerIo> io;
   // A pool per worker: the frees a worker makes itself (drops, a full tx
   // queue) go back to its own pool, so no other thread takes those mbufs.
@@ -379,7 +389,10 @@ TEST_F(BridgeTest, WorkersLearnMoveAndAgeAtOnce) {
     drops.push_back(std::make_unique<DropCounters>());
     events.push_back(std::make_unique<EventCounters>());
     bufs.push_back(std::make_unique<TxBuffers>(ids, 0, 32, *drops.back()));
-    io.push_back({bufs.back().get(), drops.back().get(), events.back().get()});
+    auto wheel = timer::TimerWheel::create({rte_get_tsc_hz(), 1000, 1024, modes::timer_nodes(cfg)});
+    ASSERT_TRUE(wheel.ok()) << wheel.error();
+    wheels.push_back(std::move(*wheel));
+    io.push_back({bufs.back().get(), drops.back().get(), events.back().get(), wheels.back().get()});
   }
   bridge->bind(io);
 
@@ -427,7 +440,7 @@ TEST_F(BridgeTest, WorkersLearnMoveAndAgeAtOnce) {
         // Still inside the read-side section: look up the station of the
         // last frame (just learned, unless the table was full) and read its
         // slot for a while. Until this worker's quiescent report the slot
-        // keeps that station's key, even when worker 0 ages the station out
+        // keeps that station's key, even when a worker's timer ages the station out
         // and the workers learn other stations into freed slots meanwhile.
         const auto station = static_cast<uint8_t>(1 + (r >> 8) % kStations);
         if (const int32_t slot = bridge->fdb_find(0, mac(station)); slot != RcuTable::kNone) {
@@ -443,16 +456,18 @@ TEST_F(BridgeTest, WorkersLearnMoveAndAgeAtOnce) {
           } while (rte_rdtsc() < until);
           probed.fetch_add(1, std::memory_order_relaxed);
         }
-        // Quiescent report. Worker 0 also ages, on a clock that runs 100 ms
-        // ahead per iteration: every scan finds stations idle for longer than
-        // 1 ms and removes them while the others learn them again.
-        aging_clock += w == 0 ? rte_get_tsc_hz() / 10 : 0;
-        bridge->poll(w, std::max(aging_clock, rte_rdtsc()));
+        // Quiescent report, then the worker's timers on a clock that runs
+        // 100 ms ahead per iteration: every timer finds its station idle for
+        // longer than 1 ms and removes it while the others learn it again.
+        aging_clock += rte_get_tsc_hz() / 10;
+        const uint64_t now = std::max(aging_clock, rte_rdtsc());
+        bridge->poll(w, now);
+        wheels[w]->run(now);
       }
       bufs[w]->flush_all();
       bridge->worker_offline(w);
     });
-  // Long enough for several ageing scans (every 50 ms) with 1 ms ageing.
+  // Long enough for many rounds of ageing (1 ms) and learning again.
   const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(400);
   while (bridged.load() < 30000 || std::chrono::steady_clock::now() < until)
     drain(), std::this_thread::sleep_for(std::chrono::milliseconds(1));
