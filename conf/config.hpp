@@ -178,7 +178,9 @@ struct IcmpConfig {
 };
 
 struct ReassemblyConfig {
-  unsigned max_datagrams = 1024;  // per worker, datagrams being reassembled
+  // Per worker, datagrams being reassembled; the pool is sized for 8 fragments
+  // each (rte_ip_frag's limit), so the default costs 2 048 mbufs per worker.
+  unsigned max_datagrams = 256;
   unsigned timeout_ms = 2000;
 };
 // The most fragments rte_ip_frag keeps of one datagram: DPDK 22.11's

@@ -101,15 +101,16 @@ def run_ngstack(config_text, seconds, tmp, binary=NGSTACK):
 
 def eal_yaml(workers):
     """The eal and mempool sections of a benchmark config: main lcore 0, workers
-    on lcores 1..N (sharing CPUs where the machine has fewer), 32 767 mbufs."""
+    on lcores 1..N (sharing CPUs where the machine has fewer), 32 767 mbufs as
+    testpmd gets up to 2 workers; beyond, ngstack's own size (its rings alone
+    outgrow 32 767, and it refuses a pool smaller than what it may hold)."""
     lcore_cpus = ", ".join(f"{l}: {c}" for l, c in lcores_arg(workers).items() if l != c)
     return f"""eal:
   main_lcore: 0
   memory_mb: 1024
   no_huge: true
   file_prefix: ngs-perf-{os.getpid()}
-{f"  lcore_cpus: {{{lcore_cpus}}}" + chr(10) if lcore_cpus else ""}mempool: {{mbufs: 32767}}
-"""
+{f"  lcore_cpus: {{{lcore_cpus}}}" + chr(10) if lcore_cpus else ""}{"mempool: {mbufs: 32767}" + chr(10) if workers <= 2 else ""}"""
 
 
 def workers_yaml(workers, burst):
