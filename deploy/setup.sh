@@ -13,9 +13,11 @@ cd "$(dirname "$0")/.."
 # and every program the build, tests, benchmarks and deploy scripts start,
 # with its package, in deploy/programs.list (tests/programs_listed.py keeps
 # that list complete).
+# dpdk-doc: the sources of DPDK's l3fwd example, which perf/router_bench.py
+# builds as a peer (perf/l3fwd.py).
 LIBRARIES=(
   libdpdk-dev libtbb-dev libspdlog-dev libyaml-cpp-dev libgtest-dev libcpp-httplib-dev
-  python3-scapy python3-yaml libclang-rt-14-dev
+  python3-scapy python3-yaml libclang-rt-14-dev dpdk-doc
 )
 PROGRAMS_LIST=${NGS_PROGRAMS_LIST:-deploy/programs.list}  # the tests point it at a list of their own
 

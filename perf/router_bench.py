@@ -1,37 +1,56 @@
 #!/usr/bin/python3
-"""ngstack router and bridge vs dpdk-testpmd --forward-mode=mac, side by side.
+"""ngstack router and bridge beside dpdk-testpmd --forward-mode=mac and DPDK's
+l3fwd example (LPM), side by side.
 
 Router: 64-byte UDP frames from 1024 flows per worker (net_pcap infinite_rx,
 addressed to the router's MAC) are routed through a FIB of --routes routes
-(256 /24s covering the flows' destinations plus /24s elsewhere, all via one
+(255 /24s covering the flows' destinations plus /24s elsewhere, all via one
 gateway with a static ARP entry) to a net_null sink. Bridge: the same frames
 bridged from the source port to the sink (the destination MAC is unknown, so
 each frame is flooded to the one other port). testpmd runs the same sources
-into the same sink with the same number of forwarding cores. Runs alternate;
-medians of per-second rates; the ratio is ngstack/testpmd.
+into the same sink with the same number of forwarding cores. l3fwd
+(--lookup=lpm, built from dpdk-doc's sources: perf/l3fwd.py) routes the same
+frames to the same sink through the same routes, as many as its table holds
+(1024), on as many cores. Runs alternate; medians of per-second rates; the
+ratios are ngstack/testpmd and, for the router, ngstack/l3fwd.
 
   perf/router_bench.py [--modes router,bridge] [--workers 1,2] [--routes 10000]
-                       [--rounds 3] [--seconds 5] [--json FILE]
+                       [--peers testpmd,l3fwd] [--rounds 3] [--seconds 5]
+                       [--l3fwd-build DIR] [--json FILE]
+
+Without --peers, l3fwd runs when it builds; the output says why when it
+does not. Named in --peers, a peer that cannot run stops the benchmark.
 """
 import argparse
 import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
+import l3fwd  # noqa: E402
+
+
+# The router's routes: 255 /24s over the flows' destinations (198.19.0-254.x),
+# then /24s in 10/8 that no flow uses.
+GATEWAY, GATEWAY_MAC = "198.19.255.2", "02:00:00:00:00:03"
+
+
+def route_prefixes(n):
+    out = ["198.19.%d.0/24" % i for i in range(min(n, 255))]
+    i = 0
+    while len(out) < n:
+        out.append("10.%d.%d.0/24" % (i >> 8, i & 255))
+        i += 1
+    return out
 
 
 def routes_yaml(n):
-    out = ["    - {prefix: 198.19.%d.0/24, via: 198.19.255.2}" % i for i in range(255)]
-    i = 0
-    while len(out) < n:
-        out.append("    - {prefix: 10.%d.%d.0/24, via: 198.19.255.2}" % (i >> 8, i & 255))
-        i += 1
-    return "\n".join(out[:n])
+    return "\n".join(f"    - {{prefix: {p}, via: {GATEWAY}}}" for p in route_prefixes(n))
 
 
 def config(mode, pcaps, workers, routes, burst=32):
@@ -50,10 +69,44 @@ def config(mode, pcaps, workers, routes, burst=32):
     - {{port: sink, addresses: [198.19.255.1/30]}}
   arp:
     static:
-      - {{port: sink, address: 198.19.255.2, mac: "02:00:00:00:00:03"}}
+      - {{port: sink, address: {GATEWAY}, mac: "{GATEWAY_MAC}"}}
   routes:
 {routes_yaml(routes)}
 """
+
+
+PEERS = ("testpmd", "l3fwd")
+
+
+def peers_arg(a):
+    """The peers to run: (names, l3fwd binary or None). l3fwd is built here;
+    by default a failed build is reported and the run goes on without it."""
+    named = a.peers is not None
+    peers = [p for p in (a.peers.split(",") if named else PEERS) if p]
+    unknown = [p for p in peers if p not in PEERS]
+    if unknown:
+        sys.exit(f"router_bench: unknown peer {', '.join(unknown)} (peers: {', '.join(PEERS)})")
+    binary = None
+    if "l3fwd" in peers:
+        build_dir = a.l3fwd_build or default_l3fwd_build(a.ngstack)
+        try:
+            binary, changed = l3fwd.build(build_dir)
+            print(f"l3fwd: {binary}, built from {l3fwd.EXAMPLES}/l3fwd (dpdk-doc); changed at build time: {changed}")
+        except (l3fwd.Unavailable, OSError, subprocess.SubprocessError) as e:
+            if named:
+                sys.exit(f"router_bench: l3fwd could not be built: {e}")
+            print(f"l3fwd: NOT RUN, it could not be built: {e}")
+            peers.remove("l3fwd")
+    return peers, binary
+
+
+def default_l3fwd_build(ngstack):
+    """Beside the ngstack binary's build tree (build/perf/l3fwd), where the
+    build is kept between runs; an installed ngstack gets a temporary one."""
+    perf = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(ngstack))), "perf")
+    if os.path.isdir(perf) and os.access(perf, os.W_OK):
+        return os.path.join(perf, "l3fwd")
+    return os.path.join(tempfile.gettempdir(), f"ngstack-perf-l3fwd-{os.getuid()}")
 
 
 def main():
@@ -61,35 +114,54 @@ def main():
     ap.add_argument("--modes", default="router,bridge")
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--routes", type=int, default=10000)
+    ap.add_argument("--peers", help=f"comma-separated, of {','.join(PEERS)} (default: both; l3fwd when it builds)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--ngstack", default=benchlib.NGSTACK)
+    ap.add_argument("--l3fwd-build", help="where l3fwd is built and kept (default: build/perf/l3fwd)")
     ap.add_argument("--json", help="write the results here")
     a = ap.parse_args()
     modes = a.modes.split(",")
     workers = [int(w) for w in a.workers.split(",")]
-    tmp = tempfile.mkdtemp(prefix="ngstack-perf-")
     print(f"machine: {benchlib.machine()}")
+    peers, l3fwd_bin = peers_arg(a)
+    l3fwd_routes = route_prefixes(a.routes)[:l3fwd.MAX_ROUTES]
     print(f"setup: net_pcap infinite_rx -> net_null no-rx, 64-byte frames, 1024 flows per worker, router FIB "
-          f"{a.routes} routes, {a.seconds} s per run, {a.rounds} round(s), medians of per-second rates")
+          f"{a.routes} routes, {a.seconds} s per run, {a.rounds} round(s), medians of per-second rates; "
+          f"peers: {', '.join(peers) or 'none'}")
+    if l3fwd_bin:
+        print(f"l3fwd: --lookup=lpm, {len(l3fwd_routes)} of the router's routes (its table holds "
+              f"{l3fwd.MAX_ROUTES}), all to the sink; it checks no IPv4 header checksum (ngstack does, in "
+              f"software), decrements the TTL without an expiry check and resolves no neighbour")
+    tmp = tempfile.mkdtemp(prefix="ngstack-perf-")
     results = []
     try:
+        rules = l3fwd.write_rules(tmp, l3fwd_routes, 1) if l3fwd_bin else None
         for w in workers:
             pcaps = []
             for i in range(w):
                 p = os.path.join(tmp, f"flows{i}.pcap")
                 benchlib.make_pcap(p, 64, 1024, first_flow=1024 * i, dst_mac=benchlib.pcap_port_mac(0))
                 pcaps.append(p)
+            l3fwd_cmd = None
+            if l3fwd_bin:
+                l3fwd_cmd = l3fwd.command(l3fwd_bin, pcaps, w, rules, GATEWAY_MAC, f"ngs-perf-l3fwd-{os.getpid()}")
+                print(f"l3fwd command, {w} worker(s): {l3fwd.command_line(l3fwd_cmd)}")
             for r in range(a.rounds):
-                tp = benchlib.run_testpmd(pcaps, a.seconds, 32, w)
-                row = {"workers": w, "round": r + 1, "testpmd_mac_pps": tp}
-                line = f"workers {w} round {r + 1}: testpmd mac {tp / 1e6:7.3f} Mpps"
+                row = {"workers": w, "round": r + 1}
+                line = f"workers {w} round {r + 1}:"
+                if "testpmd" in peers:
+                    row["testpmd_mac_pps"] = tp = benchlib.run_testpmd(pcaps, a.seconds, 32, w)
+                    line += f" testpmd mac {tp / 1e6:7.3f} Mpps"
+                if l3fwd_cmd:
+                    row["l3fwd_lpm_pps"] = lf = l3fwd.run(l3fwd_cmd, a.seconds, tmp)
+                    line += f"   l3fwd lpm {lf / 1e6:7.3f} Mpps"
                 for mode in modes:
                     pps, cpp, s = benchlib.run_ngstack(config(mode, pcaps, w, a.routes), a.seconds, tmp, a.ngstack)
                     if not s["ok"]:
                         raise RuntimeError(f"{mode}: the run's accounting failed")
                     row[f"{mode}_pps"], row[f"{mode}_cycles_per_packet"] = pps, cpp
-                    line += f"   {mode} {pps / 1e6:7.3f} Mpps ({cpp:5.1f} cycles/packet, ratio {pps / tp:.3f})"
+                    line += f"   {mode} {pps / 1e6:7.3f} Mpps ({cpp:5.1f} cycles/packet{ratios(mode, pps, row)})"
                 print(line, flush=True)
                 results.append(row)
     finally:
@@ -97,18 +169,37 @@ def main():
     summary = []
     for w in workers:
         rows = [r for r in results if r["workers"] == w]
-        tp = statistics.median(r["testpmd_mac_pps"] for r in rows)
+        med = {k: statistics.median(r[k] for r in rows) for k in rows[0] if k not in ("workers", "round")}
+        peer_text = "".join(f"{name} {med[key] / 1e6:.3f} Mpps, " for name, key in
+                            (("testpmd mac", "testpmd_mac_pps"), ("l3fwd lpm", "l3fwd_lpm_pps")) if key in med)
         for mode in modes:
-            ng = statistics.median(r[f"{mode}_pps"] for r in rows)
-            cpp = statistics.median(r[f"{mode}_cycles_per_packet"] for r in rows)
-            summary.append({"mode": mode, "workers": w, "testpmd_mac_pps": tp, "ngstack_pps": ng,
-                            "cycles_per_packet": cpp, "ratio": ng / tp})
-            print(f"median, {w} worker(s): testpmd mac {tp / 1e6:.3f} Mpps, ngstack {mode} {ng / 1e6:.3f} Mpps "
-                  f"({cpp:.1f} cycles/packet), ratio ngstack/testpmd = {ng / tp:.3f}")
+            ng, cpp = med[f"{mode}_pps"], med[f"{mode}_cycles_per_packet"]
+            item = {"mode": mode, "workers": w, "ngstack_pps": ng, "cycles_per_packet": cpp}
+            text = ""
+            if "testpmd_mac_pps" in med:
+                item.update(testpmd_mac_pps=med["testpmd_mac_pps"], ratio=ng / med["testpmd_mac_pps"])
+                text += f", ratio ngstack/testpmd = {item['ratio']:.3f}"
+            if "l3fwd_lpm_pps" in med and mode == "router":
+                item.update(l3fwd_lpm_pps=med["l3fwd_lpm_pps"], ratio_l3fwd=ng / med["l3fwd_lpm_pps"])
+                text += f", ratio ngstack/l3fwd = {item['ratio_l3fwd']:.3f}"
+            summary.append(item)
+            print(f"median, {w} worker(s): {peer_text}ngstack {mode} {ng / 1e6:.3f} Mpps ({cpp:.1f} cycles/packet)"
+                  f"{text}")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"machine": benchlib.machine(), "routes": a.routes, "rounds": results, "summary": summary}, f,
-                      indent=2)
+            json.dump({"machine": benchlib.machine(), "routes": a.routes, "peers": peers,
+                       "l3fwd_routes": len(l3fwd_routes) if l3fwd_bin else 0, "rounds": results,
+                       "summary": summary}, f, indent=2)
+
+
+def ratios(mode, pps, row):
+    """", ngstack/testpmd R, ngstack/l3fwd R" for the peers of this round; l3fwd is a router's peer only."""
+    out = ""
+    if "testpmd_mac_pps" in row:
+        out += f", ngstack/testpmd {pps / row['testpmd_mac_pps']:.3f}"
+    if "l3fwd_lpm_pps" in row and mode == "router":
+        out += f", ngstack/l3fwd {pps / row['l3fwd_lpm_pps']:.3f}"
+    return out
 
 
 if __name__ == "__main__":
