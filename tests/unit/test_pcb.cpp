@@ -267,10 +267,12 @@ TEST(ListenTable, ConcurrentReadersWhileTheTableChanges) {
   ASSERT_TRUE(L.add({0, 80, 80}));
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> seen{0};
+  std::atomic<unsigned> started{0};
   auto reader = [&](unsigned id) {
     L.reader_online(id);
     uint64_t n = 0;
-    while (!stop.load(std::memory_order_relaxed)) {
+    for (bool first = true; !stop.load(std::memory_order_relaxed); first = false) {
+      if (first) started.fetch_add(1);
       for (uint16_t port = 80; port < 90; ++port) {
         auto e = L.lookup(1, port);
         if (e) {
@@ -284,6 +286,7 @@ TEST(ListenTable, ConcurrentReadersWhileTheTableChanges) {
     seen.fetch_add(n);
   };
   std::thread r0(reader, 0), r1(reader, 1);
+  while (started.load() < 2) std::this_thread::yield();  // the changes race with lookups
   for (int i = 0; i < 300; ++i) {
     const auto port = static_cast<uint16_t>(81 + i % 8);
     ASSERT_TRUE(L.add({0, port, port}));
