@@ -329,6 +329,8 @@ std::string dump_yaml(const Config& cfg) {
       o << "}\n";
     }
   }
+  o << "stack:\n  groups: " << cfg.stack.groups << "\n  locking: " << cfg.stack.locking
+    << "\n  lock_type: " << cfg.stack.lock_type << "\n";
   if (cfg.metrics.listen) o << "metrics:\n  listen: \"" << cfg.metrics.listen->str() << "\"\n";
   return o.str();
 }

@@ -286,6 +286,15 @@ struct MetricsConfig {
   SourcePos listen_pos;
 };
 
+// The host stack's connection table (stack/pcb): how it is split and locked.
+// conf/ knows nothing of stack/, so the names stay strings here; the loader
+// accepts only the values listed.
+struct StackConfig {
+  unsigned groups = 128;             // connection groups, a power of two (1..65536)
+  std::string locking = "group";     // giant | group
+  std::string lock_type = "spin";    // spin | queuing | speculative | rte_spinlock
+};
+
 enum class Mode { forwarder, router, bridge, traffic };
 const char* mode_name(Mode m);
 
@@ -302,6 +311,7 @@ struct Config {
   MempoolConfig mempool;
   DispatchConfig dispatch;
   MetricsConfig metrics;
+  StackConfig stack;
 
   int port_index(const std::string& name) const;  // -1 when absent
   uint16_t tx_queues_of(const PortConfig& p) const;

@@ -824,6 +824,29 @@ void load_dispatch(MapReader& top, Config& cfg) {
   r.finish();
 }
 
+void load_stack(MapReader& top, Config& cfg) {
+  if (!top.has("stack")) return;
+  MapReader r(top.take("stack"), "stack", top.file());
+  auto one_of = [&](const std::string& key, std::initializer_list<const char*> names) {
+    YAML::Node v = r.take(key);
+    std::string s = r.parse_string(v, r.key_path(key));
+    std::string all;
+    for (const char* n : names) {
+      if (s == n) return s;
+      all += all.empty() ? "" : ", ";
+      all += n;
+    }
+    r.fail(v, r.key_path(key), "unknown value \"" + s + "\" (known: " + all + ")");
+  };
+  YAML::Node groups_node = r.node()["groups"];
+  cfg.stack.groups = static_cast<unsigned>(r.integer("groups", 1, 65536, cfg.stack.groups));
+  if (cfg.stack.groups & (cfg.stack.groups - 1))
+    r.fail(groups_node, "stack.groups", "must be a power of two, got " + std::to_string(cfg.stack.groups));
+  if (r.has("locking")) cfg.stack.locking = one_of("locking", {"giant", "group"});
+  if (r.has("lock_type")) cfg.stack.lock_type = one_of("lock_type", {"spin", "queuing", "speculative", "rte_spinlock"});
+  r.finish();
+}
+
 void load_metrics(MapReader& top, Config& cfg) {
   if (!top.has("metrics")) return;
   MapReader r(top.take("metrics"), "metrics", top.file());
@@ -897,6 +920,7 @@ Config parse(const YAML::Node& root, const std::string& file) {
   }
   check_pool(cfg);
   load_dispatch(top, cfg);
+  load_stack(top, cfg);
   load_metrics(top, cfg);
   top.finish();
   return cfg;

@@ -61,12 +61,12 @@ build_tsan() {
   # states the orderings they give instead.
   [ -d build-tsan ] || meson setup build-tsan --buildtype=debug -Db_sanitize=thread -Db_lundef=false \
     -Dcpp_args=-Wno-tsan
-  ninja -C build-tsan tests/netisr_tests tests/unit_tests
+  ninja -C build-tsan tests/netisr_tests tests/unit_tests tests/pcb_tests
 }
 
 build_asan() {
   [ -d build-asan ] || meson setup build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
-  ninja -C build-asan tests/unit_tests tests/netisr_tests
+  ninja -C build-asan tests/unit_tests tests/netisr_tests tests/pcb_tests
 }
 
 # libFuzzer harnesses: clang, AddressSanitizer, coverage on every library.
@@ -104,9 +104,10 @@ run_tests() {
   meson test -C build --print-errorlogs --suite unit --suite integration --suite perf-smoke || rc=1
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
     meson test -C build-asan --no-rebuild --print-errorlogs --suite unit || rc=1
-  # The dispatcher's and the shared tables' concurrency tests under ThreadSanitizer.
+  # The dispatcher's, the shared tables' and the connection table's concurrency
+  # tests under ThreadSanitizer.
   TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" \
-    meson test -C build-tsan --no-rebuild --print-errorlogs netisr shared_tables || rc=1
+    meson test -C build-tsan --no-rebuild --print-errorlogs netisr shared_tables pcb || rc=1
   # A bounded libFuzzer run over the router's input path.
   meson test -C build-fuzz --no-rebuild --print-errorlogs --suite fuzz || rc=1
   summarize build/meson-logs/testlog.json build-asan/meson-logs/testlog.json build-tsan/meson-logs/testlog.json \

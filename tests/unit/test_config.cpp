@@ -239,6 +239,40 @@ TEST(Config, DispatchSection) {
   EXPECT_TRUE(d->dispatch.bucket_map.empty()) << "auto: round robin";
 }
 
+TEST(Config, StackSection) {
+  auto d = load_string(edited("", ""), "t.yaml");
+  ASSERT_TRUE(d.ok()) << d.error();
+  EXPECT_EQ(d->stack.groups, 128u);
+  EXPECT_EQ(d->stack.locking, "group");
+  EXPECT_EQ(d->stack.lock_type, "spin");
+  auto r = load_string(edited("", "stack:\n  groups: 16\n  locking: giant\n  lock_type: queuing\n"), "t.yaml");
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_EQ(r->stack.groups, 16u);
+  EXPECT_EQ(r->stack.locking, "giant");
+  EXPECT_EQ(r->stack.lock_type, "queuing");
+  auto again = load_string(dump_yaml(*r), "dump.yaml");
+  ASSERT_TRUE(again.ok()) << again.error();
+  EXPECT_EQ(again->stack.groups, 16u);
+  EXPECT_EQ(again->stack.locking, "giant");
+  EXPECT_EQ(again->stack.lock_type, "queuing");
+  for (const char* t : {"spin", "queuing", "speculative", "rte_spinlock"}) {
+    auto x = load_string(edited("", std::string("stack: {lock_type: ") + t + "}\n"), "t.yaml");
+    ASSERT_TRUE(x.ok()) << x.error();
+    EXPECT_EQ(x->stack.lock_type, t);
+  }
+}
+
+TEST(ConfigErrors, StackSection) {
+  EXPECT_EQ(error_of(edited("", "stack:\n  groups: 100\n")),
+            "t.yaml:25:11: stack.groups: must be a power of two, got 100");
+  EXPECT_EQ(error_of(edited("", "stack:\n  groups: 0\n")), "t.yaml:25:11: stack.groups: must be in [1, 65536], got 0");
+  EXPECT_EQ(error_of(edited("", "stack:\n  locking: none\n")),
+            "t.yaml:25:12: stack.locking: unknown value \"none\" (known: giant, group)");
+  EXPECT_EQ(error_of(edited("", "stack:\n  lock_type: mutex\n")),
+            "t.yaml:25:14: stack.lock_type: unknown value \"mutex\" (known: spin, queuing, speculative, rte_spinlock)");
+  EXPECT_EQ(error_of(edited("", "stack:\n  colour: red\n")).find("t.yaml:25:3: stack.colour"), 0u);
+}
+
 TEST(ConfigErrors, DispatchSection) {
   EXPECT_EQ(error_of(edited("", "dispatch:\n  mode: eager\n")),
             "t.yaml:25:9: dispatch.mode: unknown value \"eager\" (known: direct, hybrid, deferred)");
