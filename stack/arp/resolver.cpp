@@ -8,11 +8,6 @@
 
 namespace ngstack::stack::arp {
 
-namespace {
-// Timer argument: the slot in the low half, its generation in the high half.
-uint64_t timer_arg(int32_t slot, uint32_t gen) { return uint64_t{gen} << 32 | static_cast<uint32_t>(slot); }
-}  // namespace
-
 Result<std::unique_ptr<Resolver>> Resolver::create(const conf::ArpConfig& cfg, unsigned hold_total,
                                                    const ifnet::Interfaces& ifs, rte_mempool* pool, unsigned workers,
                                                    uint64_t tsc_hz) {
@@ -187,13 +182,14 @@ void Resolver::adopt_entry(unsigned w, int32_t slot, uint64_t expiry) {
 }
 
 void Resolver::arm(PerWorker& pw, int32_t slot, uint32_t gen, uint64_t expiry) {
-  if (!io_[pw.w].timers->arm(expiry, on_timer, &pw, timer_arg(slot, gen))) [[unlikely]]
+  if (!io_[pw.w].timers->arm(expiry, on_timer, &pw, timer::SlotTimer{slot, gen}.arg())) [[unlikely]]
     ++pw.timers_refused;  // sized so that it cannot happen: see modes::timer_nodes()
 }
 
 void Resolver::on_timer(void* ctx, uint64_t arg, uint64_t now) {
   auto& pw = *static_cast<PerWorker*>(ctx);
-  pw.owner->entry_timer(pw, static_cast<int32_t>(arg & 0xffffffffu), static_cast<uint32_t>(arg >> 32), now);
+  const auto t = timer::SlotTimer::of(arg);
+  pw.owner->entry_timer(pw, t.slot, t.generation, now);
 }
 
 void Resolver::entry_timer(PerWorker& pw, int32_t slot, uint32_t gen, uint64_t now) {

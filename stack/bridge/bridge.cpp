@@ -7,10 +7,6 @@
 
 namespace ngstack::stack {
 
-namespace {
-// Timer argument: the slot in the low half, its generation in the high half.
-uint64_t timer_arg(int32_t slot, uint32_t gen) { return uint64_t{gen} << 32 | static_cast<uint32_t>(slot); }
-}  // namespace
 
 Result<std::unique_ptr<Bridge>> Bridge::create(const conf::Config& cfg, const std::vector<PortInfo>& ports,
                                                rte_mempool* pool, unsigned workers, uint64_t tsc_hz) {
@@ -136,15 +132,14 @@ void Bridge::learn(unsigned w, uint16_t vlan, const rte_ether_addr& src, uint16_
 }
 
 void Bridge::arm_ageing(PerWorker& pw, int32_t slot, uint32_t gen, uint64_t expiry) {
-  if (!io_[pw.w].timers->arm(expiry, on_ageing_timer, &pw, timer_arg(slot, gen))) [[unlikely]]
+  if (!io_[pw.w].timers->arm(expiry, on_ageing_timer, &pw, timer::SlotTimer{slot, gen}.arg())) [[unlikely]]
     ++pw.timers_refused;  // sized so that it cannot happen: see modes::timer_nodes()
 }
 
 void Bridge::on_ageing_timer(void* ctx, uint64_t arg, uint64_t now) {
   auto& pw = *static_cast<PerWorker*>(ctx);
   Bridge& b = *pw.owner;
-  const auto slot = static_cast<int32_t>(arg & 0xffffffffu);
-  const auto gen = static_cast<uint32_t>(arg >> 32);
+  const auto [slot, gen] = timer::SlotTimer::of(arg);
   Station& st = b.stations_[slot];
   // Only ageing removes stations, and it consumes the timer: a station is
   // live with its generation for as long as its timer is armed.

@@ -30,6 +30,17 @@ namespace ngstack::stack::timer {
 // `now` is the TSC time the wheel runs at (the loop's time, not the expiry).
 using TimerFn = void (*)(void* ctx, uint64_t arg, uint64_t now);
 
+// The argument of a timer that times a slot of a shared table: the slot and
+// the generation of the entry the timer was armed for (see the header comment).
+struct SlotTimer {
+  int32_t slot = 0;
+  uint32_t generation = 0;
+  uint64_t arg() const { return uint64_t{generation} << 32 | static_cast<uint32_t>(slot); }
+  static SlotTimer of(uint64_t arg) {
+    return {static_cast<int32_t>(arg & 0xffffffffu), static_cast<uint32_t>(arg >> 32)};
+  }
+};
+
 struct WheelParams {
   uint64_t tsc_hz = 0;
   unsigned tick_us = 1000;  // resolution: a timer fires within one tick after its expiry
