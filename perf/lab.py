@@ -12,7 +12,11 @@ Writes DIR (default results/NAME/): points.csv (every run), summary.csv and
 summary.md (median, min, max and spread per point, and the ratio to the
 peer), results.json, NAME.png (gnuplot), configs/ with the exact config
 of every run (and testpmd's command line) and sources/ with the captures
-they replay. See perf/README.md ("Lab experiments")."""
+they replay. Kind udp-rr (two ngstack host-mode processes over net_memif,
+perf/udp_rr.py) also writes each run's logs and JSON summaries to configs/,
+and beside the rate: per-core rate, S(W)/W, the connection table's lock
+figures and the ratio to Linux UDP (sockperf). See perf/README.md ("Lab
+experiments")."""
 import argparse
 import csv
 import itertools
@@ -30,6 +34,7 @@ import benchlib  # noqa: E402
 import labfile  # noqa: E402
 import rfc2544  # noqa: E402
 import router_bench  # noqa: E402
+import udp_rr  # noqa: E402
 from labfile import Map, SpecError  # noqa: E402
 
 # kind -> variable -> (type, allowed values or None, default)
@@ -47,8 +52,22 @@ VARIABLES = {
     "rfc2544": {
         "size": (int, None, 64),
     },
+    # udp-client <-> udp-echo over net_memif (perf/udp_rr.py); workers: the
+    # echo side's, client_workers: the client's (0: as many as the echo side).
+    "udp-rr": {
+        "locking": (str, ["giant", "group"], "group"),
+        "workers": (int, None, 1),
+        "client_workers": (int, None, 0),
+        "dispatch_mode": (str, ["direct", "hybrid", "deferred"], "direct"),
+        "flows": (int, None, 256),
+        "window": (int, None, 4),
+        "payload": (int, None, 64),
+        "groups": (int, None, 128),
+        "lock_type": (str, ["spin", "queuing", "speculative", "rte_spinlock"], "spin"),
+    },
 }
-LIMITS = {"workers": (1, 128), "size": (64, 1518), "flows": (1, 1 << 20), "burst": (1, 512), "routes": (1, 1 << 20)}
+LIMITS = {"workers": (1, 128), "size": (64, 1518), "flows": (1, 1 << 20), "burst": (1, 512), "routes": (1, 1 << 20),
+          "client_workers": (0, 128), "window": (1, 64), "payload": (16, 1472), "groups": (1, 65536)}
 METRICS = {
     "forward": {"mpps": "Mpps (median of per-second tx rates)",
                 "cycles_per_packet": "busy TSC cycles per packet (ngstack only)"},
@@ -56,7 +75,21 @@ METRICS = {
                 "throughput_percent": "RFC 2544 throughput (% of max_rate)",
                 "latency_p50_us": "latency p50 at throughput (us)",
                 "latency_p99_us": "latency p99 at throughput (us)"},
+    "udp-rr": {"tps": "UDP transactions/s (udp-client, closed loop)",
+               "per_core_tps": "UDP transactions/s per echo worker",
+               "contended_share": "contended share of the echo side's pcb lock acquisitions",
+               "wait_cycles_per_acquisition": "wait cycles per pcb lock acquisition (echo side)",
+               "acquisitions_per_packet": "pcb lock acquisitions per packet (echo side)",
+               "latency_p50_us": "request/response latency p50 (us)",
+               "latency_p99_us": "request/response latency p99 (us)"},
 }
+# kind -> the peer that may run beside it, and the metric it is compared on
+PEERS = {"forward": ("testpmd", "mpps"), "udp-rr": ("sockperf", "tps")}
+# The variables a peer's run depends on, where not every one but mode (its
+# series in the plot)
+PEER_VARIABLES = {"udp-rr": {"workers", "client_workers", "window", "payload"}}
+# The peer's unit in points.csv
+PEER_COLUMN = {"testpmd": "testpmd_mpps", "sockperf": "sockperf_tps"}
 
 
 class Experiment:
@@ -75,9 +108,11 @@ class Experiment:
         self.trial_s_given = m.has("trial_s")
         self.trial_s = m.get("trial_s", float, 3.0, lo=0.5, hi=3600)
         self.repetitions = m.get("repetitions", int, 3, lo=1, hi=100)
-        self.peer = m.get("peer", str, None, choices=["testpmd"])
-        if self.peer and (self.kind != "forward" or self.metric != "mpps"):
-            m.fail(m.items["peer"][1], "experiment.peer", "a testpmd peer runs only beside kind forward, metric mpps")
+        self.peer = m.get("peer", str, None, choices=[p for p, _ in PEERS.values()])
+        if self.peer and PEERS.get(self.kind) != (self.peer, self.metric):
+            kind, metric = next((k, mt) for k, (p, mt) in PEERS.items() if p == self.peer)
+            m.fail(m.items["peer"][1], "experiment.peer",
+                   f"a {self.peer} peer runs only beside kind {kind}, metric {metric}")
         self.rfc2544 = None
         if self.kind == "rfc2544":
             if not m.has("rfc2544"):
@@ -88,6 +123,17 @@ class Experiment:
                 self.rfc2544 = rfc2544.load_spec(ref)
             except SpecError as e:
                 raise SpecError(f"{pos}: experiment.rfc2544: {e}")
+        self.cpus, self.sockperf = None, {}
+        for key in ("cpus", "sockperf"):
+            if m.has(key) and self.kind != "udp-rr":
+                m.fail(m.items[key][0], f"experiment.{key}", "only kind udp-rr takes this key")
+        if self.kind == "udp-rr":
+            self.cpus = read_cpus(m) if m.has("cpus") else None
+            if m.has("sockperf"):
+                sp = m.sub("sockperf")
+                self.sockperf = {"burst": sp.get("burst", int, None, lo=1, hi=4096),
+                                 "busy_poll": sp.get("busy_poll", bool, True)}
+                sp.finish()
         self.fixed = {k: d for k, (_, _, d) in variables.items()}
         if m.has("fixed"):
             self.fixed.update(read_variables(m.sub("fixed"), variables, self.kind, Map.get))
@@ -107,6 +153,14 @@ class Experiment:
         m.finish()
         if self.metric == "cycles_per_packet" and "testpmd" in self.sweep.get("mode", []):
             raise SpecError(f"{path}: experiment.metric: cycles_per_packet is not measured for mode testpmd")
+        self.placement, self.oversubscribed = None, None
+        if self.kind == "udp-rr":
+            pts = list(self.points())
+            most_echo = max(p["workers"] for p in pts)
+            most_client = max(udp_rr.client_workers(p) for p in pts)
+            self.placement = self.cpus or udp_rr.auto_placement(most_echo, most_client)
+            over = [udp_rr.oversubscription(self.placement, p["workers"], udp_rr.client_workers(p)) for p in pts]
+            self.oversubscribed = next((o for o in reversed(over) if o), None)
 
     def points(self):
         keys = list(self.sweep)
@@ -130,6 +184,37 @@ def read_variables(m, variables, kind_name, getter):
         lo, hi = LIMITS.get(k, (None, None))
         out[k] = getter(m, k, kind, lo=lo, hi=hi, choices=choices)
     m.finish()
+    return out
+
+
+def read_cpus(m):
+    """experiment.cpus (kind udp-rr): `auto`, or where each side's lcores
+    run: {echo: {main: CPU, workers: [CPU, ...]}, client: {...}}; worker i
+    of a side runs on workers[i % len] (a list shorter than the workers
+    makes them share CPUs)."""
+    node = m.value_node("cpus")
+    if isinstance(node, labfile.yaml.ScalarNode):
+        if node.value != "auto":
+            m.fail(node, "experiment.cpus", f'expected auto or a mapping with echo and client, got "{node.value}"')
+        return None
+    c = m.sub("cpus")
+    out = {}
+    for side in ("echo", "client"):
+        if not c.has(side):
+            c.fail(c.node, "experiment.cpus", f'missing key "{side}"')
+        s = c.sub(side)
+        out[side] = {"main": s.get("main", int, 0, lo=0, hi=1023),
+                     "workers": s.get_list("workers", int, None, lo=0, hi=1023)}
+        if out[side]["workers"] is None:
+            s.fail(s.node, s.path, 'missing key "workers" (a list of CPUs)')
+        usable = udp_rr.usable_cpus()
+        for key, cpus in (("main", [out[side]["main"]]), ("workers", out[side]["workers"])):
+            for cpu in cpus:
+                if cpu not in usable:
+                    s.fail(s.items[key][1] if s.has(key) else s.node, s.key_path(key),
+                           f"CPU {cpu} is not one this process may use ({','.join(map(str, usable))})")
+        s.finish()
+    c.finish()
     return out
 
 
@@ -173,6 +258,8 @@ class Runs:
         tag = f"point{index:02d}-rep{rep}" + (f"-{mode}" if mode else "")
         if self.exp.kind == "rfc2544":
             return self.run_rfc2544(tag, point)
+        if self.exp.kind == "udp-rr":
+            return self.run_udp_rr(tag, point, mode)
         mode = mode or point["mode"]
         pcaps = self.sources(point)
         if mode == "testpmd":
@@ -189,6 +276,16 @@ class Runs:
             raise RuntimeError(f"{tag}: the run's accounting failed (configs/{tag}.yaml)")
         extra = {"mpps": pps / 1e6, "cycles_per_packet": cpp}
         return extra[self.exp.metric], extra
+
+    def run_udp_rr(self, tag, point, peer):
+        configs = os.path.join(self.out, "configs")
+        if peer == "sockperf":
+            r = udp_rr.run_sockperf(point, self.exp.placement, self.exp.trial_s, self.tmp, tag,
+                                    burst=self.exp.sockperf.get("burst"),
+                                    busy_poll=self.exp.sockperf.get("busy_poll", True), keep_dir=configs)
+            return r["tps"], r
+        r = udp_rr.run_ngstack(point, self.exp.placement, self.exp.trial_s, self.tmp, tag, self.binary, configs)
+        return r[self.exp.metric], r
 
     def run_rfc2544(self, tag, point):
         spec = self.exp.rfc2544
@@ -225,19 +322,105 @@ def summarize(exp, rows):
                           pre + "spread_percent": 100 * (max(vals) - min(vals)) / med if med else 0.0})
         if "peer_median" in entry and entry["peer_median"]:
             entry["ratio"] = entry["median"] / entry["peer_median"]
+        if exp.kind == "udp-rr":
+            # Medians of every figure a run reported (x_NAME), the peer's as peer_x_NAME.
+            for pre, field in (("x_", "extra"), ("peer_x_", "peer_extra")):
+                names = {k for r in mine for k, v in (r.get(field) or {}).items()
+                         if isinstance(v, (int, float)) and not isinstance(v, bool)}
+                for k in sorted(names):
+                    entry[pre + k] = statistics.median(r[field][k] for r in mine if k in (r.get(field) or {}))
+            entry["lock_class"] = next((r["extra"].get("lock_class") for r in mine if r.get("extra")), None)
+            if exp.peer and entry.get("x_tps") and entry.get("peer_median"):
+                entry["tps_ratio"] = entry["x_tps"] / entry["peer_median"]
         out.append(entry)
+    if exp.kind == "udp-rr":
+        add_scaling(exp, out)
     return out
+
+
+def add_scaling(exp, summary):
+    """S(W)/W per point with W > 1 echo workers: its transactions/s over W
+    times those of the point with 1 worker and every other variable the same
+    (1.0: linear scaling); also for the peer."""
+    others = [k for k in exp.sweep if k != "workers"]
+    ones = {tuple(s[k] for k in others): s for s in summary if s.get("workers", exp.fixed["workers"]) == 1}
+    for s in summary:
+        w = s.get("workers", exp.fixed["workers"])
+        base = ones.get(tuple(s[k] for k in others))
+        if w <= 1 or base is None:
+            continue
+        if base.get("x_tps"):
+            s["scaling"] = s.get("x_tps", 0.0) / (w * base["x_tps"])
+        if base.get("peer_median"):
+            s["peer_scaling"] = s.get("peer_median", 0.0) / (w * base["peer_median"])
+
+
+# kind udp-rr: the figures beside the metric in summary.csv and summary.md
+# (summary key, column title, format)
+UDP_RR_COLUMNS = [
+    ("x_tps", "transactions/s", "rate"),
+    ("x_per_core_tps", "per echo worker", "rate"),
+    ("scaling", "S(W)/W", "ratio"),
+    ("lock_class", "pcb lock", "text"),
+    ("x_contended_share", "contended", "percent"),
+    ("x_wait_cycles_per_acquisition", "wait cycles/acq", "number"),
+    ("x_acquisitions_per_packet", "acq/packet", "number"),
+    ("x_latency_p50_us", "p50 us", "number"),
+    ("x_latency_p99_us", "p99 us", "number"),
+]
+UDP_RR_PEER_COLUMNS = [
+    ("peer_median", "sockperf transactions/s", "rate"),
+    ("peer_scaling", "sockperf S(W)/W", "ratio"),
+    ("tps_ratio", "ngstack/sockperf", "ratio"),
+]
+
+
+def udp_rr_columns(exp):
+    cols = [c for c in UDP_RR_COLUMNS if c[0] != "x_" + exp.metric]
+    return cols + (UDP_RR_PEER_COLUMNS if exp.peer else [])
+
+
+def cell(v, how):
+    if v is None:
+        return ""
+    if how == "percent":
+        return f"{100 * v:.2f}%"
+    if how == "ratio":
+        return f"{v:.3f}"
+    if how == "rate":
+        return f"{v:.0f}"
+    return fmt(v)
+
+
+def udp_rr_notes(exp):
+    """The lines summary.md and the console show before a udp-rr table."""
+    lines = [f"placement: {udp_rr.placement_text(exp.placement)}"]
+    if exp.oversubscribed:
+        lines.append(f"OVERSUBSCRIBED: workers share CPUs ({exp.oversubscribed}). Busy-polling workers on one "
+                     "CPU take turns on it, so per-worker rates and S(W)/W here measure no scaling; this "
+                     "experiment is meant for machines with a CPU per worker of both sides plus one (16+ cores; "
+                     "experiment.cpus places them).")
+    if exp.peer:
+        sp = exp.sockperf
+        burst = sp.get("burst") or f"window ({'/'.join(map(str, sorted({p['window'] for p in exp.points()})))})"
+        lines.append(f"sockperf: Linux UDP on 127.0.0.1, one server thread per echo worker, one ping-pong client "
+                     f"per client worker with {burst} messages outstanding, "
+                     f"{'busy polling' if sp.get('busy_poll', True) else 'blocking'}, on the same CPUs")
+    return lines
 
 
 def write_results(exp, out, rows, summary, started, finished):
     keys = list(exp.sweep)
+    peer_col = [PEER_COLUMN[exp.peer]] if exp.peer else []
     with open(os.path.join(out, "points.csv"), "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["point", "repetition"] + keys + [exp.metric] + (["testpmd_mpps"] if exp.peer else []))
+        w.writerow(["point", "repetition"] + keys + [exp.metric] + peer_col)
         for r in rows:
             w.writerow([r["point"], r["repetition"]] + [r[k] for k in keys] + [r["value"]] +
                        ([r.get("peer")] if exp.peer else []))
     cols = ["median", "min", "max", "spread_percent", "n"] + (["peer_median", "ratio"] if exp.peer else [])
+    if exp.kind == "udp-rr":
+        cols = ["median", "min", "max", "spread_percent", "n"] + [c for c, _, _ in udp_rr_columns(exp)]
     with open(os.path.join(out, "summary.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(keys + cols)
@@ -249,18 +432,27 @@ def write_results(exp, out, rows, summary, started, finished):
                  else f"trials of {exp.trial_s:g} s")
         f.write(f"{exp.name}: {exp.description}\n\nmetric: {unit}; {exp.repetitions} repetition(s), {trial}; "
                 f"machine: {benchlib.machine()}\n\n")
-        head = keys + ["median", "min .. max", "spread"] + (["testpmd", "ratio"] if exp.peer else [])
+        if exp.kind == "udp-rr":
+            f.write("".join(line + "\n\n" for line in udp_rr_notes(exp)))
+            title = next((t for k, t, _ in UDP_RR_COLUMNS if k == "x_" + exp.metric), exp.metric)
+            head = keys + [title, "min .. max", "spread"] + [t for _, t, _ in udp_rr_columns(exp)]
+        else:
+            head = keys + ["median", "min .. max", "spread"] + ([exp.peer, "ratio"] if exp.peer else [])
         f.write("| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n")
         for s in summary:
             cells = [str(s[k]) for k in keys] + [fmt(s["median"]), f"{fmt(s['min'])} .. {fmt(s['max'])}",
                                                  f"{s['spread_percent']:.1f}%"]
-            if exp.peer:
+            if exp.kind == "udp-rr":
+                cells += [cell(s.get(k), how) for k, _, how in udp_rr_columns(exp)]
+            elif exp.peer:
                 cells += [fmt(s.get("peer_median")), fmt(s.get("ratio"))]
             f.write("| " + " | ".join(cells) + " |\n")
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump({"experiment": exp.name, "file": exp.path, "description": exp.description, "kind": exp.kind,
                    "metric": exp.metric, "unit": unit, "trial_s": exp.trial_s, "repetitions": exp.repetitions,
                    "fixed": exp.fixed, "sweep": exp.sweep, "peer": exp.peer, "machine": benchlib.machine(),
+                   **({"placement": exp.placement, "oversubscribed": exp.oversubscribed, "sockperf": exp.sockperf}
+                      if exp.kind == "udp-rr" else {}),
                    "started": started, "finished": finished, "runs": rows, "summary": summary}, f, indent=2)
     plot(exp, out, summary, unit)
 
@@ -282,7 +474,9 @@ def plot(exp, out, summary, unit):
         key = " ".join(f"{k}={s[k]}" for k in exp.plot_series) or exp.metric
         groups.setdefault(key, []).append(s)
         if exp.peer:
-            groups.setdefault(("testpmd " + " ".join(f"{k}={s[k]}" for k in exp.plot_series if k != "mode")).strip(),
+            peer_series = [k for k in exp.plot_series if (k in PEER_VARIABLES[exp.kind] if exp.kind in PEER_VARIABLES
+                                                          else k != "mode")]
+            groups.setdefault((exp.peer + " " + " ".join(f"{k}={s[k]}" for k in peer_series)).strip(),
                               []).append({exp.plot_x: s[exp.plot_x], "median": s["peer_median"],
                                           "min": s["peer_min"], "max": s["peer_max"]})
     numeric_x = all(isinstance(s[exp.plot_x], (int, float)) for s in summary)
@@ -358,6 +552,9 @@ def main():
         os.makedirs(os.path.join(out, sub), exist_ok=True)
     shutil.copy(a.file, os.path.join(out, "experiment.yaml"))
     points = list(exp.points())
+    if exp.kind == "udp-rr":
+        sys.stderr.write("".join(f"[lab {exp.name}] {line}\n" for line in
+                                 [f"machine: {benchlib.machine()}"] + udp_rr_notes(exp)))
     per_point = 2 if exp.peer else 1
     progress = Progress(exp, len(points) * exp.repetitions * per_point)
     tmp = tempfile.mkdtemp(prefix="ngstack-lab-")
@@ -373,9 +570,13 @@ def main():
                 progress.done += 1
                 row = {"point": index, "repetition": rep, **{k: point[k] for k in exp.sweep}, "value": value,
                        **{f"extra_{k}": v for k, v in extra.items()}}
+                if exp.kind == "udp-rr":
+                    row["extra"] = extra
                 if exp.peer:
-                    progress.show(f"{exp.label(point)}, testpmd, repetition {rep}/{exp.repetitions}")
-                    row["peer"], _ = runs.run(index, rep, point, mode="testpmd")
+                    progress.show(f"{exp.label(point)}, {exp.peer}, repetition {rep}/{exp.repetitions}")
+                    row["peer"], peer_extra = runs.run(index, rep, point, mode=exp.peer)
+                    if exp.kind == "udp-rr":
+                        row["peer_extra"] = peer_extra
                     progress.done += 1
                 rows.append(row)
     except (RuntimeError, subprocess.SubprocessError) as e:
