@@ -285,6 +285,8 @@ class Runs:
                                     busy_poll=self.exp.sockperf.get("busy_poll", True), keep_dir=configs)
             return r["tps"], r
         r = udp_rr.run_ngstack(point, self.exp.placement, self.exp.trial_s, self.tmp, tag, self.binary, configs)
+        if r.get(self.exp.metric) is None:
+            raise RuntimeError(f"{tag}: this build's summaries do not give {self.exp.metric} (configs/{tag}-*.json)")
         return r[self.exp.metric], r
 
     def run_rfc2544(self, tag, point):
@@ -328,7 +330,8 @@ def summarize(exp, rows):
                 names = {k for r in mine for k, v in (r.get(field) or {}).items()
                          if isinstance(v, (int, float)) and not isinstance(v, bool)}
                 for k in sorted(names):
-                    entry[pre + k] = statistics.median(r[field][k] for r in mine if k in (r.get(field) or {}))
+                    vals = [r[field][k] for r in mine if isinstance((r.get(field) or {}).get(k), (int, float))]
+                    entry[pre + k] = statistics.median(vals)
             entry["lock_class"] = next((r["extra"].get("lock_class") for r in mine if r.get("extra")), None)
             if exp.peer and entry.get("x_tps") and entry.get("peer_median"):
                 entry["tps_ratio"] = entry["x_tps"] / entry["peer_median"]
@@ -433,7 +436,13 @@ def write_results(exp, out, rows, summary, started, finished):
         f.write(f"{exp.name}: {exp.description}\n\nmetric: {unit}; {exp.repetitions} repetition(s), {trial}; "
                 f"machine: {benchlib.machine()}\n\n")
         if exp.kind == "udp-rr":
-            f.write("".join(line + "\n\n" for line in udp_rr_notes(exp)))
+            notes = udp_rr_notes(exp)
+            if any((r.get("extra") or {}).get("source", "services") != "services" for r in rows):
+                notes.append("transactions/s: this build's summaries have no services section; the rate is the "
+                             "median of the client's per-second receive rates after the first second")
+            if any(r.get("extra") and "lock_class" not in r["extra"] for r in rows):
+                notes.append("locks: this build's summaries have no locks section; the lock columns are empty")
+            f.write("".join(line + "\n\n" for line in notes))
             title = next((t for k, t, _ in UDP_RR_COLUMNS if k == "x_" + exp.metric), exp.metric)
             head = keys + [title, "min .. max", "spread"] + [t for _, t, _ in udp_rr_columns(exp)]
         else:
