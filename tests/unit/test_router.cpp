@@ -21,6 +21,7 @@
 #include <rte_icmp.h>
 #include <rte_ip.h>
 #include <rte_mbuf.h>
+#include <rte_pause.h>
 #include <rte_ring.h>
 #include <rte_udp.h>
 
@@ -34,6 +35,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "conf/loader.hpp"
@@ -1620,5 +1622,54 @@ TEST_F(RouterTest, UdpRunsOnTheGroupOwnerWhenDeferredAndInOrderEitherWay) {
     if (std::string(mode) != "direct") {
       EXPECT_GT(on_other, 0u) << "some flows belong to worker 1";
     }
+  }
+}
+
+// Direct dispatch with two workers receiving datagrams of one flow at once
+// (no NIC RSS to keep a flow on one queue): both run udp input inline, and
+// the connection group's lock (or the giant lock) serialises the socket
+// callbacks of that flow. The callback's read-modify-write of the flow's
+// state loses updates, and ThreadSanitizer reports the race, without it.
+// (The ThreadSanitizer build runs this through the `shared_tables` test.)
+TEST_F(RouterTest, UdpConcurrentDirectWorkersSerialiseOneFlowOnItsGroupLock) {
+  for (const char* locking : {"group", "giant"}) {
+    SCOPED_TRACE(locking);
+    TearDown();
+    struct FlowState {
+      uint64_t datagrams = 0;  // plain: the group lock is its only protection
+    } state;
+    Knobs k;
+    k.workers = 2;
+    k.udp_mode = "direct";
+    k.extra = std::string("stack: {locking: ") + locking + "}\n";
+    k.setup = [&state](dispatch::Netisr&, modes::Router& r) {
+      auto* so = r.udp().open(
+          [](void* ctx, socket::UdpSocket&, const socket::Datagram&) {
+            auto& s = *static_cast<FlowState*>(ctx);
+            const uint64_t seen = s.datagrams;
+            for (int spin = 0; spin < 100; ++spin) rte_pause();  // widens the window between read and write
+            s.datagrams = seen + 1;
+          },
+          nullptr, &state);
+      ASSERT_TRUE(so->bind(0, 4000).ok());
+    };
+    ASSERT_NO_FATAL_FAILURE(make(k));
+    constexpr unsigned kBursts = 500, kBurst = 16;
+    std::atomic<bool> go{false};
+    auto receive = [&](unsigned w) {
+      while (!go.load()) {
+      }
+      for (unsigned b = 0; b < kBursts; ++b) {
+        std::vector<rte_mbuf*> burst;
+        for (unsigned i = 0; i < kBurst; ++i) burst.push_back(udp_to(kLanAddr, 4000, data_of(8, 0), 3000));
+        dispatch(burst, kLan, w);
+      }
+    };
+    std::thread t0(receive, 0u), t1(receive, 1u);
+    go.store(true);
+    t0.join();
+    t1.join();
+    EXPECT_EQ(state.datagrams, 2ull * kBursts * kBurst);
+    EXPECT_EQ(drops(DropReason::udp_no_socket), 0u);
   }
 }
