@@ -921,6 +921,113 @@ int tel_traffic(const char*, const char*, rte_tel_data* d) {
   return 0;
 }
 
+// This DPDK's telemetry has no floating-point values: ratios and
+// microseconds go as strings ("%.6g", as the summary JSON writes them).
+void tel_dict_double(rte_tel_data* d, const std::string& key, double v) {
+  rte_tel_data_add_dict_string(d, key.c_str(), fmt("%.6g", v).c_str());
+}
+
+// /ngstack/locks: the connection tables' lock profiles (router and host
+// modes), flattened as <table>_<counter> and <table>_<class>_<counter>, with
+// the busiest groups as rows "group owner acquisitions contended wait_cycles"
+// in <table>_busiest_groups (owner -1: the group spans several workers).
+int tel_locks(const char*, const char*, rte_tel_data* d) {
+  std::lock_guard lock(g_telemetry_mutex);
+  if (!g_runtime || !g_runtime->router) return -EINVAL;
+  const Snapshot s = take_snapshot(*g_runtime);
+  if (!s.locks) return -EINVAL;
+  rte_tel_data_start_dict(d);
+  rte_tel_data_add_dict_string(d, "locking", s.locks->locking.c_str());
+  rte_tel_data_add_dict_string(d, "lock_type", s.locks->lock_type.c_str());
+  rte_tel_data_add_dict_u64(d, "groups", s.locks->groups);
+  for (const auto& t : s.locks->tables) {
+    const std::string p = t.name + "_";
+    rte_tel_data_add_dict_u64(d, (p + "lookups").c_str(), t.lookups);
+    rte_tel_data_add_dict_u64(d, (p + "live").c_str(), t.live);
+    tel_dict_double(d, p + "acquisitions_per_packet", t.acquisitions_per_packet);
+    for (const auto& c : t.classes) {
+      const std::string q = p + c.name + "_";
+      rte_tel_data_add_dict_u64(d, (q + "acquisitions").c_str(), c.acquisitions);
+      rte_tel_data_add_dict_u64(d, (q + "contended").c_str(), c.contended);
+      tel_dict_double(d, q + "contended_share", c.contended_share());
+      rte_tel_data_add_dict_u64(d, (q + "wait_cycles").c_str(), c.wait_cycles);
+      rte_tel_data_add_dict_u64(d, (q + "wait_max").c_str(), c.wait_max);
+      tel_dict_double(d, q + "wait_cycles_per_acquisition", c.wait_cycles_per_acquisition());
+      rte_tel_data_add_dict_u64(d, (q + "hold_cycles").c_str(), c.hold_cycles);
+      rte_tel_data_add_dict_u64(d, (q + "hold_max").c_str(), c.hold_max);
+    }
+    rte_tel_data* rows = rte_tel_data_alloc();
+    if (!rows) continue;
+    rte_tel_data_start_array(rows, RTE_TEL_STRING_VAL);
+    for (const auto& g : t.busiest_groups) {
+      const std::string row = std::to_string(g.group) + " " + std::to_string(g.owner) + " " +
+                              std::to_string(g.acquisitions) + " " + std::to_string(g.contended) + " " +
+                              std::to_string(g.wait_cycles);
+      rte_tel_data_add_array_string(rows, row.c_str());
+    }
+    if (rte_tel_data_add_dict_container(d, (p + "busiest_groups").c_str(), rows, 0) != 0) rte_tel_data_free(rows);
+  }
+  return 0;
+}
+
+// /ngstack/services: one row per service, "type address:port sockets
+// rx_datagrams tx_datagrams" (a client: its server's address:port); its
+// position is the parameter of /ngstack/service, which gives every counter.
+int tel_services(const char*, const char*, rte_tel_data* d) {
+  std::lock_guard lock(g_telemetry_mutex);
+  if (!g_runtime || !g_runtime->router) return -EINVAL;
+  const Snapshot s = take_snapshot(*g_runtime);
+  rte_tel_data_start_array(d, RTE_TEL_STRING_VAL);
+  for (const auto& v : s.services) {
+    const std::string row = std::string(conf::service_type_name(v.type)) + " " + service_endpoint(v) + " " +
+                            std::to_string(v.sockets) + " " + std::to_string(v.io.rx_datagrams) + " " +
+                            std::to_string(v.io.tx_datagrams);
+    rte_tel_data_add_array_string(d, row.c_str());
+  }
+  return 0;
+}
+
+// /ngstack/service,<index>: the keys of the summary JSON's entry (the
+// client's latency_us as latency_us_<p50...>).
+int tel_service(const char*, const char* params, rte_tel_data* d) {
+  std::lock_guard lock(g_telemetry_mutex);
+  if (!g_runtime || !g_runtime->router || !params || !*params) return -EINVAL;
+  char* end = nullptr;
+  const unsigned long i = std::strtoul(params, &end, 10);
+  const Snapshot s = take_snapshot(*g_runtime);
+  if (*end != '\0' || i >= s.services.size()) return -EINVAL;
+  const auto& v = s.services[i];
+  rte_tel_data_start_dict(d);
+  rte_tel_data_add_dict_string(d, "type", conf::service_type_name(v.type));
+  rte_tel_data_add_dict_string(d, is_client(v) ? "server" : "address",
+                               conf::format_ipv4(is_client(v) ? v.server : v.address).c_str());
+  const std::pair<const char*, uint64_t> fields[] = {
+      {"port", v.port},
+      {"sockets", v.sockets},
+      {"rx_datagrams", v.io.rx_datagrams},
+      {"rx_bytes", v.io.rx_bytes},
+      {"tx_datagrams", v.io.tx_datagrams},
+      {"tx_bytes", v.io.tx_bytes},
+      {"tx_no_mbuf", v.io.tx_no_mbuf},
+      {"tx_queue_full", v.io.tx_queue_full},
+      {"tx_unroutable", v.io.tx_unroutable},
+      {"icmp_errors", v.io.icmp_errors}};
+  for (const auto& [k, x] : fields) rte_tel_data_add_dict_u64(d, k, x);
+  if (!is_client(v)) return 0;
+  const std::pair<const char*, uint64_t> client[] = {
+      {"requests", v.requests}, {"responses", v.responses}, {"lost", v.lost}, {"late", v.late}};
+  for (const auto& [k, x] : client) rte_tel_data_add_dict_u64(d, k, x);
+  const auto& l = v.latency;
+  const std::pair<const char*, double> reals[] = {
+      {"seconds", v.seconds},        {"transactions_per_s", v.transactions_per_s},
+      {"latency_us_min", l.min_us},  {"latency_us_mean", l.mean_us},
+      {"latency_us_p50", l.p50_us},  {"latency_us_p90", l.p90_us},
+      {"latency_us_p99", l.p99_us},  {"latency_us_p999", l.p999_us},
+      {"latency_us_max", l.max_us}};
+  for (const auto& [k, x] : reals) tel_dict_double(d, k, x);
+  return 0;
+}
+
 int tel_summary(const char*, const char*, rte_tel_data* d) {
   std::lock_guard lock(g_telemetry_mutex);
   if (!g_runtime) return -EINVAL;
@@ -956,6 +1063,14 @@ void register_telemetry(const Runtime* rt) {
   rte_telemetry_register_cmd("/ngstack/traffic", tel_traffic,
                              "Traffic mode, one row per generator (port packets achieved_pps target_pps state) and "
                              "sink (port packets stamped unstamped)");
+  rte_telemetry_register_cmd("/ngstack/locks", tel_locks,
+                             "Router and host modes: lock profiles of the connection tables, per lock class, and "
+                             "the busiest groups. No parameters");
+  rte_telemetry_register_cmd("/ngstack/services", tel_services,
+                             "Router and host modes, one row per service: type address:port sockets rx_datagrams "
+                             "tx_datagrams");
+  rte_telemetry_register_cmd("/ngstack/service", tel_service,
+                             "Router and host modes: counters of one service. Parameter: its index in /ngstack/services");
 }
 
 void unregister_telemetry() {
