@@ -320,6 +320,47 @@ TEST(Metrics, KnownNumbersUnderTheirLabels) {
   EXPECT_FALSE(p.types.count("ngstack_fdb_entries"));  // bridge mode only
 }
 
+TEST(Metrics, LocksAndServicesUnderTheirLabels) {
+  const Parsed p = parse(render_metrics(sample_snapshot(), sample_context()));
+  auto v = [&](const std::string& key) {
+    auto it = p.samples.find(key);
+    EXPECT_NE(it, p.samples.end()) << key;
+    return it == p.samples.end() ? -1.0 : it->second;
+  };
+  EXPECT_EQ(v("ngstack_lock_info{locking=group,lock_type=spin}"), 1);
+  EXPECT_EQ(v("ngstack_lock_groups{}"), 128);
+  EXPECT_EQ(v("ngstack_pcb_lookups_total{table=udp}"), 2000);
+  EXPECT_EQ(v("ngstack_pcb_live{table=udp}"), 65);
+  EXPECT_EQ(p.types.at("ngstack_lock_acquisitions_total"), "counter");
+  EXPECT_EQ(v("ngstack_lock_acquisitions_total{table=udp,class=pcb_group}"), 500);
+  EXPECT_EQ(v("ngstack_lock_acquisitions_total{table=udp,class=pcb_giant}"), 0);  // every class, zeros too
+  EXPECT_EQ(v("ngstack_lock_contended_total{table=udp,class=pcb_group}"), 50);
+  EXPECT_EQ(v("ngstack_lock_wait_cycles_total{table=udp,class=pcb_group}"), 20000);
+  EXPECT_EQ(v("ngstack_lock_wait_max_cycles{table=udp,class=pcb_group}"), 900);
+  EXPECT_EQ(v("ngstack_lock_hold_cycles_total{table=udp,class=pcb_listen}"), 400);
+  EXPECT_EQ(v("ngstack_lock_hold_max_cycles{table=udp,class=pcb_group}"), 1200);
+  EXPECT_EQ(v("ngstack_lock_acquisitions_total{table=udp,class=pcb_conn}"), 0);
+  const std::string echo = "{service=udp-echo,address=0.0.0.0,port=7}";
+  const std::string client = "{service=udp-client,address=198.18.1.2,port=7}";
+  EXPECT_EQ(v("ngstack_service_rx_datagrams_total" + echo), 10);
+  EXPECT_EQ(v("ngstack_service_rx_bytes_total" + echo), 640);
+  EXPECT_EQ(v("ngstack_service_tx_datagrams_total" + echo), 9);
+  EXPECT_EQ(v("ngstack_service_tx_bytes_total" + echo), 576);
+  EXPECT_EQ(v("ngstack_service_tx_no_mbuf_total" + echo), 1);
+  EXPECT_EQ(v("ngstack_service_tx_datagrams_total" + client), 1000);
+  EXPECT_EQ(v("ngstack_service_icmp_errors_total" + client), 2);
+  EXPECT_EQ(v("ngstack_udp_client_requests_total" + client), 1000);
+  EXPECT_EQ(v("ngstack_udp_client_responses_total" + client), 990);
+  EXPECT_EQ(v("ngstack_udp_client_lost_total" + client), 10);
+  EXPECT_EQ(v("ngstack_udp_client_late_total" + client), 3);
+  EXPECT_EQ(v("ngstack_udp_client_transactions_per_second" + client), 396);
+  EXPECT_EQ(v("ngstack_udp_client_latency_microseconds{service=udp-client,address=198.18.1.2,port=7,quantile=0.99}"),
+            40.5);
+  EXPECT_EQ(v("ngstack_udp_client_latency_microseconds{service=udp-client,address=198.18.1.2,port=7,quantile=1}"),
+            75.5);
+  EXPECT_FALSE(p.samples.count("ngstack_udp_client_requests_total" + echo));  // clients only
+}
+
 TEST(Metrics, EveryDropReasonAndEventOfEveryWorker) {
   const Parsed p = parse(render_metrics(sample_snapshot(), sample_context()));
   for (unsigned w : {1u, 2u}) {
@@ -341,7 +382,9 @@ TEST(Metrics, EmptyRuntimeSectionsAreLeftOut) {
   EXPECT_EQ(p.samples.at("ngstack_info{mode=forwarder}"), 1);
   for (const char* absent : {"ngstack_tsc_hertz", "ngstack_netisr_buckets", "ngstack_netisr_handled_total",
                              "ngstack_fib_routes", "ngstack_generator_packets_total", "ngstack_sink_packets_total",
-                             "ngstack_mempool_size"})
+                             "ngstack_mempool_size", "ngstack_lock_info", "ngstack_lock_acquisitions_total",
+                             "ngstack_pcb_lookups_total", "ngstack_service_rx_datagrams_total",
+                             "ngstack_udp_client_responses_total"})
     EXPECT_FALSE(p.types.count(absent)) << absent;
 }
 
