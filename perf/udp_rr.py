@@ -276,9 +276,14 @@ def run_ngstack(point, placement, seconds, workdir, tag, binary=benchlib.NGSTACK
                        client_duration)
         finish(client, client_duration + START_TIMEOUT_S + 30)
     except BaseException:
+        # SIGINT first: a killed ngstack leaves its EAL runtime folder behind.
         if echo.poll() is None:
-            echo.kill()
-            echo.wait()
+            echo.send_signal(signal.SIGINT)
+            try:
+                echo.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                echo.kill()
+                echo.wait()
         echo.log.close()
         raise
     finish(echo, 30, stop=True)
@@ -286,7 +291,7 @@ def run_ngstack(point, placement, seconds, workdir, tag, binary=benchlib.NGSTACK
         cs = json.load(f)
     with open(paths["echo"]["json"]) as f:
         es = json.load(f)
-    out = client_figures(cs, es, point, tag, keep_dir)
+    out = client_figures(cs, es, tag, keep_dir)
     out["per_core_tps"] = out["tps"] / point["workers"]
     out.update(lock_figures(es, point["locking"]))
     client_locks = lock_figures(cs, point["locking"])
@@ -299,7 +304,7 @@ def events(summary, name):
     return sum(w.get("events", {}).get(name, 0) for w in summary.get("workers", []))
 
 
-def client_figures(cs, es, point, tag, where):
+def client_figures(cs, es, tag, where):
     """Transactions/s and what goes with them, from the client's and the echo
     side's summaries: udp-client's own figures (services[]), and as a cross
     check the median of the client's per-second receive rates after the
