@@ -101,7 +101,8 @@ class Client final : public Service {
     if (pw.flows.empty()) return;
     const bool expire = now >= pw.next_expiry;
     if (expire) pw.next_expiry = now + tsc_hz_ / 1000;
-    if (cfg_.duration_ms && now - pw.start >= cfg_.duration_ms * tsc_hz_ / 1000) pw.stopped = true;
+    // `now` is the loop's TSC, which may lag stamps taken since (worker_online, on_response).
+    if (cfg_.duration_ms && now > pw.start && now - pw.start >= cfg_.duration_ms * tsc_hz_ / 1000) pw.stopped = true;
     if (pw.stopped) pw.done.store(true, std::memory_order_relaxed);
     // Until a first response arrived, each worker probes with one request:
     // the server's address may still be resolving, and ARP holds only a few.
@@ -273,7 +274,7 @@ class Client final : public Service {
   void expire_flow(unsigned w, Flow& f, uint64_t now) {
     PerWorker& pw = *per_worker_[w];
     for (Slot& s : f.slots)
-      if (s.outstanding && now - s.sent_tsc > timeout_) {
+      if (s.outstanding && now > s.sent_tsc && now - s.sent_tsc > timeout_) {
         s.outstanding = false;
         --f.outstanding;
         pw.lost.inc();
@@ -293,7 +294,8 @@ class Client final : public Service {
     s.outstanding = false;
     --f.outstanding;
     const uint64_t now = rte_rdtsc();
-    pw.rtt.add((now - r.sent_tsc) * 1000000000ull / c.tsc_hz_);
+    // The stamp kept in the slot, not the payload's: a peer cannot skew it.
+    pw.rtt.add((now > s.sent_tsc ? now - s.sent_tsc : 0) * 1000000000ull / c.tsc_hz_);
     pw.responses.inc();
     pw.last_response_tsc.set(now);
     if (!c.warm_.load(std::memory_order_relaxed)) c.warm_.store(true, std::memory_order_relaxed);
