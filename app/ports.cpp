@@ -157,9 +157,11 @@ Status start_port(const conf::Config& cfg, std::size_t index, PortRuntime& port,
   else
     spdlog::info("port {} ({}): rx offloads requested: {}; not offered by the device: {}", pc.name, port.driver,
                  rx_offload_list(rx.requested), rx_offload_list(rx.lacking));
+  conf.txmode.offloads = kTxChecksumOffloads & info.tx_offload_capa;
   if (int rc = rte_eth_dev_configure(id, pc.rx_queues, txq, &conf); rc != 0)
     return port_error(pc.pos, "port " + pc.name + ": rte_eth_dev_configure failed", rc);
   port.rx_offloads = rx.requested;
+  port.tx_offloads = conf.txmode.offloads;
   uint16_t nb_rxd = pc.rx_ring, nb_txd = pc.tx_ring;
   if (int rc = rte_eth_dev_adjust_nb_rx_tx_desc(id, &nb_rxd, &nb_txd); rc != 0)
     return port_error(pc.pos, "port " + pc.name + ": cannot size the rings", rc);

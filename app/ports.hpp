@@ -37,6 +37,7 @@ struct PortRuntime {
   bool started = false;
   bool rss = false;
   uint64_t rx_offloads = 0;  // RTE_ETH_RX_OFFLOAD_* asked of the device at configure
+  uint64_t tx_offloads = 0;  // RTE_ETH_TX_OFFLOAD_* enabled: the checksums of kTxChecksumOffloads it offers
   rte_ether_addr mac{};
 };
 
@@ -44,6 +45,12 @@ struct PortRuntime {
 // verification always, the RSS hash when the port hashes.
 inline constexpr uint64_t kRxChecksumOffloads =
     RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM | RTE_ETH_RX_OFFLOAD_TCP_CKSUM;
+
+// What the stack asks on transmit where the device offers it: the IPv4
+// header and UDP/TCP checksums of packets made here (forwarded packets never
+// ask: their checksums are updated in software, RFC 1624).
+inline constexpr uint64_t kTxChecksumOffloads =
+    RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
 
 struct RxOffloadChoice {
   uint64_t requested = 0;  // for rte_eth_conf.rxmode.offloads: wanted and offered

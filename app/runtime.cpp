@@ -107,7 +107,7 @@ Status make_workers(Runtime& rt) {
   }
   std::vector<stack::PortInfo> info;  // what router and bridge need of the ports
   for (std::size_t i = 0; i < rt.ports.size(); ++i)
-    info.push_back({rt.ports[i].port_id, rt.ports[i].mac, rt.cfg.ports[i].mtu});
+    info.push_back({rt.ports[i].port_id, rt.ports[i].mac, rt.cfg.ports[i].mtu, rt.ports[i].tx_offloads});
   switch (rt.cfg.mode) {
     case conf::Mode::forwarder: {
       std::vector<rte_ether_addr> macs;
@@ -116,7 +116,8 @@ Status make_workers(Runtime& rt) {
       rt.xconnect->bind(port_ids, std::move(io));
       break;
     }
-    case conf::Mode::router: {
+    case conf::Mode::router:
+    case conf::Mode::host: {
       auto router = stack::modes::Router::create(rt.cfg, info, rt.pool, static_cast<unsigned>(rt.workers.size()),
                                           rt.tsc_hz);
       if (!router) return Error{router.error()};
@@ -206,7 +207,8 @@ Status setup_dispatch(Runtime& rt) {
   Result<dispatch::ProtoId> entry = Error{"no mode"};
   switch (cfg.mode) {
     case conf::Mode::forwarder: entry = stack::modes::register_forwarder(*rt.xconnect, *rt.netisr, settings); break;
-    case conf::Mode::router: entry = rt.router->register_protocols(*rt.netisr, settings); break;
+    case conf::Mode::router:
+    case conf::Mode::host: entry = rt.router->register_protocols(*rt.netisr, settings); break;
     case conf::Mode::traffic: entry = stack::modes::register_traffic(*rt.traffic, *rt.netisr, settings); break;
     case conf::Mode::bridge: entry = stack::modes::register_bridge(*rt.bridge, *rt.netisr, settings); break;
   }
@@ -360,6 +362,8 @@ int run(const conf::Config& cfg, const Options& opts) {
   // stack frees (and counts) what it still holds: packets waiting for ARP,
   // fragments waiting for the rest of their datagram.
   const Snapshot at_stop = take_snapshot(rt);
+  // No telemetry reader while the stack closes its sockets.
+  unregister_telemetry();
   if (rt.service) rt.service->shutdown();
   for (auto& w : rt.workers) w->tx.flush_all();
   std::signal(SIGINT, SIG_DFL);
@@ -371,7 +375,6 @@ int run(const conf::Config& cfg, const Options& opts) {
   summary.final = take_snapshot(rt, true);
   summary.final.neighbors = at_stop.neighbors;
   summary.final.fdb = at_stop.fdb;
-  unregister_telemetry();
   summary.mempools = teardown(rt);
   std::fputs(format_summary(summary).c_str(), stdout);
   std::fflush(stdout);

@@ -27,6 +27,16 @@ const char* mode_name(Mode m) {
     case Mode::router: return "router";
     case Mode::bridge: return "bridge";
     case Mode::traffic: return "traffic";
+    case Mode::host: return "host";
+  }
+  return "?";
+}
+
+const char* service_type_name(ServiceType t) {
+  switch (t) {
+    case ServiceType::udp_echo: return "udp-echo";
+    case ServiceType::udp_discard: return "udp-discard";
+    case ServiceType::udp_client: return "udp-client";
   }
   return "?";
 }
@@ -69,6 +79,7 @@ bool Config::is_output(std::size_t port_index) const {
         if (fp.out_port == port_index) return true;
       return false;
     case Mode::router:
+    case Mode::host:
       for (const auto& ic : router.interfaces)
         if (ic.port == port_index) return true;
       return false;
@@ -91,7 +102,7 @@ uint64_t Config::ring_mbufs() const {
 }
 
 uint64_t Config::reassembly_mbufs() const {
-  if (mode != Mode::router) return 0;
+  if (!is_inet()) return 0;
   return uint64_t{workers.list.size()} * router.reassembly.max_datagrams * kMaxFragmentsPerDatagram;
 }
 
@@ -110,7 +121,9 @@ uint64_t auto_mbufs_besides_hold(const Config& c) {
   // Router: fragments being reassembled (each datagram up to its fragment
   // limit) and packets made here in flight (ARP requests, ICMP errors,
   // fragments out). Bridge: flood copies in flight.
-  if (c.mode == Mode::router) n += 4096 + c.reassembly_mbufs();
+  if (c.is_inet()) n += 4096 + c.reassembly_mbufs();
+  // Services: datagrams being built or answered in one burst, per worker.
+  if (!c.services.empty()) n += uint64_t{c.workers.list.size()} * 1024;
   if (c.mode == Mode::bridge) n += 4096;
   // Generators: one burst being built and one waiting for tx room, each.
   for (const auto& g : c.traffic.generators) n += 2ull * g.burst;
@@ -128,7 +141,7 @@ unsigned Config::arp_hold_total() const {
 
 uint64_t Config::mbufs_pinned() const {
   uint64_t n = ring_mbufs();
-  if (mode == Mode::router) n += arp_hold_total() + reassembly_mbufs();
+  if (is_inet()) n += arp_hold_total() + reassembly_mbufs();
   return n;
 }
 
@@ -136,7 +149,7 @@ unsigned Config::mbufs_needed() const {
   if (mempool.mbufs != 0) return mempool.mbufs;
   uint64_t n = auto_mbufs_besides_hold(*this);
   // Router: packets waiting for ARP, all hold queues together.
-  if (mode == Mode::router) n += arp_hold_total();
+  if (is_inet()) n += arp_hold_total();
   // A power of two minus one is the mempool's optimal size.
   uint64_t pow2 = 1;
   while (pow2 - 1 < n) pow2 <<= 1;
@@ -221,9 +234,9 @@ std::string dump_yaml(const Config& cfg) {
       if (fp.dst_mac) o << "      dst_mac: " << format_mac(*fp.dst_mac) << "\n";
     }
   }
-  if (cfg.mode == Mode::router) {
+  if (cfg.is_inet()) {
     const auto& r = cfg.router;
-    o << "router:\n  interfaces:\n";
+    o << mode_name(cfg.mode) << ":\n  interfaces:\n";
     for (const auto& ic : r.interfaces) {
       o << "    - port: " << cfg.ports[ic.port].name << "\n      addresses: [";
       for (std::size_t i = 0; i < ic.addresses.size(); ++i) o << (i ? ", " : "") << format_prefix(ic.addresses[i]);
@@ -330,7 +343,20 @@ std::string dump_yaml(const Config& cfg) {
     }
   }
   o << "stack:\n  groups: " << cfg.stack.groups << "\n  locking: " << cfg.stack.locking
-    << "\n  lock_type: " << cfg.stack.lock_type << "\n";
+    << "\n  lock_type: " << cfg.stack.lock_type << "\n  connections: " << cfg.stack.connections << "\n";
+  if (!cfg.services.empty()) o << "services:\n";
+  for (const auto& sv : cfg.services) {
+    o << "  - {type: " << service_type_name(sv.type);
+    if (sv.type == ServiceType::udp_client) {
+      o << ", server: " << format_ipv4(sv.server) << ", port: " << sv.port << ", flows: " << sv.flows
+        << ", payload: " << sv.payload << ", window: " << sv.window << ", rate: " << sv.rate
+        << ", requests: " << sv.requests << ", duration_ms: " << sv.duration_ms << ", timeout_ms: " << sv.timeout_ms;
+      if (sv.address) o << ", address: " << format_ipv4(sv.address);
+    } else {
+      o << ", address: " << format_ipv4(sv.address) << ", port: " << sv.port;
+    }
+    o << "}\n";
+  }
   if (cfg.metrics.listen) o << "metrics:\n  listen: \"" << cfg.metrics.listen->str() << "\"\n";
   return o.str();
 }

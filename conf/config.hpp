@@ -293,9 +293,32 @@ struct StackConfig {
   unsigned groups = 128;             // connection groups, a power of two (1..65536)
   std::string locking = "group";     // giant | group
   std::string lock_type = "spin";    // spin | queuing | speculative | rte_spinlock
+  unsigned connections = 16384;      // PCBs preallocated per protocol table (spread over the groups)
 };
 
-enum class Mode { forwarder, router, bridge, traffic };
+// Built-in services on the host stack's sockets (host and router modes).
+enum class ServiceType : uint8_t { udp_echo, udp_discard, udp_client };
+const char* service_type_name(ServiceType t);
+
+struct ServiceConfig {
+  ServiceType type = ServiceType::udp_echo;
+  uint32_t address = 0;   // echo/discard: the local address bound (0: any of ours); client: the source (0: by route)
+  uint16_t port = 0;      // echo/discard: bound; client: the server's
+  // udp-client only:
+  uint32_t server = 0;
+  uint32_t flows = 1;         // connected sockets, spread over the workers
+  uint16_t payload = 64;      // UDP payload bytes per request (>= 16: sequence and timestamp)
+  uint16_t window = 1;        // requests outstanding per flow
+  double rate = 0;            // requests per second in all; 0: closed loop
+  uint64_t requests = 0;      // in all; 0: no limit
+  uint64_t duration_ms = 0;   // 0: no limit
+  uint32_t timeout_ms = 1000; // unanswered this long: lost
+  SourcePos pos;
+};
+
+// host: an IPv4 end host (the router's layers with forwarding off); its
+// section `host:` has the router's keys and is read into Config::router.
+enum class Mode { forwarder, router, bridge, traffic, host };
 const char* mode_name(Mode m);
 
 struct Config {
@@ -312,7 +335,10 @@ struct Config {
   DispatchConfig dispatch;
   MetricsConfig metrics;
   StackConfig stack;
+  std::vector<ServiceConfig> services;
 
+  // Router and host mode: the IPv4 stack of interfaces, ARP, ICMP, sockets.
+  bool is_inet() const { return mode == Mode::router || mode == Mode::host; }
   int port_index(const std::string& name) const;  // -1 when absent
   uint16_t tx_queues_of(const PortConfig& p) const;
   bool is_output(std::size_t port_index) const;  // something may be sent out of it

@@ -413,18 +413,20 @@ uint16_t port_ref(const MapReader& r, const YAML::Node& v, const std::string& kp
   return static_cast<uint16_t>(i);
 }
 
+// The `router:` section, or in host mode the `host:` section (the same keys).
 void load_router(MapReader& top, Config& cfg) {
-  if (!top.has("router")) top.fail(top.node(), "router", "mode router needs a \"router\" section");
-  MapReader r(top.take("router"), "router", top.file());
+  const std::string sec = mode_name(cfg.mode);
+  if (!top.has(sec)) top.fail(top.node(), sec, "mode " + sec + " needs a \"" + sec + "\" section");
+  MapReader r(top.take(sec), sec, top.file());
   RouterConfig& rc = cfg.router;
-  if (!r.has("interfaces")) r.fail(r.node(), "router", "missing key \"interfaces\"");
+  if (!r.has("interfaces")) r.fail(r.node(), sec, "missing key \"interfaces\"");
   YAML::Node ifs = r.take("interfaces");
-  sequence(r, ifs, "router.interfaces");
-  if (ifs.size() == 0) r.fail(ifs, "router.interfaces", "at least one interface is required");
+  sequence(r, ifs, sec + ".interfaces");
+  if (ifs.size() == 0) r.fail(ifs, sec + ".interfaces", "at least one interface is required");
   std::map<uint16_t, SourcePos> seen_ports;
   std::vector<std::pair<Ipv4Prefix, SourcePos>> subnets;
   for (std::size_t i = 0; i < ifs.size(); ++i) {
-    const std::string kp = "router.interfaces[" + std::to_string(i) + "]";
+    const std::string kp = sec + ".interfaces[" + std::to_string(i) + "]";
     MapReader e(ifs[i], kp, top.file());
     InterfaceConfig ic;
     ic.pos = e.pos(ifs[i], kp);
@@ -466,10 +468,10 @@ void load_router(MapReader& top, Config& cfg) {
   };
   if (r.has("routes")) {
     YAML::Node rs = r.take("routes");
-    sequence(r, rs, "router.routes");
+    sequence(r, rs, sec + ".routes");
     std::map<std::pair<uint32_t, uint8_t>, SourcePos> seen;
     for (std::size_t i = 0; i < rs.size(); ++i) {
-      const std::string kp = "router.routes[" + std::to_string(i) + "]";
+      const std::string kp = sec + ".routes[" + std::to_string(i) + "]";
       MapReader e(rs[i], kp, top.file());
       RouteConfig rt;
       rt.pos = e.pos(rs[i], kp);
@@ -499,7 +501,7 @@ void load_router(MapReader& top, Config& cfg) {
     }
   }
   if (r.has("arp")) {
-    MapReader a(r.take("arp"), "router.arp", top.file());
+    MapReader a(r.take("arp"), sec + ".arp", top.file());
     ArpConfig& ac = rc.arp;
     ac.reachable_ms = static_cast<unsigned>(a.integer("reachable_ms", 100, 86400000, ac.reachable_ms));
     ac.stale_ms = static_cast<unsigned>(a.integer("stale_ms", 100, 86400000, ac.stale_ms));
@@ -515,9 +517,9 @@ void load_router(MapReader& top, Config& cfg) {
     ac.learn_burst = static_cast<unsigned>(a.integer("learn_burst", 1, 1 << 20, ac.learn_burst));
     if (a.has("static")) {
       YAML::Node ss = a.take("static");
-      sequence(a, ss, "router.arp.static");
+      sequence(a, ss, sec + ".arp.static");
       for (std::size_t i = 0; i < ss.size(); ++i) {
-        const std::string kp = "router.arp.static[" + std::to_string(i) + "]";
+        const std::string kp = sec + ".arp.static[" + std::to_string(i) + "]";
         MapReader e(ss[i], kp, top.file());
         StaticNeighborConfig sn;
         sn.pos = e.pos(ss[i], kp);
@@ -539,13 +541,13 @@ void load_router(MapReader& top, Config& cfg) {
     a.finish();
   }
   if (r.has("icmp")) {
-    MapReader a(r.take("icmp"), "router.icmp", top.file());
+    MapReader a(r.take("icmp"), sec + ".icmp", top.file());
     rc.icmp.rate = static_cast<unsigned>(a.integer("rate", 0, 10000000, rc.icmp.rate));
     rc.icmp.burst = static_cast<unsigned>(a.integer("burst", 1, 10000000, rc.icmp.burst));
     a.finish();
   }
   if (r.has("reassembly")) {
-    MapReader a(r.take("reassembly"), "router.reassembly", top.file());
+    MapReader a(r.take("reassembly"), sec + ".reassembly", top.file());
     rc.reassembly.max_datagrams =
         static_cast<unsigned>(a.integer("max_datagrams", 16, 1 << 20, rc.reassembly.max_datagrams));
     rc.reassembly.timeout_ms = static_cast<unsigned>(a.integer("timeout_ms", 10, 600000, rc.reassembly.timeout_ms));
@@ -844,7 +846,74 @@ void load_stack(MapReader& top, Config& cfg) {
     r.fail(groups_node, "stack.groups", "must be a power of two, got " + std::to_string(cfg.stack.groups));
   if (r.has("locking")) cfg.stack.locking = one_of("locking", {"giant", "group"});
   if (r.has("lock_type")) cfg.stack.lock_type = one_of("lock_type", {"spin", "queuing", "speculative", "rte_spinlock"});
+  cfg.stack.connections = static_cast<unsigned>(r.integer("connections", 1, 1 << 24, cfg.stack.connections));
   r.finish();
+}
+
+// `services:` (host and router modes): built-in services on the stack's sockets.
+void load_services(MapReader& top, Config& cfg) {
+  if (!top.has("services")) return;
+  const SourcePos pos = top.pos_of("services");
+  if (!cfg.is_inet())
+    throw ConfigError{pos.where() + ": services run on the IPv4 stack: set mode: host or mode: router"};
+  YAML::Node ss = top.take("services");
+  sequence(top, ss, "services");
+  std::map<std::pair<uint32_t, uint16_t>, SourcePos> bound;
+  for (std::size_t i = 0; i < ss.size(); ++i) {
+    const std::string kp = "services[" + std::to_string(i) + "]";
+    MapReader e(ss[i], kp, top.file());
+    ServiceConfig sv;
+    sv.pos = e.pos(ss[i], kp);
+    if (!e.has("type")) e.fail(ss[i], kp, "missing key \"type\" (udp-echo, udp-discard or udp-client)");
+    const std::string type = e.string("type", "");
+    if (type == "udp-echo") sv.type = ServiceType::udp_echo;
+    else if (type == "udp-discard") sv.type = ServiceType::udp_discard;
+    else if (type == "udp-client") sv.type = ServiceType::udp_client;
+    else e.fail(e.node()["type"], kp + ".type", "unknown service \"" + type + "\" (known: udp-echo, udp-discard, udp-client)");
+    if (!e.has("port")) e.fail(ss[i], kp, "missing key \"port\"");
+    YAML::Node pn = e.node()["port"];
+    sv.port = static_cast<uint16_t>(e.integer("port", 1, 65535, 0));
+    if (e.has("address")) {
+      YAML::Node an = e.take("address");
+      sv.address = ipv4_value(e, an, kp + ".address");
+      bool ours = false;
+      for (const auto& ic : cfg.router.interfaces)
+        for (const auto& p : ic.addresses) ours |= p.addr == sv.address;
+      if (!ours) e.fail(an, kp + ".address", format_ipv4(sv.address) + " is no address of an interface");
+    }
+    if (sv.type == ServiceType::udp_client) {
+      if (!e.has("server")) e.fail(ss[i], kp, "missing key \"server\" (the address to send requests to)");
+      YAML::Node sn = e.take("server");
+      sv.server = ipv4_value(e, sn, kp + ".server");
+      sv.flows = static_cast<uint32_t>(e.integer("flows", 1, 1 << 20, sv.flows));
+      sv.payload = static_cast<uint16_t>(e.integer("payload", 16, 1472, sv.payload));
+      sv.window = static_cast<uint16_t>(e.integer("window", 1, 64, sv.window));
+      if (e.has("rate")) {
+        YAML::Node rn = e.take("rate");
+        // 0: closed loop, as fast as the replies come back.
+        if (!(rn.IsScalar() && rn.Scalar() == "0")) sv.rate = positive_number(e, rn, kp + ".rate", 1e9);
+      }
+      sv.requests = static_cast<uint64_t>(e.integer("requests", 0, INT64_MAX, 0));
+      sv.duration_ms = static_cast<uint64_t>(e.integer("duration_ms", 0, INT64_MAX, 0));
+      sv.timeout_ms = static_cast<uint32_t>(e.integer("timeout_ms", 1, 600000, sv.timeout_ms));
+      if (uint64_t{sv.flows} > cfg.stack.connections)
+        e.fail(ss[i], kp + ".flows", std::to_string(sv.flows) + " flows need as many connections; stack.connections is " +
+                                       std::to_string(cfg.stack.connections));
+    } else {
+      auto key = std::make_pair(sv.address, sv.port);
+      auto any = std::make_pair(uint32_t{0}, sv.port);
+      for (const auto& k : {key, any})
+        if (auto it = bound.find(k); it != bound.end() && (k == key || sv.address == 0 || k.first == 0))
+          e.fail(pn, kp + ".port", "UDP port " + std::to_string(sv.port) + " is already bound (" + it->second.where() + ")");
+      if (sv.address == 0)
+        for (const auto& [k, where] : bound)
+          if (k.second == sv.port)
+            e.fail(pn, kp + ".port", "UDP port " + std::to_string(sv.port) + " is already bound (" + where.where() + ")");
+      bound[key] = e.pos(pn, kp + ".port");
+    }
+    e.finish();
+    cfg.services.push_back(sv);
+  }
 }
 
 void load_metrics(MapReader& top, Config& cfg) {
@@ -868,7 +937,7 @@ void check_pool(const Config& cfg) {
   if (cfg.mempool.mbufs >= pinned) return;
   std::string parts = std::to_string(cfg.ring_mbufs()) +
                       " in rx/tx rings (ports[].rx_queues x rx_ring + tx_queues x tx_ring)";
-  if (cfg.mode == Mode::router)
+  if (cfg.is_inet())
     parts += " + " + std::to_string(cfg.arp_hold_total()) + " in ARP hold queues (router.arp.hold_total" +
              (cfg.router.arp.hold_total ? "" : ", auto: a quarter of mempool.mbufs") + ") + " +
              std::to_string(cfg.reassembly_mbufs()) + " in reassembly (" + std::to_string(cfg.workers.list.size()) +
@@ -894,7 +963,8 @@ Config parse(const YAML::Node& root, const std::string& file) {
   else if (mode == "router") cfg.mode = Mode::router;
   else if (mode == "bridge") cfg.mode = Mode::bridge;
   else if (mode == "traffic") cfg.mode = Mode::traffic;
-  else top.fail(top.node()["mode"], "mode", "unknown mode \"" + mode + "\" (known: forwarder, router, bridge, traffic)");
+  else if (mode == "host") cfg.mode = Mode::host;
+  else top.fail(top.node()["mode"], "mode", "unknown mode \"" + mode + "\" (known: forwarder, router, bridge, traffic, host)");
   unsigned main_lcore = 0;
   SourcePos main_pos{file, 0, 0, "eal.main_lcore"};
   load_eal(top, cfg, main_lcore, main_pos);
@@ -908,19 +978,21 @@ Config parse(const YAML::Node& root, const std::string& file) {
                         " workers; every worker needs a tx queue of its own on every port"};
   // Each mode reads its own section; another mode's section is an error, so
   // that a config cannot look like it does something it does not.
-  for (const Mode other : {Mode::forwarder, Mode::router, Mode::bridge, Mode::traffic})
+  for (const Mode other : {Mode::forwarder, Mode::router, Mode::bridge, Mode::traffic, Mode::host})
     if (other != cfg.mode && top.has(mode_name(other)))
       throw ConfigError{top.pos_of(mode_name(other)).where() + ": a " + mode_name(other) + " section in mode " +
                         mode_name(cfg.mode) + " (set mode: " + mode_name(other) + ", or remove the section)"};
   switch (cfg.mode) {
     case Mode::forwarder: load_forwarder(top, cfg); break;
-    case Mode::router: load_router(top, cfg); break;
+    case Mode::router:
+    case Mode::host: load_router(top, cfg); break;
     case Mode::bridge: load_bridge(top, cfg); break;
     case Mode::traffic: load_traffic(top, cfg); break;
   }
   check_pool(cfg);
   load_dispatch(top, cfg);
   load_stack(top, cfg);
+  load_services(top, cfg);
   load_metrics(top, cfg);
   top.finish();
   return cfg;

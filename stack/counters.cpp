@@ -38,6 +38,11 @@ std::string_view drop_reason_name(DropReason r) {
     case DropReason::ipv4_reassembly_failed: return "ipv4_reassembly_failed";
     case DropReason::ipv4_fragment_failed: return "ipv4_fragment_failed";
     case DropReason::local_no_service: return "local_no_service";
+    case DropReason::ipv4_not_forwarding: return "ipv4_not_forwarding";
+    case DropReason::udp_truncated: return "udp_truncated";
+    case DropReason::udp_bad_length: return "udp_bad_length";
+    case DropReason::udp_bad_checksum: return "udp_bad_checksum";
+    case DropReason::udp_no_socket: return "udp_no_socket";
     case DropReason::bridge_vlan_mismatch: return "bridge_vlan_mismatch";
     case DropReason::bridge_bad_source: return "bridge_bad_source";
     case DropReason::bridge_same_port: return "bridge_same_port";
@@ -76,6 +81,11 @@ std::string_view event_name(Event e) {
     case Event::traffic_generated: return "traffic_generated";
     case Event::traffic_sunk: return "traffic_sunk";
     case Event::traffic_no_mbuf: return "traffic_no_mbuf";
+    case Event::udp_delivered: return "udp_delivered";
+    case Event::udp_sent: return "udp_sent";
+    case Event::udp_length_trimmed: return "udp_length_trimmed";
+    case Event::udp_icmp_errors_in: return "udp_icmp_errors_in";
+    case Event::udp_icmp_errors_unmatched: return "udp_icmp_errors_unmatched";
     case Event::kCount: break;
   }
   return "unknown";

@@ -55,7 +55,13 @@ enum class DropReason : uint8_t {
   ipv4_frag_too_big,       // a fragment reaching past 65 535 bytes (ping of death)
   ipv4_reassembly_failed,  // overlapping, timed out or no room: the datagram's fragments
   ipv4_fragment_failed,    // egress fragmentation had no mbufs
-  local_no_service,        // to us, but not an echo request (UDP, TCP, ...) or to a broadcast
+  local_no_service,        // to us, but no service: an ICMP message we do not handle, a protocol we do not serve, a broadcast
+  ipv4_not_forwarding,     // host mode: not for us, and a host forwards nothing
+  // UDP (stack/udp, RFC 768)
+  udp_truncated,           // the IP payload is shorter than a UDP header
+  udp_bad_length,          // UDP length below 8 or beyond the IP payload
+  udp_bad_checksum,
+  udp_no_socket,           // no socket bound to the port (ICMP port unreachable is sent, rate-limited)
   // Bridge (stack/bridge)
   bridge_vlan_mismatch,    // untagged on a trunk, tagged on an access port, VLAN not carried
   bridge_bad_source,       // source MAC is multicast/broadcast
@@ -94,6 +100,11 @@ enum class Event : uint8_t {
   traffic_generated,  // frames a generator sent (also counted as originated)
   traffic_sunk,       // frames a sink counted (also counted as consumed)
   traffic_no_mbuf,    // generator bursts cut short: the pool was empty
+  udp_delivered,      // datagrams given to a socket (also counted as consumed)
+  udp_sent,           // datagrams sockets sent (also counted as originated)
+  udp_length_trimmed, // UDP length below the IP payload: the datagram was cut to its UDP length and taken
+  udp_icmp_errors_in, // ICMP errors about a connected socket's datagram, given to the socket (consumed)
+  udp_icmp_errors_unmatched,  // ICMP errors quoting a UDP datagram of no connected socket (consumed)
   kCount
 };
 

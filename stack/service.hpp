@@ -29,6 +29,7 @@ struct PortInfo {
   uint16_t port_id = 0;
   rte_ether_addr mac{};
   uint16_t mtu = 1500;
+  uint64_t tx_offloads = 0;  // RTE_ETH_TX_OFFLOAD_* enabled (checksums of packets made here)
 };
 
 // DPDK port id -> config port index, for handlers that read mbuf->port.

@@ -81,6 +81,7 @@ class TxBuffers {
       drops_.add(DropReason::tx_full, b.count - sent);
     }
     count_sent(port, sent, bytes);
+    b.refused = sent < b.count;
     b.count = 0;
     b.bytes = 0;
   }
@@ -96,6 +97,9 @@ class TxBuffers {
     stats_[port].bytes.add(bytes);
   }
   uint16_t queue() const { return queue_; }
+  // The queue refused packets at this port's last flush: a sender that can
+  // wait (a socket) is told so rather than have more dropped.
+  bool refused(uint16_t port) const { return bufs_[port].refused; }
 
   const PortTxStats& stats(uint16_t port) const { return stats_[port]; }
 
@@ -103,6 +107,7 @@ class TxBuffers {
   struct Buffer {
     uint16_t port_id = 0;
     uint16_t count = 0;
+    bool refused = false;
     uint64_t bytes = 0;  // of the packets buffered, summed as they arrive (their mbuf is hot then)
     rte_mbuf* pkts[kMaxBurst];
   };

@@ -13,6 +13,7 @@ Result<Interfaces> Interfaces::create(const conf::Config& cfg, const std::vector
     itf.port_id = ports[i].port_id;
     itf.mac = ports[i].mac;
     itf.mtu = ports[i].mtu;
+    itf.tx_offloads = ports[i].tx_offloads;
     itf.name = cfg.ports[i].name;
   }
   r.port_index_ = PortIndex(port_ids);

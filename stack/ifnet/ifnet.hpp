@@ -23,6 +23,7 @@ struct Interface {
   uint16_t port_id = 0;
   rte_ether_addr mac{};
   uint16_t mtu = 1500;
+  uint64_t tx_offloads = 0;  // RTE_ETH_TX_OFFLOAD_* the port enabled
   std::vector<conf::Ipv4Prefix> addresses;  // the first is the default source
   std::string name;
   bool on_subnet(uint32_t addr) const {

@@ -113,4 +113,33 @@ bool echo_reply_in_place(rte_mbuf* m, uint16_t l3_offset) {
   return true;
 }
 
+bool parse_received_error(const rte_mbuf* m, uint16_t l3_offset, uint16_t l3_len, ReceivedError* out) {
+  const auto* ip = rte_pktmbuf_mtod_offset(m, const rte_ipv4_hdr*, l3_offset);
+  const uint32_t total = rte_be_to_cpu_16(ip->total_length);
+  const uint32_t seg = rte_pktmbuf_data_len(m);
+  constexpr uint32_t kQuoted = sizeof(rte_ipv4_hdr) + 8;
+  if (total < l3_len + sizeof(rte_icmp_hdr) + kQuoted || l3_offset + total > seg) return false;
+  const auto* icmp = reinterpret_cast<const rte_icmp_hdr*>(reinterpret_cast<const uint8_t*>(ip) + l3_len);
+  switch (icmp->icmp_type) {
+    case 3:   // destination unreachable
+    case 4:   // source quench
+    case 11:  // time exceeded
+    case 12:  // parameter problem
+      break;
+    default: return false;
+  }
+  // The one's complement sum of a valid message, its checksum included, is 0xffff.
+  if (checksum(icmp, total - l3_len) != 0) return false;
+  const auto* inner = reinterpret_cast<const rte_ipv4_hdr*>(reinterpret_cast<const uint8_t*>(icmp) + sizeof(rte_icmp_hdr));
+  const uint32_t inner_hlen = (inner->version_ihl & 0x0f) * 4u;
+  if ((inner->version_ihl >> 4) != 4 || inner_hlen < sizeof(rte_ipv4_hdr) ||
+      total < l3_len + sizeof(rte_icmp_hdr) + inner_hlen + 8)
+    return false;
+  out->type = icmp->icmp_type;
+  out->code = icmp->icmp_code;
+  out->inner_offset = static_cast<uint16_t>(l3_offset + l3_len + sizeof(rte_icmp_hdr));
+  out->inner_proto = inner->next_proto_id;
+  return true;
+}
+
 }  // namespace ngstack::stack::ipv4

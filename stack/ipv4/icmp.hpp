@@ -44,6 +44,20 @@ rte_mbuf* build_error(rte_mempool* pool, const rte_mbuf* orig, uint16_t l3_offse
 // is not a well-formed echo request.
 bool echo_reply_in_place(rte_mbuf* m, uint16_t l3_offset);
 
+// An ICMP error message received (RFC 792: destination unreachable, source
+// quench, time exceeded, parameter problem) and the header it quotes.
+struct ReceivedError {
+  uint8_t type = 0;
+  uint8_t code = 0;
+  uint16_t inner_offset = 0;  // of the quoted IPv4 header, from the start of m
+  uint8_t inner_proto = 0;    // its protocol
+};
+// Parses the ICMP message of the IPv4 packet at `l3_offset` (header length
+// `l3_len`): true if it is an error message with a valid checksum quoting an
+// IPv4 header and at least 8 bytes of what followed it (RFC 792), all in the
+// first segment. The upper layer finds the quoted ports there.
+bool parse_received_error(const rte_mbuf* m, uint16_t l3_offset, uint16_t l3_len, ReceivedError* out);
+
 // The per-worker error rate limiter (§4.3.2.8).
 using TokenBucket = stack::TokenBucket;
 

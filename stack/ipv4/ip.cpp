@@ -100,7 +100,10 @@ inline void Ip::accept(unsigned w, rte_mbuf* m, uint16_t in, uint64_t now, Forwa
       m->l2_len = kL2;
       m->l3_len = v.header_len;
       return local_input(w, m, v, in, now);
-    case Disposition::forward: break;
+    case Disposition::forward:
+      if (!forwarding_) [[unlikely]]
+        return drop(w, m, DropReason::ipv4_not_forwarding);
+      break;
   }
   // RFC 1812 §5.3.4: a packet that arrived as a link-layer broadcast or
   // multicast is not forwarded (it would be forwarded by every router on the
@@ -267,12 +270,22 @@ void Ip::local_input(unsigned w, rte_mbuf* m, const InputVerdict& v, uint16_t in
     return up.netisr->dispatch(w, up.proto, m->port, 0, &m, 1);
   }
   switch (ip->next_proto_id) {
-    case IPPROTO_ICMP:
+    case IPPROTO_ICMP: {
       if (echo_reply_in_place(m, kL2)) {
         ev.inc(Event::icmp_echo_replies);
         return output(w, m, in_port, now);
       }
+      // An error about a datagram of ours goes to its protocol (RFC 1122
+      // §3.2.2: the transport layer is told).
+      ReceivedError e;
+      if (parse_received_error(m, kL2, v.header_len, &e))
+        if (const Upper& inner = upper_[e.inner_proto]; inner.netisr) {
+          m->l2_len = kL2;
+          m->l3_len = v.header_len;
+          return inner.netisr->dispatch(w, inner.proto, m->port, 0, &m, 1);
+        }
       return drop(w, m, DropReason::local_no_service);
+    }
     case IPPROTO_UDP: icmp_error(w, m, IcmpError::port_unreachable, in_port, now); break;
     default: icmp_error(w, m, IcmpError::protocol_unreachable, in_port, now); break;
   }

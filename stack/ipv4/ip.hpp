@@ -8,7 +8,8 @@
 //             resolved gateway takes a fast path with no per-packet lookups
 //   local     reassembly (per worker), then the protocol switch: ICMP echo is
 //             answered here; a protocol registered with set_upper() gets the
-//             datagram through its netisr protocol; anything else gets port or
+//             datagram through its netisr protocol, and so do the ICMP errors
+//             quoting one of its datagrams; anything else gets port or
 //             protocol unreachable
 //   output    routing for packets made or answered here (no TTL decrement,
 //             no ICMP errors about them), DF, fragmentation
@@ -55,6 +56,18 @@ class Ip {
   // The protocol switch: datagrams for us with IP protocol `ip_proto` go to
   // netisr protocol `proto` (l2_len and l3_len set, reassembled).
   void set_upper(dispatch::Netisr* netisr, uint8_t ip_proto, dispatch::ProtoId proto);
+
+  // Host mode: packets not for us are dropped (ipv4_not_forwarding).
+  void set_forwarding(bool on) { forwarding_ = on; }
+  bool forwarding() const { return forwarding_; }
+  // The config port a packet to `dst` would leave by, or -1 (no route, a
+  // blackhole or reject route). Lock-free, as every FIB read.
+  int route_port(uint32_t dst) const {
+    const route::NextHop& nh = fib_.nexthop(fib_.lookup(dst));
+    return nh.kind == route::NextHopKind::forward ? nh.port : -1;
+  }
+  const ifnet::Interfaces& interfaces() const { return ifs_; }
+  rte_mempool* pool() const { return pool_; }
 
   // Routes a packet made or answered here; it starts at its Ethernet header
   // (EtherType set), its IPv4 header complete. `in_port`: the interface that
@@ -122,6 +135,7 @@ class Ip {
   arp::Resolver& arp_;
   rte_mempool* pool_;
   uint64_t frag_sweep_cycles_ = 0;
+  bool forwarding_ = true;
   std::array<Upper, 256> upper_{};
   std::vector<std::unique_ptr<PerWorker>> per_worker_;
   std::vector<WorkerIo> io_;

@@ -55,7 +55,8 @@ unsigned timer_nodes(const conf::Config& cfg) {
     // Two per ARP slot (an entry's timer, and the lingering one of an entry
     // the control path removed while its slot was reused), the reassembly
     // sweep, and room to spare.
-    case conf::Mode::router: return 2 * cfg.router.arp.max_entries + 64;
+    case conf::Mode::router:
+    case conf::Mode::host: return 2 * cfg.router.arp.max_entries + 64;
     // One per station (only ageing removes stations, and consumes the timer).
     case conf::Mode::bridge: return cfg.bridge.max_entries + 64;
     case conf::Mode::forwarder:

@@ -1,10 +1,13 @@
 #include "stack/modes/router.hpp"
 
+#include <rte_cycles.h>
 #include <rte_ether.h>
 
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+
+#include "dispatch/rss.hpp"
 
 namespace ngstack::stack::modes {
 
@@ -61,12 +64,27 @@ Result<std::unique_ptr<Router>> Router::create(const conf::Config& cfg, const st
   if (!ip) return Error{ip.error()};
   r->ip_ = std::move(*ip);
   r->arp_->set_unresolved(ipv4::Ip::on_unresolved, r->ip_.get());
+  if (cfg.mode == conf::Mode::host) r->ip_->set_forwarding(false);
+  // The connection table's groups follow the netisr's buckets and the ports'
+  // key, so that a group's owner is the worker that receives its packets.
+  const auto& dc = cfg.dispatch;
+  std::vector<uint16_t> bucket_map =
+      dc.bucket_map.empty() ? dispatch::Netisr::round_robin_map(dc.buckets, workers) : dc.bucket_map;
+  const auto key = cfg.ports.front().rss.key.empty() ? dispatch::symmetric_rss_key(40) : cfg.ports.front().rss.key;
+  auto udp = udp::Udp::create(cfg, *r->ip_, workers, dc.buckets, std::move(bucket_map), key);
+  if (!udp) return Error{udp.error()};
+  r->udp_ = std::move(*udp);
+  auto services = services::Services::create(cfg, *r->udp_, workers, tsc_hz);
+  if (!services) return Error{services.error()};
+  r->services_ = std::move(*services);
+  r->tsc_hz_ = tsc_hz;
   return r;
 }
 
 void Router::bind(std::vector<WorkerIo> io) {
   arp_->bind(io);
   ether_->bind(io);
+  udp_->bind(io);
   ip_->bind(std::move(io));
 }
 
@@ -88,6 +106,7 @@ Result<dispatch::ProtoId> Router::register_protocols(dispatch::Netisr& netisr, c
   if (!i) return i;
   auto a = netisr.register_protocol(settings(arp));
   if (!a) return a;
+  if (auto u = udp_->register_protocol(netisr, settings); !u) return u;
   // ARP first: a reply in a burst resolves the next hop for the IPv4
   // packets behind it.
   ether_->set_protocol(&netisr, RTE_ETHER_TYPE_ARP, *a);
@@ -98,13 +117,25 @@ Result<dispatch::ProtoId> Router::register_protocols(dispatch::Netisr& netisr, c
 void Router::worker_online(unsigned w) {
   arp_->worker_online(w);
   ip_->worker_online(w);
+  udp_->worker_online(w);
+  services_->worker_online(w, rte_rdtsc());
 }
 
-void Router::poll(unsigned w, uint64_t now) { arp_->poll(w, now); }
+void Router::poll(unsigned w, uint64_t now) {
+  arp_->poll(w, now);
+  udp_->poll(w);
+  services_->poll(w, now);
+}
 
-void Router::worker_offline(unsigned w) { arp_->worker_offline(w); }
+void Router::worker_offline(unsigned w) {
+  udp_->worker_offline(w);
+  arp_->worker_offline(w);
+}
 
 void Router::shutdown() {
+  // Sockets first: nothing they send is held anywhere after this.
+  services_->shutdown();
+  udp_->shutdown();
   arp_->shutdown();
   ip_->shutdown();
 }

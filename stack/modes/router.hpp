@@ -1,6 +1,9 @@
 // Router mode: every configured port is an IPv4 interface; packets between
 // them are routed (RFC 1812), ARP resolves next hops (RFC 826), and ngstack
 // answers pings to its own addresses and sends ICMP errors (RFC 792).
+// Host mode is the same stack with forwarding off (an end host, RFC 1122).
+// Both serve UDP sockets (stack/udp, stack/socket) on their own addresses,
+// and the built-in services of `services:` (stack/services).
 //
 // This is wiring: the layers are stack/ifnet (interfaces), stack/ether,
 // stack/arp (Resolver), stack/ipv4 (Ip) and stack/route (Fib). The netisr
@@ -8,6 +11,7 @@
 //   ether  (entry) L2 filter, demux by EtherType -> `arp` | `ip`
 //   arp    policy source: handled where it arrived
 //   ip     policy flow: reassembly and ordering want one worker per flow
+//   udp    policy cpu: the owner of the datagram's connection group
 // The FIB and the ARP table are read without locks; static routes and ARP
 // entries change at run time through the control methods below (one control
 // thread; see route/fib.hpp for the FIB's live-update rule).
@@ -27,6 +31,8 @@
 #include "stack/modes/common.hpp"
 #include "stack/route/fib.hpp"
 #include "stack/service.hpp"
+#include "stack/services/udp_services.hpp"
+#include "stack/udp/udp.hpp"
 
 namespace ngstack::stack::modes {
 
@@ -35,7 +41,7 @@ class Router final : public Service {
   static Result<std::unique_ptr<Router>> create(const conf::Config& cfg, const std::vector<PortInfo>& ports,
                                                 rte_mempool* pool, unsigned workers, uint64_t tsc_hz);
   void bind(std::vector<WorkerIo> io);
-  // Registers ether (returned: the entry protocol), arp and ip.
+  // Registers ether (returned: the entry protocol), ip, arp and udp.
   Result<dispatch::ProtoId> register_protocols(dispatch::Netisr& netisr, const ProtocolSettings& settings);
 
   void worker_online(unsigned worker) override;
@@ -48,6 +54,9 @@ class Router final : public Service {
   const ifnet::Interfaces& interfaces() const { return ifs_; }
   arp::Resolver& arp() { return *arp_; }
   ipv4::Ip& ip() { return *ip_; }
+  udp::Udp& udp() { return *udp_; }
+  const udp::Udp& udp() const { return *udp_; }
+  std::vector<services::ServiceView> services() const { return services_->views(); }
 
   // --- control (one caller at a time, while workers run) ---------------------
   // A static route: forward via `via` (on a connected subnet), blackhole or reject.
@@ -69,6 +78,9 @@ class Router final : public Service {
   std::unique_ptr<arp::Resolver> arp_;
   std::unique_ptr<ether::Ether> ether_;
   std::unique_ptr<ipv4::Ip> ip_;
+  std::unique_ptr<udp::Udp> udp_;
+  std::unique_ptr<services::Services> services_;
+  uint64_t tsc_hz_ = 0;
 };
 
 }  // namespace ngstack::stack::modes

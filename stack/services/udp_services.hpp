@@ -1,0 +1,110 @@
+// The built-in UDP services of `services:` (host and router modes), each
+// written on the socket API (stack/socket) as a user's service would be:
+//
+//   udp-echo     sends every datagram back to its sender, from the address
+//                it was sent to (RFC 862)
+//   udp-discard  receives and counts (RFC 863)
+//   udp-client   a request/response client for measurements: `flows`
+//                connected sockets spread over the workers, each keeping
+//                `window` requests outstanding (closed loop) or sending at
+//                `rate` in all; the payload carries a sequence number and the
+//                TSC at sending, so each response gives a round-trip time (a
+//                log-linear histogram per worker, about 3% wide buckets).
+//                A request unanswered after `timeout_ms` is lost; a response
+//                to a request already counted lost is late.
+//
+// The client's per-flow state belongs to the flow's connection group: its
+// receive callback runs with the group's lock held, and poll() takes the
+// same lock (once per run of flows in one group) to send and to expire
+// requests, so whichever worker handles a response (the opener under
+// deferred dispatch, the receiving worker under direct) sees the flow
+// consistent.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "conf/config.hpp"
+#include "conf/result.hpp"
+#include "stack/socket/socket.hpp"
+#include "stack/udp/udp.hpp"
+
+namespace ngstack::stack::services {
+
+// Round-trip times in nanoseconds: values below 64 exactly, then 32 buckets
+// per power of two.
+class LatencyHistogram {
+ public:
+  static constexpr unsigned kSub = 32;
+  static constexpr unsigned kBuckets = 64 + 35 * kSub;  // up to 2^40 ns (about 18 minutes)
+  static unsigned index(uint64_t ns);
+  static uint64_t lower(unsigned i);  // the smallest value of bucket i
+  static uint64_t upper(unsigned i);  // the smallest value of bucket i + 1
+  void add(uint64_t ns) {
+    counts_[index(ns)].inc();
+    sum_.add(ns);
+    min_.raise_to(~ns);  // stored inverted: raise_to keeps the largest
+    max_.raise_to(ns);
+  }
+  uint64_t count(unsigned i) const { return counts_[i].get(); }
+  uint64_t sum() const { return sum_.get(); }
+  uint64_t min() const { return ~min_.get(); }
+  uint64_t max() const { return max_.get(); }
+
+ private:
+  dispatch::Counter counts_[kBuckets];
+  dispatch::Counter sum_, min_, max_;
+};
+
+struct LatencySummary {
+  uint64_t samples = 0;
+  double min_us = 0, mean_us = 0, p50_us = 0, p90_us = 0, p99_us = 0, p999_us = 0, max_us = 0;
+};
+
+// What `show services`, the summary and the JSON say of one service.
+struct ServiceView {
+  conf::ServiceType type = conf::ServiceType::udp_echo;
+  uint32_t address = 0;
+  uint16_t port = 0;
+  uint32_t server = 0;  // udp-client
+  unsigned sockets = 0;
+  socket::SocketStats io;
+  // udp-client only:
+  uint64_t requests = 0, responses = 0, lost = 0, late = 0;
+  double seconds = 0;  // first request to last response
+  double transactions_per_s = 0;
+  bool done = false;  // sent all it was to send, nothing outstanding
+  LatencySummary latency;
+};
+
+class Service {
+ public:
+  virtual ~Service() = default;
+  virtual void worker_online(unsigned w, uint64_t now) = 0;
+  virtual void poll(unsigned w, uint64_t now) = 0;
+  virtual ServiceView view() const = 0;
+  // After the workers stopped: keeps the view, closes the sockets.
+  virtual void shutdown() = 0;
+};
+
+class Services {
+ public:
+  static Result<std::unique_ptr<Services>> create(const conf::Config& cfg, udp::Udp& udp, unsigned workers,
+                                                  uint64_t tsc_hz);
+  void worker_online(unsigned w, uint64_t now) {
+    for (auto& s : list_) s->worker_online(w, now);
+  }
+  void poll(unsigned w, uint64_t now) {
+    for (auto& s : list_) s->poll(w, now);
+  }
+  std::vector<ServiceView> views() const;
+  void shutdown();
+  bool empty() const { return list_.empty(); }
+
+ private:
+  std::vector<std::unique_ptr<Service>> list_;
+};
+
+}  // namespace ngstack::stack::services
