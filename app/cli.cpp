@@ -38,7 +38,9 @@ std::string usage() {
 
 Operating a running instance (choose it with --prefix P, its eal.file_prefix,
 when several run):
-  ngstack show ports|workers|netisr|arp|fib|fdb|stats [--json] [--prefix P]
+  ngstack show ports|workers|netisr|arp|fib|fdb|locks|services|stats [--json]
+                                     locks: the connection tables' lock profiles;
+                                     services: the UDP services (router, host)
   ngstack set netisr PROTO [policy source|flow|cpu] [mode direct|hybrid|deferred]
                            [qlimit N]
   ngstack set netisr buckets MAP     bucket -> worker map, comma-separated

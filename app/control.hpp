@@ -40,7 +40,7 @@ inline constexpr const char* kControlSocketName = "ngstack.ctl";
 struct ControlCommand {
   enum class Kind { show, set_netisr, set_buckets, route_add, route_del, arp_add, arp_del };
   Kind kind = Kind::show;
-  std::string section;  // show: ports|workers|netisr|arp|fib|fdb|stats
+  std::string section;  // show: ports|workers|netisr|arp|fib|fdb|locks|services|stats
   bool json = false;
   std::string proto;    // set netisr PROTO
   std::optional<dispatch::Policy> policy;

@@ -200,7 +200,7 @@ std::string render_metrics(const Snapshot& s, const MetricsContext& ctx) {
   ws_family("ngstack_netisr_queue_watermark", "gauge", "The longest this worker's queue has been",
             &dispatch::WorkstreamStats::watermark);
 
-  if (ctx.mode == "router") {
+  if (ctx.mode == "router" || ctx.mode == "host") {
     e.gauge("ngstack_fib_routes", "Routes in the FIB").sample({}, s.fib_routes);
     e.gauge("ngstack_fib_nexthops", "Next hops in the FIB").sample({}, s.fib_nexthops);
     e.gauge("ngstack_arp_entries", "Entries in the ARP cache").sample({}, s.neighbors.size());
@@ -240,6 +240,104 @@ std::string render_metrics(const Snapshot& s, const MetricsContext& ctx) {
     sink("ngstack_sink_stamped_total", "Frames carrying a generator stamp", &K::stamped);
     sink("ngstack_sink_unstamped_total", "Frames without a generator stamp", &K::unstamped);
     sink("ngstack_sink_unknown_flow_total", "Stamped frames of a flow beyond the sink's max_flows", &K::unknown_flow);
+  }
+
+  // Router and host modes: the connection tables' locks, per lock class.
+  if (s.locks) {
+    const LocksSnap& l = *s.locks;
+    e.gauge("ngstack_lock_info", "The connection tables' locking (giant or group) and lock type as labels; always 1")
+        .sample({{"locking", l.locking}, {"lock_type", l.lock_type}}, 1);
+    e.gauge("ngstack_lock_groups", "Connection groups per connection table").sample({}, l.groups);
+    e.counter("ngstack_pcb_lookups_total", "Connection table lookups: one per packet");
+    for (const auto& t : l.tables) e.sample({{"table", t.name}}, t.lookups);
+    e.gauge("ngstack_pcb_live", "PCBs (sockets and connections) in the connection table now");
+    for (const auto& t : l.tables) e.sample({{"table", t.name}}, t.live);
+    auto lock_family = [&](const char* name, const char* type, const char* help, uint64_t LockClassSnap::*field) {
+      e.family(name, type, help);
+      for (const auto& t : l.tables)
+        for (const auto& c : t.classes) e.sample({{"table", t.name}, {"class", c.name}}, c.*field);
+    };
+    lock_family("ngstack_lock_acquisitions_total", "counter", "Acquisitions of the class's locks",
+                &LockClassSnap::acquisitions);
+    lock_family("ngstack_lock_contended_total", "counter",
+                "Acquisitions of the class's locks that found the lock taken", &LockClassSnap::contended);
+    lock_family("ngstack_lock_wait_cycles_total", "counter",
+                "TSC cycles from the first try to the acquisition, contended or not", &LockClassSnap::wait_cycles);
+    lock_family("ngstack_lock_wait_max_cycles", "gauge", "The longest wait for one of the class's locks, TSC cycles",
+                &LockClassSnap::wait_max);
+    lock_family("ngstack_lock_hold_cycles_total", "counter", "TSC cycles the class's locks were held",
+                &LockClassSnap::hold_cycles);
+    lock_family("ngstack_lock_hold_max_cycles", "gauge", "The longest hold of one of the class's locks, TSC cycles",
+                &LockClassSnap::hold_max);
+  }
+
+  // Router and host modes: the UDP services (a client: its server's address).
+  if (!s.services.empty()) {
+    using V = stack::services::ServiceView;
+    auto labels = [](const V& v) -> Labels {
+      const bool client = v.type == conf::ServiceType::udp_client;
+      return {{"service", conf::service_type_name(v.type)},
+              {"address", conf::format_ipv4(client ? v.server : v.address)},
+              {"port", num(v.port)}};
+    };
+    auto service = [&](const char* name, const char* help, uint64_t stack::socket::SocketStats::*field) {
+      e.counter(name, help);
+      for (const V& v : s.services) e.sample(labels(v), v.io.*field);
+    };
+    service("ngstack_service_rx_datagrams_total", "Datagrams the service's sockets received",
+            &stack::socket::SocketStats::rx_datagrams);
+    service("ngstack_service_rx_bytes_total", "Payload bytes the service's sockets received",
+            &stack::socket::SocketStats::rx_bytes);
+    service("ngstack_service_tx_datagrams_total", "Datagrams the service's sockets sent",
+            &stack::socket::SocketStats::tx_datagrams);
+    service("ngstack_service_tx_bytes_total", "Payload bytes the service's sockets sent",
+            &stack::socket::SocketStats::tx_bytes);
+    service("ngstack_service_tx_no_mbuf_total", "Sends that failed for want of an mbuf",
+            &stack::socket::SocketStats::tx_no_mbuf);
+    service("ngstack_service_tx_queue_full_total", "Sends dropped because the tx queue was full",
+            &stack::socket::SocketStats::tx_queue_full);
+    service("ngstack_service_tx_unroutable_total", "Sends with no route to the destination",
+            &stack::socket::SocketStats::tx_unroutable);
+    service("ngstack_service_icmp_errors_total", "ICMP errors about the service's datagrams given to its sockets",
+            &stack::socket::SocketStats::icmp_errors);
+    bool any_client = false;
+    for (const V& v : s.services) any_client = any_client || v.type == conf::ServiceType::udp_client;
+    if (any_client) {
+      auto client = [&](const char* name, const char* type, const char* help, auto value) {
+        e.family(name, type, help);
+        for (const V& v : s.services) {
+          if (v.type != conf::ServiceType::udp_client) continue;
+          if constexpr (std::is_integral_v<decltype(value(v))>) e.sample(labels(v), value(v));
+          else e.sample_double(labels(v), value(v));
+        }
+      };
+      client("ngstack_udp_client_requests_total", "counter", "Requests the client sent",
+             [](const V& v) { return v.requests; });
+      client("ngstack_udp_client_responses_total", "counter", "Responses the client received in time",
+             [](const V& v) { return v.responses; });
+      client("ngstack_udp_client_lost_total", "counter", "Requests unanswered within the timeout",
+             [](const V& v) { return v.lost; });
+      client("ngstack_udp_client_late_total", "counter", "Responses to requests already counted lost",
+             [](const V& v) { return v.late; });
+      client("ngstack_udp_client_transactions_per_second", "gauge",
+             "Responses per second, from the first request to the last response",
+             [](const V& v) { return v.transactions_per_s; });
+      e.gauge("ngstack_udp_client_latency_microseconds",
+              "Round-trip time of the responses so far at the quantile (1: the longest)");
+      for (const V& v : s.services) {
+        if (v.type != conf::ServiceType::udp_client) continue;
+        const std::pair<const char*, double> q[] = {{"0.5", v.latency.p50_us},
+                                                    {"0.9", v.latency.p90_us},
+                                                    {"0.99", v.latency.p99_us},
+                                                    {"0.999", v.latency.p999_us},
+                                                    {"1", v.latency.max_us}};
+        for (const auto& [quantile, us] : q) {
+          Labels with = labels(v);
+          with.emplace_back("quantile", quantile);
+          e.sample_double(with, us);
+        }
+      }
+    }
   }
 
   if (!ctx.mempools.empty()) {

@@ -6,7 +6,8 @@
 // together. Labels: port and device (ports), port/queue/worker (queues, worker
 // = the worker's lcore), worker (workers), worker/reason (drops),
 // worker/event (stack events), worker/protocol (netisr workstreams), pool
-// (mempools). Every named drop reason and event is exported, zeros included,
+// (mempools), table/class (connection table locks: ngstack_lock_*),
+// service/address/port (UDP services; a client's address is its server's). Every named drop reason and event is exported, zeros included,
 // so that a rate() over a reason that appears mid-run has a starting point.
 //
 // render_metrics is a pure function (unit-tested); metrics_server.hpp serves
@@ -25,7 +26,7 @@ inline constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; c
 
 // What /metrics shows beside the Snapshot.
 struct MetricsContext {
-  std::string mode;                    // forwarder | router | bridge | traffic
+  std::string mode;                    // forwarder | router | bridge | traffic | host
   uint64_t tsc_hz = 0;                 // to turn the cycle counters into seconds
   std::vector<MempoolCheck> mempools;  // available now, of size
 };

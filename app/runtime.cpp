@@ -375,6 +375,9 @@ int run(const conf::Config& cfg, const Options& opts) {
   summary.final = take_snapshot(rt, true);
   summary.final.neighbors = at_stop.neighbors;
   summary.final.fdb = at_stop.fdb;
+  // The services as they served: shutdown closed their sockets.
+  summary.final.services = at_stop.services;
+  summary.final.locks = at_stop.locks;
   summary.mempools = teardown(rt);
   std::fputs(format_summary(summary).c_str(), stdout);
   std::fflush(stdout);

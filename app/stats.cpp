@@ -4,6 +4,7 @@
 #include <rte_ethdev.h>
 #include <rte_telemetry.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -11,6 +12,44 @@
 #include "app/runtime.hpp"
 
 namespace ngstack::app {
+
+namespace {
+// One connection table's lock profile. The counters keep moving while
+// workers run: the figures of one table are read close together, not at one
+// instant.
+LockTableSnap snapshot_lock_table(const stack::pcb::PcbTable& t) {
+  namespace pcb = stack::pcb;
+  const pcb::witness::PcbClasses& cls = pcb::witness::pcb_classes();
+  LockTableSnap v;
+  v.name = t.name();
+  v.lookups = t.lookups();
+  v.live = t.live();
+  // The class a lookup takes: the giant lock or its group's.
+  const pcb::witness::ClassId taken = t.locking() == pcb::Locking::giant ? cls.giant : cls.group;
+  for (const pcb::witness::ClassId c : {cls.listen, cls.giant, cls.group, cls.conn}) {
+    const pcb::LockProfile p = t.class_profile(c);
+    v.classes.push_back({pcb::witness::class_name(c), p.acquisitions, p.contended, p.wait_cycles, p.wait_max,
+                         p.hold_cycles, p.hold_max});
+    if (c == taken && v.lookups)
+      v.acquisitions_per_packet = static_cast<double>(p.acquisitions) / static_cast<double>(v.lookups);
+  }
+  const bool owned = t.groups() >= t.buckets();  // else a group spans buckets of several workers
+  for (uint32_t g = 0; g < t.groups(); ++g) {
+    const pcb::LockProfile p = t.group_profile(g);
+    if (p.acquisitions == 0) continue;
+    v.busiest_groups.push_back(
+        {g, owned ? static_cast<int>(t.group_owner(g)) : -1, p.acquisitions, p.contended, p.wait_cycles});
+  }
+  const auto busier = [](const LockGroupSnap& a, const LockGroupSnap& b) {
+    return a.acquisitions != b.acquisitions ? a.acquisitions > b.acquisitions : a.group < b.group;
+  };
+  const std::size_t keep = std::min(v.busiest_groups.size(), kBusiestGroups);
+  std::partial_sort(v.busiest_groups.begin(), v.busiest_groups.begin() + static_cast<std::ptrdiff_t>(keep),
+                    v.busiest_groups.end(), busier);
+  v.busiest_groups.resize(keep);
+  return v;
+}
+}  // namespace
 
 Snapshot take_snapshot(const Runtime& rt, bool workers_stopped) {
   Snapshot s;
@@ -96,6 +135,14 @@ Snapshot take_snapshot(const Runtime& rt, bool workers_stopped) {
     s.fib_routes = rt.router->fib().routes();
     s.fib_nexthops = rt.router->fib().nexthops();
     if (workers_stopped) snapshot_routes(rt, s);
+    s.services = rt.router->services();
+    const stack::pcb::PcbTable& udp = rt.router->udp().table();
+    LocksSnap l;
+    l.locking = stack::pcb::locking_name(udp.locking());
+    l.lock_type = stack::pcb::lock_type_name(udp.lock_type());
+    l.groups = udp.groups();
+    l.tables.push_back(snapshot_lock_table(udp));
+    s.locks = std::move(l);
   }
   if (rt.traffic) {
     s.generators = rt.traffic->generators();
@@ -329,12 +376,69 @@ std::string format_traffic(const Snapshot& f) {
 }
 
 namespace {
+bool is_client(const stack::services::ServiceView& v) { return v.type == conf::ServiceType::udp_client; }
+
+// The service's end: its bound address:port, or the server:port a client talks to.
+std::string service_endpoint(const stack::services::ServiceView& v) {
+  return conf::format_ipv4(is_client(v) ? v.server : v.address) + ":" + std::to_string(v.port);
+}
+}  // namespace
+
+std::string format_services(const Snapshot& f) {
+  if (f.services.empty()) return "";
+  auto ull = [](uint64_t v) { return static_cast<unsigned long long>(v); };
+  std::string o = fmt("services: %zu\n", f.services.size());
+  for (const auto& v : f.services) {
+    const auto& io = v.io;
+    o += fmt("  %-11s %-24s %u socket%s: rx %llu datagrams %llu bytes, tx %llu datagrams %llu bytes; "
+             "tx_no_mbuf %llu, tx_queue_full %llu, tx_unroutable %llu; icmp_errors %llu\n",
+             conf::service_type_name(v.type), ((is_client(v) ? "to " : "") + service_endpoint(v)).c_str(), v.sockets,
+             v.sockets == 1 ? "" : "s", ull(io.rx_datagrams), ull(io.rx_bytes), ull(io.tx_datagrams), ull(io.tx_bytes),
+             ull(io.tx_no_mbuf), ull(io.tx_queue_full), ull(io.tx_unroutable), ull(io.icmp_errors));
+    if (!is_client(v)) continue;
+    o += fmt("    requests %llu, responses %llu, lost %llu, late %llu; %.1f transactions/s over %.3f s%s\n",
+             ull(v.requests), ull(v.responses), ull(v.lost), ull(v.late), v.transactions_per_s, v.seconds,
+             v.done ? ", done" : "");
+    if (v.latency.samples)
+      o += fmt("    latency (us): p50 %.1f, p99 %.1f, max %.1f (min %.1f, mean %.1f) over %llu responses\n",
+               v.latency.p50_us, v.latency.p99_us, v.latency.max_us, v.latency.min_us, v.latency.mean_us,
+               ull(v.latency.samples));
+  }
+  return o;
+}
+
+std::string format_locks(const Snapshot& f) {
+  if (!f.locks) return "";
+  auto ull = [](uint64_t v) { return static_cast<unsigned long long>(v); };
+  const LocksSnap& l = *f.locks;
+  std::string o = fmt("locks: %s locking, %s locks, %u connection groups\n", l.locking.c_str(), l.lock_type.c_str(),
+                      l.groups);
+  for (const auto& t : l.tables) {
+    o += fmt("  %s: %llu lookups, %u live PCBs, %.3f lock acquisitions per packet\n", t.name.c_str(),
+             ull(t.lookups), t.live, t.acquisitions_per_packet);
+    o += fmt("    %-10s %14s %12s %9s %16s %10s %12s %16s %12s\n", "class", "acquisitions", "contended", "share",
+             "wait cycles", "wait/acq", "wait max", "hold cycles", "hold max");
+    for (const auto& c : t.classes)
+      o += fmt("    %-10s %14llu %12llu %8.2f%% %16llu %10.1f %12llu %16llu %12llu\n", c.name.c_str(),
+               ull(c.acquisitions), ull(c.contended), 100 * c.contended_share(), ull(c.wait_cycles),
+               c.wait_cycles_per_acquisition(), ull(c.wait_max), ull(c.hold_cycles), ull(c.hold_max));
+    if (t.busiest_groups.empty()) continue;
+    o += "    busiest groups (group/owner: acquisitions, contended, wait cycles):";
+    for (const auto& g : t.busiest_groups)
+      o += fmt(" %u/%s: %llu, %llu, %llu;", g.group, g.owner < 0 ? "-" : std::to_string(g.owner).c_str(),
+               ull(g.acquisitions), ull(g.contended), ull(g.wait_cycles));
+    o.back() = '\n';
+  }
+  return o;
+}
+
+namespace {
 // Everything between the title and the totals, as the summary and `show stats` print it.
 std::string format_sections(const Snapshot& f, const std::string& mode) {
   std::string o = format_ports(f) + format_workers(f) + format_netisr(f);
-  if (mode == "router") o += format_fib(f, false) + format_arp(f);
+  if (mode == "router" || mode == "host") o += format_fib(f, false) + format_arp(f);
   if (mode == "bridge") o += format_fdb(f);
-  return o + format_traffic(f);
+  return o + format_traffic(f) + format_services(f) + format_locks(f);
 }
 }  // namespace
 
@@ -508,6 +612,85 @@ void json_traffic(JsonWriter& j, const Snapshot& f) {
   j.end_array().end_object();
 }
 
+void json_services(JsonWriter& j, const Snapshot& f) {
+  j.begin_array("services");
+  for (const auto& v : f.services) {
+    j.begin_object().value("type", conf::service_type_name(v.type));
+    if (is_client(v))
+      j.value("server", conf::format_ipv4(v.server));
+    else
+      j.value("address", conf::format_ipv4(v.address));
+    j.value("port", unsigned{v.port})
+        .value("sockets", v.sockets)
+        .value("rx_datagrams", v.io.rx_datagrams)
+        .value("rx_bytes", v.io.rx_bytes)
+        .value("tx_datagrams", v.io.tx_datagrams)
+        .value("tx_bytes", v.io.tx_bytes)
+        .value("tx_no_mbuf", v.io.tx_no_mbuf)
+        .value("tx_queue_full", v.io.tx_queue_full)
+        .value("tx_unroutable", v.io.tx_unroutable)
+        .value("icmp_errors", v.io.icmp_errors);
+    if (is_client(v)) {
+      const auto& l = v.latency;
+      j.value("requests", v.requests)
+          .value("responses", v.responses)
+          .value("lost", v.lost)
+          .value("late", v.late)
+          .value("seconds", v.seconds)
+          .value("transactions_per_s", v.transactions_per_s)
+          .begin_object("latency_us")
+          .value("min", l.min_us)
+          .value("mean", l.mean_us)
+          .value("p50", l.p50_us)
+          .value("p90", l.p90_us)
+          .value("p99", l.p99_us)
+          .value("p999", l.p999_us)
+          .value("max", l.max_us)
+          .end_object();
+    }
+    j.end_object();
+  }
+  j.end_array();
+}
+
+void json_locks(JsonWriter& j, const Snapshot& f) {
+  if (!f.locks) return;
+  const LocksSnap& l = *f.locks;
+  j.begin_object("locks").value("locking", l.locking).value("lock_type", l.lock_type).value("groups", l.groups);
+  j.begin_array("tables");
+  for (const auto& t : l.tables) {
+    j.begin_object()
+        .value("name", t.name)
+        .value("lookups", t.lookups)
+        .value("acquisitions_per_packet", t.acquisitions_per_packet)
+        .value("live", t.live);
+    j.begin_array("classes");
+    for (const auto& c : t.classes)
+      j.begin_object()
+          .value("class", c.name)
+          .value("acquisitions", c.acquisitions)
+          .value("contended", c.contended)
+          .value("contended_share", c.contended_share())
+          .value("wait_cycles", c.wait_cycles)
+          .value("wait_max", c.wait_max)
+          .value("wait_cycles_per_acquisition", c.wait_cycles_per_acquisition())
+          .value("hold_cycles", c.hold_cycles)
+          .value("hold_max", c.hold_max)
+          .end_object();
+    j.end_array().begin_array("busiest_groups");
+    for (const auto& g : t.busiest_groups)
+      j.begin_object()
+          .value("group", g.group)
+          .value("owner", g.owner)
+          .value("acquisitions", g.acquisitions)
+          .value("contended", g.contended)
+          .value("wait_cycles", g.wait_cycles)
+          .end_object();
+    j.end_array().end_object();
+  }
+  j.end_array().end_object();
+}
+
 void json_netisr(JsonWriter& j, const Snapshot& f) {
   j.begin_object("netisr").value("buckets", f.buckets);
   j.begin_array("bucket_map");
@@ -550,9 +733,14 @@ std::string summary_json(const Summary& s) {
       .end_object();
   json_ports(j, f);
   json_workers(j, f);
-  if (s.mode == "router") json_router(j, f);
+  if (s.mode == "router" || s.mode == "host") json_router(j, f);
   if (s.mode == "bridge") json_bridge(j, f);
   if (s.mode == "traffic") json_traffic(j, f);
+  // Modes with the IPv4 stack (a connection table): its services and locks.
+  if (f.locks) {
+    json_services(j, f);
+    json_locks(j, f);
+  }
   json_netisr(j, f);
   j.begin_array("intervals");
   for (const auto& r : s.intervals)
@@ -733,6 +921,113 @@ int tel_traffic(const char*, const char*, rte_tel_data* d) {
   return 0;
 }
 
+// This DPDK's telemetry has no floating-point values: ratios and
+// microseconds go as strings ("%.6g", as the summary JSON writes them).
+void tel_dict_double(rte_tel_data* d, const std::string& key, double v) {
+  rte_tel_data_add_dict_string(d, key.c_str(), fmt("%.6g", v).c_str());
+}
+
+// /ngstack/locks: the connection tables' lock profiles (router and host
+// modes), flattened as <table>_<counter> and <table>_<class>_<counter>, with
+// the busiest groups as rows "group owner acquisitions contended wait_cycles"
+// in <table>_busiest_groups (owner -1: the group spans several workers).
+int tel_locks(const char*, const char*, rte_tel_data* d) {
+  std::lock_guard lock(g_telemetry_mutex);
+  if (!g_runtime || !g_runtime->router) return -EINVAL;
+  const Snapshot s = take_snapshot(*g_runtime);
+  if (!s.locks) return -EINVAL;
+  rte_tel_data_start_dict(d);
+  rte_tel_data_add_dict_string(d, "locking", s.locks->locking.c_str());
+  rte_tel_data_add_dict_string(d, "lock_type", s.locks->lock_type.c_str());
+  rte_tel_data_add_dict_u64(d, "groups", s.locks->groups);
+  for (const auto& t : s.locks->tables) {
+    const std::string p = t.name + "_";
+    rte_tel_data_add_dict_u64(d, (p + "lookups").c_str(), t.lookups);
+    rte_tel_data_add_dict_u64(d, (p + "live").c_str(), t.live);
+    tel_dict_double(d, p + "acquisitions_per_packet", t.acquisitions_per_packet);
+    for (const auto& c : t.classes) {
+      const std::string q = p + c.name + "_";
+      rte_tel_data_add_dict_u64(d, (q + "acquisitions").c_str(), c.acquisitions);
+      rte_tel_data_add_dict_u64(d, (q + "contended").c_str(), c.contended);
+      tel_dict_double(d, q + "contended_share", c.contended_share());
+      rte_tel_data_add_dict_u64(d, (q + "wait_cycles").c_str(), c.wait_cycles);
+      rte_tel_data_add_dict_u64(d, (q + "wait_max").c_str(), c.wait_max);
+      tel_dict_double(d, q + "wait_cycles_per_acquisition", c.wait_cycles_per_acquisition());
+      rte_tel_data_add_dict_u64(d, (q + "hold_cycles").c_str(), c.hold_cycles);
+      rte_tel_data_add_dict_u64(d, (q + "hold_max").c_str(), c.hold_max);
+    }
+    rte_tel_data* rows = rte_tel_data_alloc();
+    if (!rows) continue;
+    rte_tel_data_start_array(rows, RTE_TEL_STRING_VAL);
+    for (const auto& g : t.busiest_groups) {
+      const std::string row = std::to_string(g.group) + " " + std::to_string(g.owner) + " " +
+                              std::to_string(g.acquisitions) + " " + std::to_string(g.contended) + " " +
+                              std::to_string(g.wait_cycles);
+      rte_tel_data_add_array_string(rows, row.c_str());
+    }
+    if (rte_tel_data_add_dict_container(d, (p + "busiest_groups").c_str(), rows, 0) != 0) rte_tel_data_free(rows);
+  }
+  return 0;
+}
+
+// /ngstack/services: one row per service, "type address:port sockets
+// rx_datagrams tx_datagrams" (a client: its server's address:port); its
+// position is the parameter of /ngstack/service, which gives every counter.
+int tel_services(const char*, const char*, rte_tel_data* d) {
+  std::lock_guard lock(g_telemetry_mutex);
+  if (!g_runtime || !g_runtime->router) return -EINVAL;
+  const Snapshot s = take_snapshot(*g_runtime);
+  rte_tel_data_start_array(d, RTE_TEL_STRING_VAL);
+  for (const auto& v : s.services) {
+    const std::string row = std::string(conf::service_type_name(v.type)) + " " + service_endpoint(v) + " " +
+                            std::to_string(v.sockets) + " " + std::to_string(v.io.rx_datagrams) + " " +
+                            std::to_string(v.io.tx_datagrams);
+    rte_tel_data_add_array_string(d, row.c_str());
+  }
+  return 0;
+}
+
+// /ngstack/service,<index>: the keys of the summary JSON's entry (the
+// client's latency_us as latency_us_<p50...>).
+int tel_service(const char*, const char* params, rte_tel_data* d) {
+  std::lock_guard lock(g_telemetry_mutex);
+  if (!g_runtime || !g_runtime->router || !params || !*params) return -EINVAL;
+  char* end = nullptr;
+  const unsigned long i = std::strtoul(params, &end, 10);
+  const Snapshot s = take_snapshot(*g_runtime);
+  if (*end != '\0' || i >= s.services.size()) return -EINVAL;
+  const auto& v = s.services[i];
+  rte_tel_data_start_dict(d);
+  rte_tel_data_add_dict_string(d, "type", conf::service_type_name(v.type));
+  rte_tel_data_add_dict_string(d, is_client(v) ? "server" : "address",
+                               conf::format_ipv4(is_client(v) ? v.server : v.address).c_str());
+  const std::pair<const char*, uint64_t> fields[] = {
+      {"port", v.port},
+      {"sockets", v.sockets},
+      {"rx_datagrams", v.io.rx_datagrams},
+      {"rx_bytes", v.io.rx_bytes},
+      {"tx_datagrams", v.io.tx_datagrams},
+      {"tx_bytes", v.io.tx_bytes},
+      {"tx_no_mbuf", v.io.tx_no_mbuf},
+      {"tx_queue_full", v.io.tx_queue_full},
+      {"tx_unroutable", v.io.tx_unroutable},
+      {"icmp_errors", v.io.icmp_errors}};
+  for (const auto& [k, x] : fields) rte_tel_data_add_dict_u64(d, k, x);
+  if (!is_client(v)) return 0;
+  const std::pair<const char*, uint64_t> client[] = {
+      {"requests", v.requests}, {"responses", v.responses}, {"lost", v.lost}, {"late", v.late}};
+  for (const auto& [k, x] : client) rte_tel_data_add_dict_u64(d, k, x);
+  const auto& l = v.latency;
+  const std::pair<const char*, double> reals[] = {
+      {"seconds", v.seconds},        {"transactions_per_s", v.transactions_per_s},
+      {"latency_us_min", l.min_us},  {"latency_us_mean", l.mean_us},
+      {"latency_us_p50", l.p50_us},  {"latency_us_p90", l.p90_us},
+      {"latency_us_p99", l.p99_us},  {"latency_us_p999", l.p999_us},
+      {"latency_us_max", l.max_us}};
+  for (const auto& [k, x] : reals) tel_dict_double(d, k, x);
+  return 0;
+}
+
 int tel_summary(const char*, const char*, rte_tel_data* d) {
   std::lock_guard lock(g_telemetry_mutex);
   if (!g_runtime) return -EINVAL;
@@ -768,6 +1063,14 @@ void register_telemetry(const Runtime* rt) {
   rte_telemetry_register_cmd("/ngstack/traffic", tel_traffic,
                              "Traffic mode, one row per generator (port packets achieved_pps target_pps state) and "
                              "sink (port packets stamped unstamped)");
+  rte_telemetry_register_cmd("/ngstack/locks", tel_locks,
+                             "Router and host modes: lock profiles of the connection tables, per lock class, and "
+                             "the busiest groups. No parameters");
+  rte_telemetry_register_cmd("/ngstack/services", tel_services,
+                             "Router and host modes, one row per service: type address:port sockets rx_datagrams "
+                             "tx_datagrams");
+  rte_telemetry_register_cmd("/ngstack/service", tel_service,
+                             "Router and host modes: counters of one service. Parameter: its index in /ngstack/services");
 }
 
 void unregister_telemetry() {

@@ -5,12 +5,14 @@
 
 #include <array>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "app/json.hpp"
 #include "dispatch/netisr.hpp"
 #include "stack/counters.hpp"
+#include "stack/services/udp_services.hpp"
 #include "stack/traffic/traffic.hpp"
 
 namespace ngstack::app {
@@ -80,6 +82,48 @@ struct NetisrProtoSnap {
   uint32_t qlimit = 0;
 };
 
+// The lock profile of one lock class of a connection table (stack/pcb): the
+// sum over the class's locks, in TSC cycles.
+struct LockClassSnap {
+  std::string name;  // pcb_listen, pcb_giant, pcb_group, pcb_conn
+  uint64_t acquisitions = 0, contended = 0, wait_cycles = 0, wait_max = 0, hold_cycles = 0, hold_max = 0;
+  double contended_share() const {
+    return acquisitions ? static_cast<double>(contended) / static_cast<double>(acquisitions) : 0.0;
+  }
+  double wait_cycles_per_acquisition() const {
+    return acquisitions ? static_cast<double>(wait_cycles) / static_cast<double>(acquisitions) : 0.0;
+  }
+};
+
+// One connection group's lock. owner: the worker index that receives the
+// group's packets, -1 when groups < buckets (a group spans several buckets).
+struct LockGroupSnap {
+  unsigned group = 0;
+  int owner = -1;
+  uint64_t acquisitions = 0, contended = 0, wait_cycles = 0;
+};
+
+// One connection table (udp, tcp).
+struct LockTableSnap {
+  std::string name;
+  uint64_t lookups = 0;  // one per packet looked up
+  unsigned live = 0;     // PCBs in use
+  // Acquisitions of the class taken for lookups (pcb_giant under giant
+  // locking, pcb_group under group locking), per lookup: below 1 when a burst
+  // shares one acquisition among packets of the same group.
+  double acquisitions_per_packet = 0;
+  std::vector<LockClassSnap> classes;
+  std::vector<LockGroupSnap> busiest_groups;  // the most acquired groups, at most kBusiestGroups
+};
+
+struct LocksSnap {
+  std::string locking, lock_type;  // stack.locking, stack.lock_type
+  unsigned groups = 0;
+  std::vector<LockTableSnap> tables;
+};
+
+inline constexpr std::size_t kBusiestGroups = 8;
+
 struct Snapshot {
   double t_s = 0;  // seconds since workers launched
   std::vector<PortSnap> ports;
@@ -101,6 +145,9 @@ struct Snapshot {
   std::vector<stack::traffic::SinkView> sinks;  // loss and latency only when workers_stopped
   unsigned fib_routes = 0, fib_nexthops = 0;
   std::vector<RouteSnap> routes;  // filled by snapshot_routes (and at the final snapshot)
+  // Router and host modes: the built-in services and the connection tables' locks.
+  std::vector<stack::services::ServiceView> services;
+  std::optional<LocksSnap> locks;
 };
 
 // `workers_stopped`: no worker runs; state that workers own (a sink's flows
@@ -150,6 +197,8 @@ std::string format_fib(const Snapshot& s, bool table);  // the count; with `tabl
 std::string format_arp(const Snapshot& s);
 std::string format_fdb(const Snapshot& s);
 std::string format_traffic(const Snapshot& s);
+std::string format_services(const Snapshot& s);  // "" when there are none
+std::string format_locks(const Snapshot& s);     // "" without a connection table
 // `ngstack show stats`: the summary's sections for a running instance.
 std::string format_stats(const Snapshot& s, const std::string& mode, const std::string& source);
 // The summary JSON's sections, each written as members of the enclosing object.
@@ -159,6 +208,8 @@ void json_router(JsonWriter& j, const Snapshot& s);  // "router": routes and arp
 void json_bridge(JsonWriter& j, const Snapshot& s);
 void json_traffic(JsonWriter& j, const Snapshot& s);
 void json_netisr(JsonWriter& j, const Snapshot& s);
+void json_services(JsonWriter& j, const Snapshot& s);  // "services": [...]
+void json_locks(JsonWriter& j, const Snapshot& s);     // "locks": {...}; nothing without a connection table
 
 // Telemetry commands read the live Runtime; unregister before tearing it down.
 void register_telemetry(const Runtime* rt);

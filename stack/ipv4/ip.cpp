@@ -72,6 +72,7 @@ void Ip::input(unsigned w, rte_mbuf** pkts, uint16_t n) {
   const uint64_t now = rte_rdtsc();
   arp_.begin_burst(w);
   ForwardBatch batch;
+  LocalBatch local;
   // A burst nearly always comes from one port: look it up once per change.
   uint32_t last_port_id = UINT32_MAX;
   int in = -1;
@@ -85,12 +86,30 @@ void Ip::input(unsigned w, rte_mbuf** pkts, uint16_t n) {
       drop(w, m, DropReason::not_our_port);
       continue;
     }
-    accept(w, m, static_cast<uint16_t>(in), now, batch);
+    accept(w, m, static_cast<uint16_t>(in), now, batch, local);
   }
   forward_batch(w, batch, now);
+  flush_local(w, local);
 }
 
-inline void Ip::accept(unsigned w, rte_mbuf* m, uint16_t in, uint64_t now, ForwardBatch& batch) {
+void Ip::to_upper(unsigned w, const Upper& up, rte_mbuf* m, LocalBatch& local) {
+  unsigned i = 0;
+  while (i < local.used && local.upper[i] != &up) ++i;
+  if (i == local.used) {
+    if (i == LocalBatch::kMaxUpper) {  // more upper protocols than a burst holds: this one now
+      return up.netisr->dispatch(w, up.proto, m->port, 0, &m, 1);
+    }
+    local.upper[local.used++] = &up;
+  }
+  local.pkts[i][local.n[i]++] = m;
+}
+
+void Ip::flush_local(unsigned w, LocalBatch& local) {
+  for (unsigned i = 0; i < local.used; ++i)
+    local.upper[i]->netisr->dispatch(w, local.upper[i]->proto, dispatch::kMixedPorts, 0, local.pkts[i], local.n[i]);
+}
+
+inline void Ip::accept(unsigned w, rte_mbuf* m, uint16_t in, uint64_t now, ForwardBatch& batch, LocalBatch& local) {
   const InputVerdict v = check_input(m, kL2, ifs_.local());
   switch (v.disposition) {
     case Disposition::drop: return drop(w, m, v.reason);
@@ -99,7 +118,7 @@ inline void Ip::accept(unsigned w, rte_mbuf* m, uint16_t in, uint64_t now, Forwa
     case Disposition::broadcast:
       m->l2_len = kL2;
       m->l3_len = v.header_len;
-      return local_input(w, m, v, in, now);
+      return local_input(w, m, v, in, now, local);
     case Disposition::forward:
       if (!forwarding_) [[unlikely]]
         return drop(w, m, DropReason::ipv4_not_forwarding);
@@ -235,7 +254,8 @@ void Ip::send_fragments(unsigned w, rte_mbuf* m, uint16_t out, uint32_t nh_addr,
 
 // --- local delivery -----------------------------------------------------------------
 
-void Ip::local_input(unsigned w, rte_mbuf* m, const InputVerdict& v, uint16_t in_port, uint64_t now) {
+void Ip::local_input(unsigned w, rte_mbuf* m, const InputVerdict& v, uint16_t in_port, uint64_t now,
+                     LocalBatch& local) {
   PerWorker& pw = *per_worker_[w];
   EventCounters& ev = *io_[w].events;
   rte_ipv4_hdr* ip = ip_of(m);
@@ -267,7 +287,7 @@ void Ip::local_input(unsigned w, rte_mbuf* m, const InputVerdict& v, uint16_t in
   if (up.netisr) {
     m->l2_len = kL2;
     m->l3_len = v.header_len;
-    return up.netisr->dispatch(w, up.proto, m->port, 0, &m, 1);
+    return to_upper(w, up, m, local);
   }
   switch (ip->next_proto_id) {
     case IPPROTO_ICMP: {
@@ -282,7 +302,7 @@ void Ip::local_input(unsigned w, rte_mbuf* m, const InputVerdict& v, uint16_t in
         if (const Upper& inner = upper_[e.inner_proto]; inner.netisr) {
           m->l2_len = kL2;
           m->l3_len = v.header_len;
-          return inner.netisr->dispatch(w, inner.proto, m->port, 0, &m, 1);
+          return to_upper(w, inner, m, local);
         }
       return drop(w, m, DropReason::local_no_service);
     }

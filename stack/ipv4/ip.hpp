@@ -111,18 +111,30 @@ class Ip {
     dispatch::Netisr* netisr = nullptr;  // null: no protocol registered
     dispatch::ProtoId proto = 0;
   };
+  // The datagrams of one burst for the protocols above, one dispatch each
+  // at the end of the burst (so that udp groups them by connection group);
+  // arrival order within each.
+  struct LocalBatch {
+    static constexpr unsigned kMaxUpper = 4;
+    const Upper* upper[kMaxUpper] = {};
+    rte_mbuf* pkts[kMaxUpper][dispatch::kMaxDispatchBurst];
+    uint16_t n[kMaxUpper] = {};
+    unsigned used = 0;
+  };
 
   Ip(const ifnet::Interfaces& ifs, route::Fib& fib, ether::Ether& ether, arp::Resolver& arp, rte_mempool* pool)
       : ifs_(ifs), fib_(fib), ether_(ether), arp_(arp), pool_(pool) {}
 
   void input(unsigned w, rte_mbuf** pkts, uint16_t n);
-  void accept(unsigned w, rte_mbuf* m, uint16_t in, uint64_t now, ForwardBatch& batch);
+  void accept(unsigned w, rte_mbuf* m, uint16_t in, uint64_t now, ForwardBatch& batch, LocalBatch& local);
   void forward_batch(unsigned w, ForwardBatch& batch, uint64_t now);
   // Forwards one packet whose TTL is checked; `id` is its FIB next hop.
   // `local_origin`: made or answered here (no TTL decrement, no ICMP errors).
   void forward(unsigned w, rte_mbuf* m, uint64_t id, uint16_t in_port, uint64_t now, bool local_origin);
   void send_fragments(unsigned w, rte_mbuf* m, uint16_t out, uint32_t nh_addr, uint64_t now);
-  void local_input(unsigned w, rte_mbuf* m, const InputVerdict& v, uint16_t in_port, uint64_t now);
+  void local_input(unsigned w, rte_mbuf* m, const InputVerdict& v, uint16_t in_port, uint64_t now, LocalBatch& local);
+  void to_upper(unsigned w, const Upper& up, rte_mbuf* m, LocalBatch& local);
+  void flush_local(unsigned w, LocalBatch& local);
   static void on_frag_expiry(void* ctx, uint64_t arg, uint64_t now);
   void drop(unsigned w, rte_mbuf* m, DropReason r) {
     rte_pktmbuf_free(m);

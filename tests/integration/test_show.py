@@ -11,7 +11,10 @@ pass, packets now go through the netisr queues); `route add` makes an
 address h2 owns on its loopback reachable from h1, `route del` makes it
 unreachable again (ICMP net unreachable, ipv4_no_route moves); `arp add` and
 `arp del` install and remove a static entry; bad commands fail with a clear
-message and a non-zero exit; every change is logged once."""
+message and a non-zero exit; every change is logged once. A small host-mode
+instance (a null port, a udp-echo service and a udp-client) answers `show
+locks|services` (text and --json) and /ngstack/locks, /ngstack/services in
+telemetry; a forwarder says it has no IPv4 stack."""
 import json
 import os
 import threading
@@ -21,7 +24,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from ngslab import NGSTACK, Lab, Ngstack, check, drops, router_lab_config, run_test, sh  # noqa: E402
+from ngslab import NGSTACK, Lab, Ngstack, check, drops, router_lab_config, run_test, sh, telemetry  # noqa: E402
 
 FAR = "198.19.200.1"  # on h2's loopback; ngstack has no route to it until `route add`
 
@@ -73,6 +76,75 @@ forwarder: {{paths: [{{in: nulla, out: nullb}}]}}
 """
 
 
+def host_instance_config(prefix):
+    # The client's server is on the null port's subnet: its requests wait for
+    # ARP, then are lost; enough to fill every key.
+    return f"""mode: host
+eal: {{main_lcore: 0, memory_mb: 256, no_huge: true, file_prefix: {prefix}}}
+ports:
+  - {{name: h0, device: "net_null0,no-rx=1"}}
+workers: {{lcores: [1]}}
+host:
+  interfaces:
+    - {{port: h0, addresses: [198.18.7.1/24]}}
+services:
+  - {{type: udp-echo, port: 7}}
+  - {{type: udp-client, server: 198.18.7.2, port: 7, flows: 4, timeout_ms: 200}}
+stack: {{groups: 256, locking: group, lock_type: spin}}
+"""
+
+
+LOCK_CLASS_KEYS = {"class", "acquisitions", "contended", "contended_share", "wait_cycles", "wait_max",
+                   "wait_cycles_per_acquisition", "hold_cycles", "hold_max"}
+SERVICE_KEYS = {"type", "port", "sockets", "rx_datagrams", "rx_bytes", "tx_datagrams", "tx_bytes", "tx_no_mbuf",
+                "tx_queue_full", "tx_unroutable", "icmp_errors"}
+
+
+def check_host_locks_and_services(prefix):
+    with Ngstack(host_instance_config(prefix)) as ng:
+        ng.wait_running()
+        locks = show_json("locks", prefix)["locks"]
+        check(locks["locking"] == "group" and locks["lock_type"] == "spin" and locks["groups"] == 256,
+              f"show locks --json: {locks}")
+        udp = next(t for t in locks["tables"] if t["name"] == "udp")
+        check({"lookups", "acquisitions_per_packet", "live", "classes", "busiest_groups"} <= udp.keys()
+              and udp["live"] >= 4, f"udp table: {udp}")
+        classes = {c["class"]: c for c in udp["classes"]}
+        check(set(classes) == {"pcb_listen", "pcb_giant", "pcb_group", "pcb_conn"}
+              and all(c.keys() == LOCK_CLASS_KEYS for c in classes.values())
+              and classes["pcb_listen"]["acquisitions"] > 0, f"lock classes: {classes}")
+        for g in udp["busiest_groups"]:
+            check(g.keys() == {"group", "owner", "acquisitions", "contended", "wait_cycles"} and g["acquisitions"] > 0
+                  and g["owner"] == 0, f"busiest group: {g}")
+        services = {s["type"]: s for s in show_json("services", prefix)["services"]}
+        echo, client = services.get("udp-echo"), services.get("udp-client")
+        check(echo is not None and SERVICE_KEYS | {"address"} == echo.keys() and echo["address"] == "0.0.0.0"
+              and echo["port"] == 7 and echo["sockets"] == 1, f"show services --json: {services}")
+        check(client is not None and client["server"] == "198.18.7.2" and client["sockets"] == 4
+              and {"requests", "responses", "lost", "late", "seconds", "transactions_per_s", "latency_us"}
+              <= client.keys() and set(client["latency_us"]) == {"min", "mean", "p50", "p90", "p99", "p999", "max"},
+              f"udp-client: {client}")
+        text = ok("show", "locks", prefix=prefix)
+        check("locks: group locking, spin locks, 256 connection groups" in text and "pcb_group" in text,
+              f"show locks:\n{text}")
+        text = ok("show", "services", prefix=prefix)
+        check("udp-echo" in text and "0.0.0.0:7" in text and "to 198.18.7.2:7" in text and "requests" in text,
+              f"show services:\n{text}")
+        tl = telemetry(prefix, "/ngstack/locks")
+        check(tl["locking"] == "group" and "udp_pcb_group_acquisitions" in tl and "udp_busiest_groups" in tl,
+              f"/ngstack/locks: {tl}")
+        ts = telemetry(prefix, "/ngstack/services")
+        check(len(ts) == 2 and ts[0].startswith("udp-echo 0.0.0.0:7 1 "), f"/ngstack/services: {ts}")
+        tc = telemetry(prefix, "/ngstack/service,1")
+        check(tc["type"] == "udp-client" and "requests" in tc and "latency_us_p99" in tc, f"/ngstack/service,1: {tc}")
+        check(ng.stop() == 0, f"host instance exit:\n{ng.output()}")
+        s = ng.summary()
+        check(s["mode"] == "host" and {x["type"] for x in s["services"]} == {"udp-echo", "udp-client"}
+              and s["locks"]["tables"][0]["name"] == "udp", f"host summary: {s.get('services')} {s.get('locks')}")
+        out = ng.out_text()
+        check("services: 2" in out and "locks: group locking" in out, f"host text summary:\n{out}")
+
+
 def test_show():
     prefix = f"ngt-show-{os.getpid()}"
     other = f"ngt-show2-{os.getpid()}"
@@ -87,6 +159,8 @@ def test_show():
     fails(["route", "add", "198.19.200.0/33", "via", "198.19.1.2"], "expected an IPv4 prefix", rc=2)
     fails(["set", "netisr", "ip", "mode", "sideways"], 'unknown mode "sideways"', rc=2)
     fails(["arp", "add", "198.19.1.77", "02:00:00:00:00", "p1"], "expected a MAC address", rc=2)
+
+    check_host_locks_and_services(prefix)
 
     with Lab("router") as lab:
         h1, h2 = lab.host(1), lab.host(2)
@@ -112,6 +186,10 @@ def test_show():
             check("=== ngstack stats: router mode" in text and "total: rx" in text and "fib: 2 routes" in text,
                   f"show stats:\n{text}")
             fails(["show", "fdb"], "ngstack runs in router mode", prefix=prefix)
+            text = ok("show", "services", prefix=prefix)
+            check("services: none" in text, f"show services without services:\n{text}")
+            check(show_json("services", prefix) == {"services": []}, "show services --json without services")
+            check(show_json("locks", prefix)["locks"]["tables"][0]["name"] == "udp", "show locks --json in router mode")
 
             ports = show_json("ports", prefix)
             check({p["name"] for p in ports["ports"]} == {"p0", "p1"} and "queues" in ports, f"ports json {ports}")
@@ -136,6 +214,8 @@ def test_show():
                 text = ok("show", "ports", prefix=prefix)
                 check("p0" in text and "nulla" not in text, f"--prefix {prefix}:\n{text}")
                 fails(["route", "add", "198.19.200.0/24", "blackhole"], "ngstack runs in forwarder mode", prefix=other)
+                fails(["show", "locks"], "forwarder mode, which has no IPv4 stack", prefix=other)
+                fails(["show", "services", "--json"], "forwarder mode, which has no IPv4 stack", prefix=other)
                 check(ng2.stop() == 0, f"second instance exit:\n{ng2.output()}")
 
             # netisr: ip from direct (flow) to deferred (source) while pings flow.

@@ -151,7 +151,7 @@ TEST(ConfigErrors, ImpossibleValues) {
   EXPECT_EQ(error_of(edited("    rx_queues: 2\n  - name: p1", "    rx_queues: 5000\n  - name: p1")),
             "t.yaml:10:16: ports[0].rx_queues: must be in [1, 1024], got 5000");
   EXPECT_EQ(error_of(edited("mode: forwarder", "mode: teleporter")),
-            "t.yaml:1:7: mode: unknown mode \"teleporter\" (known: forwarder, router, bridge, traffic)");
+            "t.yaml:1:7: mode: unknown mode \"teleporter\" (known: forwarder, router, bridge, traffic, host)");
   EXPECT_EQ(error_of(edited("hash: [ipv4-udp, ipv4-tcp]", "hash: [ipv4-udp, sctp]")),
             "t.yaml:16:24: ports[1].rss.hash: unknown hash type \"sctp\" (known: ip, tcp, udp, ipv4, ipv4-tcp, "
             "ipv4-udp, ipv6, ipv6-tcp, ipv6-udp)");

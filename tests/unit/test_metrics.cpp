@@ -1,7 +1,8 @@
 // The Prometheus rendering (app/metrics.cpp): the text exposition format 0.0.4
 // as a scraper parses it (every sample line `name{labels} value`, one HELP and
 // one TYPE per family with its samples together, label values escaped), and
-// known numbers of a hand-made Snapshot under the right labels.
+// known numbers of a hand-made Snapshot under the right labels. Also the
+// summary's services and locks sections (text and JSON) of that Snapshot.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -195,6 +196,30 @@ Snapshot sample_snapshot() {
   stack::traffic::SinkView k;
   k.port = "p1", k.packets = 2400000, k.bytes = 153600000, k.stamped = 2399990, k.unstamped = 10, k.unknown_flow = 1;
   s.sinks = {k};
+  // Host/router mode: two services and the udp table's locks.
+  stack::services::ServiceView echo;
+  echo.type = conf::ServiceType::udp_echo, echo.port = 7, echo.sockets = 1;
+  echo.io.rx_datagrams = 10, echo.io.rx_bytes = 640, echo.io.tx_datagrams = 9, echo.io.tx_bytes = 576;
+  echo.io.tx_no_mbuf = 1;
+  stack::services::ServiceView client;
+  client.type = conf::ServiceType::udp_client, client.server = 0xc6120102, client.port = 7, client.sockets = 64;
+  client.io.tx_datagrams = 1000, client.io.tx_bytes = 64000, client.io.rx_datagrams = 990, client.io.rx_bytes = 63360;
+  client.io.icmp_errors = 2;
+  client.requests = 1000, client.responses = 990, client.lost = 10, client.late = 3;
+  client.seconds = 2.5, client.transactions_per_s = 396;
+  client.latency = {990, 8.5, 12.25, 11.5, 20.5, 40.5, 60.5, 75.5};
+  s.services = {echo, client};
+  LocksSnap l;
+  l.locking = "group", l.lock_type = "spin", l.groups = 128;
+  LockTableSnap t;
+  t.name = "udp", t.lookups = 2000, t.live = 65, t.acquisitions_per_packet = 0.25;
+  t.classes = {{"pcb_listen", 2, 0, 100, 60, 400, 300},
+               {"pcb_giant", 0, 0, 0, 0, 0, 0},
+               {"pcb_group", 500, 50, 20000, 900, 80000, 1200},
+               {"pcb_conn", 0, 0, 0, 0, 0, 0}};
+  t.busiest_groups = {{5, 1, 300, 40, 15000}, {9, 0, 200, 10, 5000}};
+  l.tables = {t};
+  s.locks = l;
   return s;
 }
 
@@ -295,6 +320,47 @@ TEST(Metrics, KnownNumbersUnderTheirLabels) {
   EXPECT_FALSE(p.types.count("ngstack_fdb_entries"));  // bridge mode only
 }
 
+TEST(Metrics, LocksAndServicesUnderTheirLabels) {
+  const Parsed p = parse(render_metrics(sample_snapshot(), sample_context()));
+  auto v = [&](const std::string& key) {
+    auto it = p.samples.find(key);
+    EXPECT_NE(it, p.samples.end()) << key;
+    return it == p.samples.end() ? -1.0 : it->second;
+  };
+  EXPECT_EQ(v("ngstack_lock_info{locking=group,lock_type=spin}"), 1);
+  EXPECT_EQ(v("ngstack_lock_groups{}"), 128);
+  EXPECT_EQ(v("ngstack_pcb_lookups_total{table=udp}"), 2000);
+  EXPECT_EQ(v("ngstack_pcb_live{table=udp}"), 65);
+  EXPECT_EQ(p.types.at("ngstack_lock_acquisitions_total"), "counter");
+  EXPECT_EQ(v("ngstack_lock_acquisitions_total{table=udp,class=pcb_group}"), 500);
+  EXPECT_EQ(v("ngstack_lock_acquisitions_total{table=udp,class=pcb_giant}"), 0);  // every class, zeros too
+  EXPECT_EQ(v("ngstack_lock_contended_total{table=udp,class=pcb_group}"), 50);
+  EXPECT_EQ(v("ngstack_lock_wait_cycles_total{table=udp,class=pcb_group}"), 20000);
+  EXPECT_EQ(v("ngstack_lock_wait_max_cycles{table=udp,class=pcb_group}"), 900);
+  EXPECT_EQ(v("ngstack_lock_hold_cycles_total{table=udp,class=pcb_listen}"), 400);
+  EXPECT_EQ(v("ngstack_lock_hold_max_cycles{table=udp,class=pcb_group}"), 1200);
+  EXPECT_EQ(v("ngstack_lock_acquisitions_total{table=udp,class=pcb_conn}"), 0);
+  const std::string echo = "{service=udp-echo,address=0.0.0.0,port=7}";
+  const std::string client = "{service=udp-client,address=198.18.1.2,port=7}";
+  EXPECT_EQ(v("ngstack_service_rx_datagrams_total" + echo), 10);
+  EXPECT_EQ(v("ngstack_service_rx_bytes_total" + echo), 640);
+  EXPECT_EQ(v("ngstack_service_tx_datagrams_total" + echo), 9);
+  EXPECT_EQ(v("ngstack_service_tx_bytes_total" + echo), 576);
+  EXPECT_EQ(v("ngstack_service_tx_no_mbuf_total" + echo), 1);
+  EXPECT_EQ(v("ngstack_service_tx_datagrams_total" + client), 1000);
+  EXPECT_EQ(v("ngstack_service_icmp_errors_total" + client), 2);
+  EXPECT_EQ(v("ngstack_udp_client_requests_total" + client), 1000);
+  EXPECT_EQ(v("ngstack_udp_client_responses_total" + client), 990);
+  EXPECT_EQ(v("ngstack_udp_client_lost_total" + client), 10);
+  EXPECT_EQ(v("ngstack_udp_client_late_total" + client), 3);
+  EXPECT_EQ(v("ngstack_udp_client_transactions_per_second" + client), 396);
+  EXPECT_EQ(v("ngstack_udp_client_latency_microseconds{service=udp-client,address=198.18.1.2,port=7,quantile=0.99}"),
+            40.5);
+  EXPECT_EQ(v("ngstack_udp_client_latency_microseconds{service=udp-client,address=198.18.1.2,port=7,quantile=1}"),
+            75.5);
+  EXPECT_FALSE(p.samples.count("ngstack_udp_client_requests_total" + echo));  // clients only
+}
+
 TEST(Metrics, EveryDropReasonAndEventOfEveryWorker) {
   const Parsed p = parse(render_metrics(sample_snapshot(), sample_context()));
   for (unsigned w : {1u, 2u}) {
@@ -316,7 +382,9 @@ TEST(Metrics, EmptyRuntimeSectionsAreLeftOut) {
   EXPECT_EQ(p.samples.at("ngstack_info{mode=forwarder}"), 1);
   for (const char* absent : {"ngstack_tsc_hertz", "ngstack_netisr_buckets", "ngstack_netisr_handled_total",
                              "ngstack_fib_routes", "ngstack_generator_packets_total", "ngstack_sink_packets_total",
-                             "ngstack_mempool_size"})
+                             "ngstack_mempool_size", "ngstack_lock_info", "ngstack_lock_acquisitions_total",
+                             "ngstack_pcb_lookups_total", "ngstack_service_rx_datagrams_total",
+                             "ngstack_udp_client_responses_total"})
     EXPECT_FALSE(p.types.count(absent)) << absent;
 }
 
@@ -332,4 +400,75 @@ TEST(Metrics, CheckerRejectsWhatScrapersReject) {
   ASSERT_TRUE(ok) << why;
   EXPECT_EQ(ok->key(), "a_b:c{b=c\"d\\e\nf,g=}");
   EXPECT_EQ(ok->value, -1500);
+}
+
+// The summary's services and locks sections (app/stats.cpp), text and JSON,
+// from the same hand-made Snapshot.
+namespace {
+Summary host_summary() {
+  Summary s;
+  s.mode = "host";
+  s.source = "test";
+  s.final = sample_snapshot();
+  return s;
+}
+}  // namespace
+
+TEST(StatsSummary, ServicesAndLocksText) {
+  const std::string text = format_summary(host_summary());
+  for (const char* want :
+       {"services: 2\n", "  udp-echo    0.0.0.0:7", "1 socket: rx 10 datagrams 640 bytes, tx 9 datagrams 576 bytes; "
+        "tx_no_mbuf 1, tx_queue_full 0, tx_unroutable 0; icmp_errors 0\n",
+        "  udp-client  to 198.18.1.2:7", "64 sockets: rx 990 datagrams",
+        "    requests 1000, responses 990, lost 10, late 3; 396.0 transactions/s over 2.500 s\n",
+        "    latency (us): p50 11.5, p99 40.5, max 75.5 (min 8.5, mean 12.2) over 990 responses\n",
+        "locks: group locking, spin locks, 128 connection groups\n",
+        "  udp: 2000 lookups, 65 live PCBs, 0.250 lock acquisitions per packet\n",
+        "busiest groups (group/owner: acquisitions, contended, wait cycles): 5/1: 300, 40, 15000; 9/0: 200, 10, 5000\n",
+        "fib: 3 routes"})  // host mode has the router's FIB and ARP sections
+    EXPECT_NE(text.find(want), std::string::npos) << want << "\n" << text;
+  // One line per class: acquisitions, contended, share, wait cycles, wait per acquisition.
+  bool group_line = false;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream w(line);
+    std::string cls, acq, cont, share, wait, per;
+    w >> cls >> acq >> cont >> share >> wait >> per;
+    if (cls != "pcb_group") continue;
+    group_line = acq == "500" && cont == "50" && share == "10.00%" && wait == "20000" && per == "40.0";
+  }
+  EXPECT_TRUE(group_line) << text;
+
+  Summary bare;
+  bare.mode = "forwarder";
+  const std::string none = format_summary(bare);
+  EXPECT_EQ(none.find("services:"), std::string::npos) << none;
+  EXPECT_EQ(none.find("locks:"), std::string::npos) << none;
+}
+
+TEST(StatsSummary, ServicesAndLocksJson) {
+  const std::string j = summary_json(host_summary());
+  for (const char* want : {
+           R"("services":[{"type":"udp-echo","address":"0.0.0.0","port":7,"sockets":1,"rx_datagrams":10,)"
+           R"("rx_bytes":640,"tx_datagrams":9,"tx_bytes":576,"tx_no_mbuf":1,"tx_queue_full":0,)"
+           R"("tx_unroutable":0,"icmp_errors":0},)",
+           R"({"type":"udp-client","server":"198.18.1.2","port":7,"sockets":64,"rx_datagrams":990,)",
+           R"("icmp_errors":2,"requests":1000,"responses":990,"lost":10,"late":3,"seconds":2.5,)"
+           R"("transactions_per_s":396,"latency_us":{"min":8.5,"mean":12.25,"p50":11.5,"p90":20.5,)"
+           R"("p99":40.5,"p999":60.5,"max":75.5}}],)",
+           R"("locks":{"locking":"group","lock_type":"spin","groups":128,"tables":[{"name":"udp",)"
+           R"("lookups":2000,"acquisitions_per_packet":0.25,"live":65,"classes":[)",
+           R"({"class":"pcb_group","acquisitions":500,"contended":50,"contended_share":0.1,"wait_cycles":20000,)"
+           R"("wait_max":900,"wait_cycles_per_acquisition":40,"hold_cycles":80000,"hold_max":1200})",
+           R"({"class":"pcb_giant","acquisitions":0,"contended":0,"contended_share":0,)",
+           R"("busiest_groups":[{"group":5,"owner":1,"acquisitions":300,"contended":40,"wait_cycles":15000},)"
+           R"({"group":9,"owner":0,"acquisitions":200,"contended":10,"wait_cycles":5000}]}]})",
+           R"("router":{"fib_routes":3,)"})
+    EXPECT_NE(j.find(want), std::string::npos) << want << "\n" << j;
+
+  Summary bare;
+  bare.mode = "forwarder";
+  const std::string none = summary_json(bare);
+  EXPECT_EQ(none.find("\"services\""), std::string::npos) << none;
+  EXPECT_EQ(none.find("\"locks\""), std::string::npos) << none;
 }
