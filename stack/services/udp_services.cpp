@@ -4,7 +4,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <bit>
 #include <cstring>
 
 namespace ngstack::stack::services {
@@ -12,22 +11,6 @@ namespace ngstack::stack::services {
 using socket::Datagram;
 using socket::SendResult;
 using socket::UdpSocket;
-
-unsigned LatencyHistogram::index(uint64_t ns) {
-  if (ns < 2 * kSub) return static_cast<unsigned>(ns);
-  const unsigned msb = 63u - static_cast<unsigned>(std::countl_zero(ns));
-  const unsigned shift = msb - 5;  // log2(kSub) = 5
-  const unsigned i = (shift + 1) * kSub + static_cast<unsigned>((ns >> shift) - kSub);
-  return std::min(i, kBuckets - 1);
-}
-
-uint64_t LatencyHistogram::lower(unsigned i) {
-  if (i < 2 * kSub) return i;
-  const unsigned shift = i / kSub - 1;
-  return static_cast<uint64_t>(i % kSub + kSub) << shift;
-}
-
-uint64_t LatencyHistogram::upper(unsigned i) { return i + 1 < kBuckets ? lower(i + 1) : lower(i) * 2; }
 
 namespace {
 
@@ -212,9 +195,8 @@ class Client final : public Service {
         uint64_t seen = 0;
         for (unsigned i = 0; i < LatencyHistogram::kBuckets; ++i) {
           seen += counts[i];
-          if (seen >= rank)  // the bucket's middle, within the observed range
-            return std::clamp(static_cast<double>(LatencyHistogram::lower(i) + LatencyHistogram::upper(i)) / 2.0,
-                              static_cast<double>(min), static_cast<double>(max)) / 1000.0;
+          if (seen >= rank)  // the bucket's upper bound, within the observed range (as traffic mode says it)
+            return static_cast<double>(std::clamp(LatencyHistogram::Buckets::upper(i), min, max)) / 1000.0;
         }
         return static_cast<double>(max) / 1000.0;
       };

@@ -1556,9 +1556,11 @@ TEST_F(RouterTest, UdpBurstTakesEachGroupLockOnce) {
     if (std::string(locking) == "group") {
       EXPECT_EQ(t.class_profile(cls.group).acquisitions - group0, groups.size());
       EXPECT_EQ(t.class_profile(cls.giant).acquisitions, giant0);
+      EXPECT_EQ(t.burst_acquisitions(), groups.size());
     } else {
       EXPECT_EQ(t.class_profile(cls.giant).acquisitions - giant0, 1u);
       EXPECT_EQ(t.class_profile(cls.group).acquisitions, group0);
+      EXPECT_EQ(t.burst_acquisitions(), 1u);
     }
     EXPECT_EQ(t.lookups(), 40u);
     EXPECT_GT(groups.size(), 4u);
