@@ -1732,3 +1732,27 @@ TEST_F(RouterTest, UdpClientKeepsWindowsFullCountsLossAndStops) {
   EXPECT_EQ(c->io.tx_datagrams, 40u);
   EXPECT_EQ(c->io.rx_datagrams, c->responses + c->late);
 }
+
+// A socket is told when the egress queue refused this worker's last burst
+// (SendResult::queue_full, counted), rather than having more dropped; once a
+// loop iteration has gone by it may send again.
+TEST_F(RouterTest, SocketSendReportsAFullTxQueueUntilTheNextLoop) {
+  ASSERT_NO_FATAL_FAILURE(make({}));
+  auto* so = router_->udp().open(nullptr, nullptr, nullptr);
+  ASSERT_TRUE(so->connect(0, kClient, 5000).ok());
+  unsigned ok = 0, full = 0;
+  for (unsigned i = 0; i < 2 * kRing && full == 0; ++i) {
+    const socket::SendResult r = so->send(0, "x", 1, now());
+    ok += r == socket::SendResult::ok;
+    full += r == socket::SendResult::queue_full;
+  }
+  EXPECT_EQ(full, 1u) << "the send after the refused burst is told";
+  EXPECT_GE(ok, kRing) << "the ring took a full ring's worth first";
+  EXPECT_GT(drops(DropReason::tx_full), 0u) << "the refused burst itself";
+  EXPECT_EQ(so->stats().tx_queue_full, 1u);
+  EXPECT_EQ(so->send(0, "x", 1, now()), socket::SendResult::queue_full) << "still, within the loop iteration";
+  free_all(sent(kLan));  // the NIC drains its ring
+  pump();                // a loop iteration: an empty flush
+  EXPECT_EQ(so->send(0, "x", 1, now()), socket::SendResult::ok);
+  pump();
+}
