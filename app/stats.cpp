@@ -24,15 +24,16 @@ LockTableSnap snapshot_lock_table(const stack::pcb::PcbTable& t) {
   v.name = t.name();
   v.lookups = t.lookups();
   v.live = t.live();
-  // The class a lookup takes: the giant lock or its group's.
-  const pcb::witness::ClassId taken = t.locking() == pcb::Locking::giant ? cls.giant : cls.group;
   for (const pcb::witness::ClassId c : {cls.listen, cls.giant, cls.group, cls.conn}) {
     const pcb::LockProfile p = t.class_profile(c);
     v.classes.push_back({pcb::witness::class_name(c), p.acquisitions, p.contended, p.wait_cycles, p.wait_max,
                          p.hold_cycles, p.hold_max});
-    if (c == taken && v.lookups)
-      v.acquisitions_per_packet = static_cast<double>(p.acquisitions) / static_cast<double>(v.lookups);
   }
+  // The receive path's acquisitions (one per group per burst, or one per
+  // burst in giant mode) per lookup; sockets sending from poll or opening
+  // take the lock too, and those count in the class totals only.
+  if (v.lookups)
+    v.acquisitions_per_packet = static_cast<double>(t.burst_acquisitions()) / static_cast<double>(v.lookups);
   const bool owned = t.groups() >= t.buckets();  // else a group spans buckets of several workers
   for (uint32_t g = 0; g < t.groups(); ++g) {
     const pcb::LockProfile p = t.group_profile(g);

@@ -108,9 +108,9 @@ struct LockTableSnap {
   std::string name;
   uint64_t lookups = 0;  // one per packet looked up
   unsigned live = 0;     // PCBs in use
-  // Acquisitions of the class taken for lookups (pcb_giant under giant
-  // locking, pcb_group under group locking), per lookup: below 1 when a burst
-  // shares one acquisition among packets of the same group.
+  // The receive path's lock acquisitions (PcbTable::burst_acquisitions: one
+  // per group per burst, or one per burst under giant locking) per lookup:
+  // below 1 when a burst shares one acquisition among packets of a group.
   double acquisitions_per_packet = 0;
   std::vector<LockClassSnap> classes;
   std::vector<LockGroupSnap> busiest_groups;  // the most acquired groups, at most kBusiestGroups

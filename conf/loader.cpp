@@ -876,7 +876,7 @@ void load_services(MapReader& top, Config& cfg) {
     if (e.has("address")) {
       YAML::Node an = e.take("address");
       sv.address = ipv4_value(e, an, kp + ".address");
-      bool ours = false;
+      bool ours = sv.address == 0;  // 0.0.0.0: any of ours
       for (const auto& ic : cfg.router.interfaces)
         for (const auto& p : ic.addresses) ours |= p.addr == sv.address;
       if (!ours) e.fail(an, kp + ".address", format_ipv4(sv.address) + " is no address of an interface");

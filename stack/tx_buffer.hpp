@@ -72,7 +72,10 @@ class TxBuffers {
 
   void flush(uint16_t port) {
     Buffer& b = bufs_[port];
-    if (b.count == 0) return;
+    if (b.count == 0) {
+      b.refused = false;  // a loop iteration went by: the queue had time to drain
+      return;
+    }
     uint64_t bytes = b.bytes;
     const uint16_t sent = rte_eth_tx_burst(b.port_id, queue_, b.pkts, b.count);
     if (sent < b.count) [[unlikely]] {
@@ -97,8 +100,9 @@ class TxBuffers {
     stats_[port].bytes.add(bytes);
   }
   uint16_t queue() const { return queue_; }
-  // The queue refused packets at this port's last flush: a sender that can
-  // wait (a socket) is told so rather than have more dropped.
+  // The queue refused packets at this port's last flush, and no loop
+  // iteration has gone by since: a sender that can wait (a socket) is told
+  // so rather than have more dropped.
   bool refused(uint16_t port) const { return bufs_[port].refused; }
 
   const PortTxStats& stats(uint16_t port) const { return stats_[port]; }

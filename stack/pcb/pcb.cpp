@@ -327,6 +327,13 @@ uint64_t PcbTable::lookups() const {
   return n;
 }
 
+uint64_t PcbTable::burst_acquisitions() const {
+  if (locking_ == Locking::giant) return giant_bursts_.get();
+  uint64_t n = 0;
+  for (uint32_t g = 0; g < ngroups_; ++g) n += groups_[g].counters.bursts.get();
+  return n;
+}
+
 unsigned PcbTable::live() const {
   unsigned n = 0;
   for (uint32_t g = 0; g < ngroups_; ++g) n += live(g);

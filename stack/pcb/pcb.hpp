@@ -286,6 +286,10 @@ class PcbTable {
   LockProfile class_profile(witness::ClassId c) const;
   const GroupCounters& counters(uint32_t g) const { return groups_[g].counters; }
   uint64_t lookups() const;  // all groups
+  // Lock acquisitions by for_each_group (the receive path): one per group
+  // run (group locking) or one per burst (giant). Divided by lookups(), the
+  // acquisitions per packet that burst amortisation achieves.
+  uint64_t burst_acquisitions() const;
   unsigned live(uint32_t g) const { return groups_[g].live.load(std::memory_order_relaxed); }
   unsigned live() const;
 
@@ -316,6 +320,7 @@ class PcbTable {
   std::vector<uint16_t> bucket_map_;
   std::unique_ptr<dispatch::ToeplitzHash> toeplitz_;
   alignas(64) PcbLock giant_;
+  Counter giant_bursts_;  // under the giant lock
   std::unique_ptr<Group[]> groups_;
   std::unique_ptr<Pcb[]> pcbs_;
   std::vector<uint32_t> heads_;
@@ -342,6 +347,7 @@ void PcbTable::for_each_group(const FourTuple* tuples, unsigned n, Fn&& fn) {
   auto group_at = [&](unsigned i) { return static_cast<uint32_t>(keys[i] >> 16); };
   if (locking_ == Locking::giant) {
     GroupGuard guard(*this, group_at(0));
+    giant_bursts_.inc();
     for (unsigned start = 0; start < n;) {
       const uint32_t g = group_at(start);
       unsigned end = start + 1;

@@ -4,7 +4,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <bit>
 #include <cstring>
 
 namespace ngstack::stack::services {
@@ -12,22 +11,6 @@ namespace ngstack::stack::services {
 using socket::Datagram;
 using socket::SendResult;
 using socket::UdpSocket;
-
-unsigned LatencyHistogram::index(uint64_t ns) {
-  if (ns < 2 * kSub) return static_cast<unsigned>(ns);
-  const unsigned msb = 63u - static_cast<unsigned>(std::countl_zero(ns));
-  const unsigned shift = msb - 5;  // log2(kSub) = 5
-  const unsigned i = (shift + 1) * kSub + static_cast<unsigned>((ns >> shift) - kSub);
-  return std::min(i, kBuckets - 1);
-}
-
-uint64_t LatencyHistogram::lower(unsigned i) {
-  if (i < 2 * kSub) return i;
-  const unsigned shift = i / kSub - 1;
-  return static_cast<uint64_t>(i % kSub + kSub) << shift;
-}
-
-uint64_t LatencyHistogram::upper(unsigned i) { return i + 1 < kBuckets ? lower(i + 1) : lower(i) * 2; }
 
 namespace {
 
@@ -118,7 +101,8 @@ class Client final : public Service {
     if (pw.flows.empty()) return;
     const bool expire = now >= pw.next_expiry;
     if (expire) pw.next_expiry = now + tsc_hz_ / 1000;
-    if (cfg_.duration_ms && now - pw.start >= cfg_.duration_ms * tsc_hz_ / 1000) pw.stopped = true;
+    // `now` is the loop's TSC, which may lag stamps taken since (worker_online, on_response).
+    if (cfg_.duration_ms && now > pw.start && now - pw.start >= cfg_.duration_ms * tsc_hz_ / 1000) pw.stopped = true;
     if (pw.stopped) pw.done.store(true, std::memory_order_relaxed);
     // Until a first response arrived, each worker probes with one request:
     // the server's address may still be resolving, and ARP holds only a few.
@@ -212,9 +196,8 @@ class Client final : public Service {
         uint64_t seen = 0;
         for (unsigned i = 0; i < LatencyHistogram::kBuckets; ++i) {
           seen += counts[i];
-          if (seen >= rank)  // the bucket's middle, within the observed range
-            return std::clamp(static_cast<double>(LatencyHistogram::lower(i) + LatencyHistogram::upper(i)) / 2.0,
-                              static_cast<double>(min), static_cast<double>(max)) / 1000.0;
+          if (seen >= rank)  // the bucket's upper bound, within the observed range (as traffic mode says it)
+            return static_cast<double>(std::clamp(LatencyHistogram::Buckets::upper(i), min, max)) / 1000.0;
         }
         return static_cast<double>(max) / 1000.0;
       };
@@ -291,7 +274,7 @@ class Client final : public Service {
   void expire_flow(unsigned w, Flow& f, uint64_t now) {
     PerWorker& pw = *per_worker_[w];
     for (Slot& s : f.slots)
-      if (s.outstanding && now - s.sent_tsc > timeout_) {
+      if (s.outstanding && now > s.sent_tsc && now - s.sent_tsc > timeout_) {
         s.outstanding = false;
         --f.outstanding;
         pw.lost.inc();
@@ -311,7 +294,8 @@ class Client final : public Service {
     s.outstanding = false;
     --f.outstanding;
     const uint64_t now = rte_rdtsc();
-    pw.rtt.add((now - r.sent_tsc) * 1000000000ull / c.tsc_hz_);
+    // The stamp kept in the slot, not the payload's: a peer cannot skew it.
+    pw.rtt.add((now > s.sent_tsc ? now - s.sent_tsc : 0) * 1000000000ull / c.tsc_hz_);
     pw.responses.inc();
     pw.last_response_tsc.set(now);
     if (!c.warm_.load(std::memory_order_relaxed)) c.warm_.store(true, std::memory_order_relaxed);

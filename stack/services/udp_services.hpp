@@ -29,21 +29,20 @@
 #include "conf/config.hpp"
 #include "conf/result.hpp"
 #include "stack/socket/socket.hpp"
+#include "stack/traffic/stamp.hpp"
 #include "stack/udp/udp.hpp"
 
 namespace ngstack::stack::services {
 
-// Round-trip times in nanoseconds: values below 64 exactly, then 32 buckets
-// per power of two.
+// Round-trip times in nanoseconds, in traffic mode's log-linear buckets
+// (traffic::LatencyHistogram: 32 per power of two), with counters a stats
+// reader may read while the worker writes them.
 class LatencyHistogram {
  public:
-  static constexpr unsigned kSub = 32;
-  static constexpr unsigned kBuckets = 64 + 35 * kSub;  // up to 2^40 ns (about 18 minutes)
-  static unsigned index(uint64_t ns);
-  static uint64_t lower(unsigned i);  // the smallest value of bucket i
-  static uint64_t upper(unsigned i);  // the smallest value of bucket i + 1
+  using Buckets = traffic::LatencyHistogram;
+  static constexpr unsigned kBuckets = Buckets::kBuckets;
   void add(uint64_t ns) {
-    counts_[index(ns)].inc();
+    counts_[Buckets::index(ns)].inc();
     sum_.add(ns);
     min_.raise_to(~ns);  // stored inverted: raise_to keeps the largest
     max_.raise_to(ns);

@@ -81,6 +81,10 @@ router:
       - {port: p1, address: 198.19.1.2, mac: "02:00:00:00:00:02"}
   icmp: {rate: 1000000, burst: 1000000}
   reassembly: {max_datagrams: 64, timeout_ms: 100}
+services:             # datagrams to 7 are answered, to 9 counted, to others refused
+  - {type: udp-echo, port: 7}
+  - {type: udp-discard, port: 9}
+stack: {groups: 16}
 )";
 
 }  // namespace

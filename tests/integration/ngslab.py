@@ -57,7 +57,7 @@ class Lab:
     """A lab topology built by deploy/lab (the same script users run) under a
     prefix of this process's own: hosts <tag>-h1.., root-side ports <tag>-p0..
 
-    `kind` is "router" or "bridge" (see deploy/lab)."""
+    `kind` is "router", "bridge" or "host" (see deploy/lab)."""
 
     def __init__(self, kind):
         self.kind = kind
@@ -234,6 +234,61 @@ eal:
     - {{port: p0, addresses: [198.18.1.1/24]}}
     - {{port: p1, addresses: [198.19.1.1/24]}}
 {extra}{dispatch}"""
+
+
+# The host lab's services: udp-echo on 7, udp-discard on 9 (flow mappings).
+HOST_SERVICES = ("{type: udp-echo, port: 7}", "{type: udp-discard, port: 9}")
+
+
+def host_lab_config(lab, prefix, extra="", workers=1, udp_mode=None, locking="group", services=HOST_SERVICES):
+    """ngstack as the host lab's end host: 198.18.1.1/24 on p0
+    (net_af_packet on the lab's p0, the same subnet as h1 198.18.1.2),
+    `workers` workers (see workers_arg), `services` (flow mappings, as
+    HOST_SERVICES) and the connection table under `locking` (group or
+    giant); `extra` is appended to the host section (indented two spaces);
+    `udp_mode` set: udp is dispatched in that mode (under its own policy,
+    cpu: the owner of the datagram's connection group).
+
+    Two workers: p0 has two queue pairs, lcore 1 polls p0/0 and lcore 2
+    polls p0/1. af_packet spreads flows over the two queues by the kernel's
+    flow hash, so each worker receives about half of many flows, and about
+    half of what each receives belongs to a connection group the other owns:
+    under udp deferred those cross workers through the netisr queue, under
+    direct the receiving worker takes the group's lock itself."""
+    lcore_cpus, workers_text = workers_yaml(workers, {1: ["p0/0"], 2: ["p0/1"]})
+    dispatch = f"dispatch: {{protocols: {{udp: {{mode: {udp_mode}}}}}}}\n" if udp_mode else ""
+    services_text = "".join(f"  - {svc}\n" for svc in services)
+    return f"""mode: host
+eal:
+  main_lcore: 0
+  memory_mb: 512
+  no_huge: true
+  file_prefix: {prefix}
+{lcore_cpus}ports:
+  - {{name: p0, {af_packet(0, lab.port(0), workers)}}}
+{workers_text}host:
+  interfaces:
+    - {{port: p0, addresses: [198.18.1.1/24]}}
+{extra}services:
+{services_text}stack: {{locking: {locking}}}
+{dispatch}"""
+
+
+def service(summary, type_, port=None):
+    """The JSON summary's entry for the service of `type_` (on `port`)."""
+    found = [s for s in summary["services"] if s["type"] == type_ and port in (None, s["port"])]
+    if len(found) != 1:
+        raise AssertionError(f"one {type_} service (port {port}) in the summary: {summary.get('services')}")
+    return found[0]
+
+
+def lock_table(summary, name):
+    """The JSON summary's `locks` entry of connection table `name` (udp,
+    tcp), with its classes as {class: counters}."""
+    found = [t for t in summary["locks"]["tables"] if t["name"] == name]
+    if len(found) != 1:
+        raise AssertionError(f"one lock table {name!r} in the summary: {summary.get('locks')}")
+    return dict(found[0], classes={c["class"]: c for c in found[0]["classes"]})
 
 
 def telemetry(file_prefix, cmd):

@@ -1,4 +1,4 @@
-"""deploy/lab builds the standard topologies and removes them, idempotently.
+"""deploy/lab builds the standard topologies (router, bridge, host) and removes them, idempotently.
 Runs under a prefix of its own (NGS_LAB_PREFIX) so a user's lab is untouched."""
 import os
 import subprocess
@@ -40,6 +40,14 @@ def test_lab_script():
         check(namespaces() == [f"{P}-h1", f"{P}-h2", f"{P}-h3"], f"bridge namespaces: {namespaces()}")
         check("198.18.0.3/24" in in_ns(f"{P}-h3", "ip -br addr show eth0"), "h3 address")
         check(f"{P}-p2" in lab("status").stdout, "status lists the ports")
+
+        lab("up", "host")  # replaces the bridge lab: one host on ngstack's own subnet
+        check(namespaces() == [f"{P}-h1"], f"host namespaces: {namespaces()}")
+        check("198.18.1.2/24" in in_ns(f"{P}-h1", "ip -br addr show eth0"), "host-lab h1 address")
+        check("default" not in in_ns(f"{P}-h1", "ip route"), "host-lab h1: no gateway (ngstack is on its subnet)")
+        check("tx-checksumming: off" in in_ns(f"{P}-h1", "ethtool -k eth0"), "host-lab checksum offload off")
+        links = sh("ip -br link").stdout
+        check(f"{P}-p0" in links and f"{P}-p1" not in links, f"host-lab veths: only p0\n{links}")
 
         lab("down")
         lab("down")  # twice is fine

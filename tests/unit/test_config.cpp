@@ -660,3 +660,78 @@ TEST(ConfigErrors, MetricsListen) {
             "t.yaml:24:35: metrics.port: unknown key");
   EXPECT_EQ(error_of(edited("", "metrics: 9464\n")), "t.yaml:24:10: metrics: expected a mapping");
 }
+
+namespace {
+std::string host_yaml(const std::string& extra) {
+  std::string s = router_yaml(kRouter);
+  s.replace(s.find("mode: router"), 12, "mode: host");
+  s.replace(s.find("router:\n"), 8, "host:\n");
+  return s + extra;
+}
+}  // namespace
+
+TEST(Config, HostModeAndServices) {
+  auto h = load_string(host_yaml(R"(services:
+  - {type: udp-echo, port: 7}
+  - {type: udp-discard, port: 9, address: 198.18.1.1}
+  - {type: udp-client, server: 198.19.1.2, port: 7, flows: 100, window: 4, payload: 200, rate: 5000, timeout_ms: 50}
+)"),
+                       "t.yaml");
+  ASSERT_TRUE(h.ok()) << h.error();
+  EXPECT_EQ(h->mode, Mode::host);
+  EXPECT_TRUE(h->is_inet());
+  EXPECT_EQ(h->router.interfaces.size(), 2u) << "host: has the router's keys";
+  ASSERT_EQ(h->services.size(), 3u);
+  EXPECT_EQ(h->services[0].type, ServiceType::udp_echo);
+  EXPECT_EQ(h->services[0].address, 0u);
+  EXPECT_EQ(h->services[1].address, 0xc6120101u);
+  const ServiceConfig& c = h->services[2];
+  EXPECT_EQ(c.type, ServiceType::udp_client);
+  EXPECT_EQ(c.server, 0xc6130102u);
+  EXPECT_EQ(c.flows, 100u);
+  EXPECT_EQ(c.window, 4u);
+  EXPECT_EQ(c.payload, 200u);
+  EXPECT_EQ(c.rate, 5000.0);
+  EXPECT_EQ(c.timeout_ms, 50u);
+  // What `ngstack check` prints loads back to the same.
+  auto again = load_string(dump_yaml(*h), "dump.yaml");
+  ASSERT_TRUE(again.ok()) << again.error() << "\n" << dump_yaml(*h);
+  EXPECT_EQ(again->mode, Mode::host);
+  ASSERT_EQ(again->services.size(), 3u);
+  EXPECT_EQ(again->services[2].flows, 100u);
+  EXPECT_EQ(again->services[1].address, 0xc6120101u);
+  // Router mode takes services too.
+  auto r = load_string(router_yaml(kRouter) + "services:\n  - {type: udp-echo, port: 7}\n", "t.yaml");
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_EQ(r->services.size(), 1u);
+}
+
+TEST(ConfigErrors, HostModeAndServices) {
+  auto err = [](const std::string& yaml) {
+    auto r = load_string(yaml, "t.yaml");
+    return r.ok() ? std::string("(loaded)") : r.error();
+  };
+  EXPECT_NE(err(host_yaml("router:\n  interfaces: []\n")).find("a router section in mode host"), std::string::npos);
+  EXPECT_NE(err(kValid + std::string("services:\n  - {type: udp-echo, port: 7}\n"))
+                .find("services run on the IPv4 stack: set mode: host or mode: router"),
+            std::string::npos);
+  EXPECT_NE(err(host_yaml("services:\n  - {type: tcp-echo, port: 7}\n"))
+                .find("services[0].type: unknown service \"tcp-echo\" (known: udp-echo, udp-discard, udp-client)"),
+            std::string::npos);
+  EXPECT_NE(err(host_yaml("services:\n  - {type: udp-echo, port: 7}\n  - {type: udp-discard, port: 7}\n"))
+                .find("services[1].port: UDP port 7 is already bound"),
+            std::string::npos);
+  EXPECT_NE(err(host_yaml("services:\n  - {type: udp-echo}\n")).find("missing key \"port\""), std::string::npos);
+  EXPECT_NE(err(host_yaml("services:\n  - {type: udp-echo, port: 7, address: 198.18.1.99}\n"))
+                .find("198.18.1.99 is no address of an interface"),
+            std::string::npos);
+  EXPECT_NE(err(host_yaml("services:\n  - {type: udp-client, port: 7}\n")).find("missing key \"server\""),
+            std::string::npos);
+  EXPECT_NE(err(host_yaml("services:\n  - {type: udp-client, server: 198.19.1.2, port: 7, payload: 8}\n"))
+                .find("services[0].payload: must be in [16, 1472], got 8"),
+            std::string::npos);
+  EXPECT_NE(err(host_yaml("stack: {connections: 10}\nservices:\n  - {type: udp-client, server: 198.19.1.2, port: 7, "
+                          "flows: 11}\n"))
+                .find("11 flows need as many connections; stack.connections is 10"),
+            std::string::npos);
+}

@@ -1556,9 +1556,11 @@ TEST_F(RouterTest, UdpBurstTakesEachGroupLockOnce) {
     if (std::string(locking) == "group") {
       EXPECT_EQ(t.class_profile(cls.group).acquisitions - group0, groups.size());
       EXPECT_EQ(t.class_profile(cls.giant).acquisitions, giant0);
+      EXPECT_EQ(t.burst_acquisitions(), groups.size());
     } else {
       EXPECT_EQ(t.class_profile(cls.giant).acquisitions - giant0, 1u);
       EXPECT_EQ(t.class_profile(cls.group).acquisitions, group0);
+      EXPECT_EQ(t.burst_acquisitions(), 1u);
     }
     EXPECT_EQ(t.lookups(), 40u);
     EXPECT_GT(groups.size(), 4u);
@@ -1672,4 +1674,85 @@ TEST_F(RouterTest, UdpConcurrentDirectWorkersSerialiseOneFlowOnItsGroupLock) {
     EXPECT_EQ(state.datagrams, 2ull * kBursts * kBurst);
     EXPECT_EQ(drops(DropReason::udp_no_socket), 0u);
   }
+}
+
+// udp-client against a peer the test plays (198.18.1.10, echoing on port 7):
+// the first request probes alone, then every flow keeps its window full; a
+// request left unanswered is lost after timeout_ms; the client stops after
+// `requests` and reports responses, lost and round-trip times.
+TEST_F(RouterTest, UdpClientKeepsWindowsFullCountsLossAndStops) {
+  Knobs k;
+  k.extra =
+      "services:\n  - {type: udp-client, server: 198.18.1.10, port: 7, flows: 4, window: 2, payload: 24, "
+      "requests: 40, timeout_ms: 5}\n";
+  ASSERT_NO_FATAL_FAILURE(make(k));
+  // The peer answers each request from port 7 to the client's port (be16(f, kUdp)).
+  auto reply_all = [&](std::size_t skip_every) {
+    std::vector<rte_mbuf*> back;
+    std::size_t i = 0;
+    std::vector<Bytes> frames = sent_bytes(kLan);
+    // make()'s first loop sent the probe beside the gratuitous ARP.
+    for (rte_mbuf* m : announced_[kLan])
+      if (const Bytes f = bytes_of(m); f.size() > kUdp && f[kIp + 9] == IPPROTO_UDP) frames.push_back(f);
+    free_all(std::move(announced_[kLan]));
+    announced_[kLan].clear();
+    for (const Bytes& f : frames) {
+      if (f.size() <= kUdp || f[kIp + 9] != IPPROTO_UDP) continue;
+      if (skip_every && ++i % skip_every == 0) continue;
+      const Bytes data(f.begin() + kUdp + kUdpHeader, f.begin() + kUdp + be16(f, kUdp + 4));
+      back.push_back(udp_to(kLanAddr, be16(f, kUdp), data, 7, kClient));
+    }
+    if (!back.empty()) input(back);
+    return back.size();
+  };
+  // First poll: one probe request.
+  pump();
+  EXPECT_EQ(reply_all(0), 1u) << "one probe until the server has answered";
+  // Then the windows fill: 4 flows x 2, at the next millisecond's walk.
+  advance_ms(2);
+  const std::size_t second = reply_all(0);
+  EXPECT_GE(second, 8u) << "every flow's window (the probe's flow sent its next on the response)";
+  // Every third request of the rest goes unanswered.
+  for (int round = 0; round < 20; ++round) {
+    advance_ms(10);
+    reply_all(3);
+  }
+  advance_ms(20);
+  reply_all(0);
+  const auto* c = service(conf::ServiceType::udp_client);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->sockets, 4u);
+  EXPECT_EQ(c->requests, 40u) << "stops at `requests`";
+  EXPECT_GT(c->lost, 0u);
+  EXPECT_EQ(c->requests, c->responses + c->lost) << "every request answered or lost";
+  EXPECT_TRUE(c->done);
+  EXPECT_EQ(c->latency.samples, c->responses);
+  EXPECT_GT(c->latency.max_us, 0.0);
+  EXPECT_LE(c->latency.p50_us, c->latency.max_us);
+  EXPECT_EQ(c->io.tx_datagrams, 40u);
+  EXPECT_EQ(c->io.rx_datagrams, c->responses + c->late);
+}
+
+// A socket is told when the egress queue refused this worker's last burst
+// (SendResult::queue_full, counted), rather than having more dropped; once a
+// loop iteration has gone by it may send again.
+TEST_F(RouterTest, SocketSendReportsAFullTxQueueUntilTheNextLoop) {
+  ASSERT_NO_FATAL_FAILURE(make({}));
+  auto* so = router_->udp().open(nullptr, nullptr, nullptr);
+  ASSERT_TRUE(so->connect(0, kClient, 5000).ok());
+  unsigned ok = 0, full = 0;
+  for (unsigned i = 0; i < 2 * kRing && full == 0; ++i) {
+    const socket::SendResult r = so->send(0, "x", 1, now());
+    ok += r == socket::SendResult::ok;
+    full += r == socket::SendResult::queue_full;
+  }
+  EXPECT_EQ(full, 1u) << "the send after the refused burst is told";
+  EXPECT_GE(ok, kRing) << "the ring took a full ring's worth first";
+  EXPECT_GT(drops(DropReason::tx_full), 0u) << "the refused burst itself";
+  EXPECT_EQ(so->stats().tx_queue_full, 1u);
+  EXPECT_EQ(so->send(0, "x", 1, now()), socket::SendResult::queue_full) << "still, within the loop iteration";
+  free_all(sent(kLan));  // the NIC drains its ring
+  pump();                // a loop iteration: an empty flush
+  EXPECT_EQ(so->send(0, "x", 1, now()), socket::SendResult::ok);
+  pump();
 }
