@@ -43,11 +43,12 @@ ECHO_ADDR, CLIENT_ADDR, PREFIX_LEN = "198.18.0.1", "198.18.0.2", 24
 ECHO_MAC, CLIENT_MAC = "02:00:00:00:0e:01", "02:00:00:00:0c:01"
 ECHO_PORT = 7
 MEMIF_RSIZE = 11  # 2048 slots per ring: more than the 1024 requests 256 flows x window 4 keep in flight
-# The client's process runs this much longer than the trial: its first
-# request waits for ARP (and, rarely, the memif link) before the closed loop
-# fills its windows. The transactions/s it reports run from its first request
-# to its last response.
+# The client sends for the trial (udp-client's duration_ms); its process runs
+# this much longer: before, its first request waits for ARP; after, the
+# requests still outstanding come back. The transactions/s it reports run
+# from its first request to its last response.
 CLIENT_LEAD_S = 0.5
+DRAIN_S = 0.5
 START_TIMEOUT_S = 30
 
 
@@ -125,10 +126,10 @@ def placement_text(placement):
 # ---------------------------------------------------------------------------
 # ngstack
 
-def side_yaml(role, point, side, sock, prefix):
+def side_yaml(role, point, side, sock, prefix, send_ms=0):
     """The config of one side: role "echo" (memif server, udp-echo on port 7)
-    or "client" (memif client, udp-client to the echo side, sending until its
-    process stops)."""
+    or "client" (memif client, udp-client to the echo side, sending for
+    send_ms)."""
     n = point["workers"] if role == "echo" else client_workers(point)
     # Both ends of the memif link get as many queue pairs as the larger side
     # has workers (memif's server must offer every ring the client asks for).
@@ -140,7 +141,7 @@ def side_yaml(role, point, side, sock, prefix):
         service = f"  - {{type: udp-echo, port: {ECHO_PORT}}}\n"
     else:
         service = (f"  - {{type: udp-client, server: {ECHO_ADDR}, port: {ECHO_PORT}, flows: {point['flows']}, "
-                   f"window: {point['window']}, payload: {point['payload']}, rate: 0}}\n")
+                   f"window: {point['window']}, payload: {point['payload']}, rate: 0, duration_ms: {send_ms}}}\n")
     return f"""mode: host
 eal:
   main_lcore: 0
@@ -224,11 +225,8 @@ def service(summary, kind):
 
 def lock_figures(summary, locking, table="udp"):
     """From a summary's `locks` section: the pcb class that was taken
-    (pcb_giant under giant, pcb_group under group) of the udp table; {} when
-    the summary has no locks section."""
-    if "locks" not in summary:
-        return {}
-    locks = summary["locks"] or {}
+    (pcb_giant under giant, pcb_group under group) of the udp table."""
+    locks = summary.get("locks") or {}
     cls_name = "pcb_giant" if locking == "giant" else "pcb_group"
     for t in locks.get("tables", []):
         if t.get("name") != table:
@@ -258,16 +256,16 @@ def run_ngstack(point, placement, seconds, workdir, tag, binary=benchlib.NGSTACK
         os.unlink(sock)
     pid = os.getpid()
     paths = {}
-    # The client sends until its --duration ends the run (not udp-client's
-    # duration_ms: see perf/README.md). The echo side's own --duration
-    # outlasts it (it is stopped with SIGINT once the client has ended).
+    # The echo side's own --duration outlasts the client's (it is stopped
+    # with SIGINT once the client has ended).
     for role in ("echo", "client"):
         paths[role] = {ext: os.path.join(keep_dir, f"{tag}-{role}.{ext}") for ext in ("yaml", "json", "log")}
         with open(paths[role]["yaml"], "w") as f:
-            f.write(side_yaml(role, point, placement[role], sock, f"ngs-udprr-{role}-{pid}"))
+            f.write(side_yaml(role, point, placement[role], sock, f"ngs-udprr-{role}-{pid}",
+                              int(round(seconds * 1000)) if role == "client" else 0))
         if os.path.exists(paths[role]["json"]):
             os.unlink(paths[role]["json"])
-    client_duration = CLIENT_LEAD_S + seconds
+    client_duration = CLIENT_LEAD_S + seconds + DRAIN_S
     echo = start(binary, paths["echo"]["yaml"], paths["echo"]["json"], paths["echo"]["log"],
                  client_duration + START_TIMEOUT_S + 10)
     try:
@@ -295,49 +293,28 @@ def run_ngstack(point, placement, seconds, workdir, tag, binary=benchlib.NGSTACK
     out["per_core_tps"] = out["tps"] / point["workers"]
     out.update(lock_figures(es, point["locking"]))
     client_locks = lock_figures(cs, point["locking"])
-    out["client_contended_share"] = client_locks.get("contended_share")
-    out["client_acquisitions_per_packet"] = client_locks.get("acquisitions_per_packet")
+    out["client_contended_share"] = client_locks["contended_share"]
+    out["client_acquisitions_per_packet"] = client_locks["acquisitions_per_packet"]
     return out
-
-
-def events(summary, name):
-    return sum(w.get("events", {}).get(name, 0) for w in summary.get("workers", []))
 
 
 def client_figures(cs, es, tag, where):
     """Transactions/s and what goes with them, from the client's and the echo
-    side's summaries: udp-client's own figures (services[]), and as a cross
-    check the median of the client's per-second receive rates after the
-    first second (each response is one packet received)."""
+    side's summaries (services[]); as a cross check, the median of the
+    client's per-second receive rates after the first second (each response
+    is one packet received)."""
     rates = [i["rx_pps"] for i in cs.get("intervals", [])[1:] if i["rx_pps"] > 0]
-    delivered = events(cs, "udp_delivered")
-    # A run too short for a second interval: its whole duration.
-    out = {"interval_tps": statistics.median(rates) if rates else delivered / max(cs.get("duration_s", 0), 1e-9),
-           "client_udp_sent": events(cs, "udp_sent"), "client_udp_delivered": events(cs, "udp_delivered"),
-           "echo_udp_delivered": events(es, "udp_delivered"), "echo_udp_sent": events(es, "udp_sent")}
-    try:
-        c, e = service(cs, "udp-client"), service(es, "udp-echo")
-    except RuntimeError:
-        c = e = None
-    if c is None:
-        # A build whose summary has no services section: the client's
-        # responses are the datagrams its sockets were given.
-        out["source"] = "intervals (no services in the summary)"
-        out["tps"] = out["interval_tps"]
-        responses = out["client_udp_delivered"]
-    else:
-        out["source"] = "services"
-        out.update({"tps": c["transactions_per_s"], "requests": c.get("requests", 0),
-                    "lost": c.get("lost", 0), "late": c.get("late", 0), "client_seconds": c.get("seconds", 0.0),
-                    "latency_p50_us": (c.get("latency_us") or {}).get("p50", 0),
-                    "latency_p99_us": (c.get("latency_us") or {}).get("p99", 0),
-                    "echo_rx": e.get("rx_datagrams", 0), "echo_tx": e.get("tx_datagrams", 0),
-                    "echo_tx_dropped": sum(e.get(k, 0) for k in ("tx_no_mbuf", "tx_queue_full", "tx_unroutable"))})
-        responses = c.get("responses", 0)
-    out["responses"] = responses
-    if not responses:
-        raise RuntimeError(f"{tag}: the client got no responses: it sent {out['client_udp_sent']} datagrams, the "
-                           f"echo side was given {out['echo_udp_delivered']} and sent {out['echo_udp_sent']}. "
+    c, e = service(cs, "udp-client"), service(es, "udp-echo")
+    lat = c.get("latency_us") or {}
+    out = {"tps": c["transactions_per_s"], "requests": c.get("requests", 0), "responses": c.get("responses", 0),
+           "lost": c.get("lost", 0), "late": c.get("late", 0), "client_seconds": c.get("seconds", 0.0),
+           "latency_p50_us": lat.get("p50", 0), "latency_p99_us": lat.get("p99", 0),
+           "echo_rx": e.get("rx_datagrams", 0), "echo_tx": e.get("tx_datagrams", 0),
+           "echo_tx_dropped": sum(e.get(k, 0) for k in ("tx_no_mbuf", "tx_queue_full", "tx_unroutable")),
+           "interval_tps": statistics.median(rates) if rates else 0.0}
+    if not out["responses"]:
+        raise RuntimeError(f"{tag}: the client got no responses: it sent {out['requests']} requests (lost "
+                           f"{out['lost']}); the echo side received {out['echo_rx']} and sent {out['echo_tx']}. "
                            f"Configs, logs and summaries: {where}/{tag}-*")
     return out
 
