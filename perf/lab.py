@@ -31,6 +31,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
+import l3fwd  # noqa: E402
 import labfile  # noqa: E402
 import rfc2544  # noqa: E402
 import router_bench  # noqa: E402
@@ -40,7 +41,9 @@ from labfile import Map, SpecError  # noqa: E402
 # kind -> variable -> (type, allowed values or None, default)
 VARIABLES = {
     "forward": {
-        "mode": (str, ["forwarder", "router", "bridge", "testpmd"], "forwarder"),
+        # testpmd (--forward-mode=mac) and l3fwd (DPDK's example, --lookup=lpm,
+        # built from dpdk-doc by perf/l3fwd.py) are the peers, run as modes.
+        "mode": (str, ["forwarder", "router", "bridge", "testpmd", "l3fwd"], "forwarder"),
         "workers": (int, None, 1),
         "size": (int, None, 64),
         "flows": (int, None, 1024),
@@ -151,8 +154,9 @@ class Experiment:
             self.plot_series = [k for k in self.sweep if k != self.plot_x]
             p.finish()
         m.finish()
-        if self.metric == "cycles_per_packet" and "testpmd" in self.sweep.get("mode", []):
-            raise SpecError(f"{path}: experiment.metric: cycles_per_packet is not measured for mode testpmd")
+        for peer in ("testpmd", "l3fwd"):
+            if self.metric == "cycles_per_packet" and peer in self.sweep.get("mode", []):
+                raise SpecError(f"{path}: experiment.metric: cycles_per_packet is not measured for mode {peer}")
         self.placement, self.oversubscribed = None, None
         if self.kind == "udp-rr":
             pts = list(self.points())
@@ -228,6 +232,7 @@ class Runs:
     def __init__(self, exp, out, binary, tmp):
         self.exp, self.out, self.binary, self.tmp = exp, out, binary, tmp
         self.pcaps = {}
+        self.l3fwd_binary = None  # built at the first l3fwd point
         self.progress = None  # a Progress, for the trials inside an RFC 2544 point
 
     def sources(self, point):
@@ -243,6 +248,20 @@ class Runs:
                 paths.append(path)
             self.pcaps[key] = paths
         return self.pcaps[key]
+
+    def l3fwd_command(self, point, pcaps):
+        """l3fwd routing the same captures over the router's first routes (its
+        table holds l3fwd.MAX_ROUTES), built once into the build tree."""
+        if self.l3fwd_binary is None:
+            try:
+                self.l3fwd_binary, changed = l3fwd.build(router_bench.default_l3fwd_build(self.binary))
+            except l3fwd.Unavailable as e:
+                raise RuntimeError(f"mode l3fwd: {e}") from e
+            print(f"l3fwd: {'built' if changed else 'using'} {self.l3fwd_binary} (rx checksum offload off: "
+                  f"virtual devices lack it; --lookup=lpm)", flush=True)
+        rules = l3fwd.write_rules(self.tmp, router_bench.route_prefixes(point["routes"])[:l3fwd.MAX_ROUTES], 1)
+        return l3fwd.command(self.l3fwd_binary, pcaps, point["workers"], rules, router_bench.GATEWAY_MAC,
+                             f"ngs-lab-l3fwd-{os.getpid()}")
 
     def forward_config(self, point, pcaps):
         dispatch = (f"dispatch:\n  protocols:\n    ether: {{mode: {point['dispatch_mode']}, "
@@ -267,6 +286,12 @@ class Runs:
             with open(os.path.join(self.out, "configs", tag + ".txt"), "w") as f:
                 f.write(" ".join(cmd) + "\n")
             pps = benchlib.run_testpmd(pcaps, self.exp.trial_s, point["burst"], point["workers"])
+            return pps / 1e6, {"mpps": pps / 1e6}
+        if mode == "l3fwd":
+            cmd = self.l3fwd_command(point, pcaps)
+            with open(os.path.join(self.out, "configs", tag + ".txt"), "w") as f:
+                f.write(l3fwd.command_line(cmd) + "\n")
+            pps = l3fwd.run(cmd, self.exp.trial_s, self.tmp)
             return pps / 1e6, {"mpps": pps / 1e6}
         text = self.forward_config(dict(point, mode=mode), pcaps)
         with open(os.path.join(self.out, "configs", tag + ".yaml"), "w") as f:

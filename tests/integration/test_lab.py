@@ -37,7 +37,7 @@ def write(path, text):
 def bad_files(tmp):
     cases = [
         (EXPERIMENT.replace("kind: forward", "kind: sideways"),
-         'bad.yaml:3:9: experiment.kind: unknown value "sideways" (known: forward, rfc2544)'),
+         'bad.yaml:3:9: experiment.kind: unknown value "sideways" (known: forward, rfc2544, udp-rr)'),
         (EXPERIMENT.replace("size: [64, 256]", "size: [64, 20000]"),
          "bad.yaml:10:16: experiment.sweep.size: must be in [64, 1518], got 20000"),
         (EXPERIMENT.replace("    size: [64, 256]", "    colour: [red]"),
