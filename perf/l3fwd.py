@@ -23,6 +23,7 @@ sink's opackets from /ethdev/stats, sampled each second once forwarding has
 started; the first second is left out, as for the other peers."""
 import hashlib
 import json
+import math
 import os
 import shlex
 import shutil
@@ -190,7 +191,7 @@ def run(cmd, seconds, tmp, sink=1, source=0):
                 raise RuntimeError(f"l3fwd forwarded nothing to the sink:\n{_tail(log)}")
             time.sleep(0.05)
         rates = []
-        for i in range(seconds + 1):
+        for i in range(math.ceil(seconds) + 1):
             time.sleep(max(0.0, s[1] + 1.0 - time.monotonic()))
             n = sent()
             rates.append((n[0] - s[0]) / (n[1] - s[1]))
