@@ -124,7 +124,7 @@ void Router::worker_online(unsigned w) {
 void Router::poll(unsigned w, uint64_t now) {
   arp_->poll(w, now);
   udp_->poll(w);
-  services_->poll(w, now);
+  if (!services_->empty()) services_->poll(w, now);
 }
 
 void Router::worker_offline(unsigned w) {
