@@ -19,6 +19,7 @@
 #include <rte_thash.h>
 
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -129,6 +130,9 @@ int main(int argc, char** argv) {
   }
   std::printf("rte_thash kept the symmetric key: %s%s\n", kept ? "yes" : "no (the NIC would need its key)",
               error.empty() ? "" : ("; " + error).c_str());
+  const std::string runtime_dir = rte_eal_get_runtime_dir();
   rte_eal_cleanup();
+  std::error_code ec;
+  std::filesystem::remove_all(runtime_dir, ec);  // EAL leaves it behind
   return 0;
 }
