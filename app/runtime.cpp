@@ -193,8 +193,8 @@ Status setup_dispatch(Runtime& rt) {
   const conf::Config& cfg = rt.cfg;
   const auto& dc = cfg.dispatch;
   // Software flow hashes use the key the ports use, so they agree with RSS.
-  const auto key = cfg.ports.front().rss.key.empty() ? dispatch::symmetric_rss_key(40) : cfg.ports.front().rss.key;
-  rt.netisr = std::make_unique<dispatch::Netisr>(static_cast<unsigned>(rt.workers.size()), dc.buckets, key);
+  rt.netisr = std::make_unique<dispatch::Netisr>(static_cast<unsigned>(rt.workers.size()), dc.buckets,
+                                                 stack::modes::ports_rss_key(cfg));
 
   // Each mode registers its protocols; the first is the entry point that
   // every received burst goes through.

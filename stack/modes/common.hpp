@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <vector>
 
 #include "conf/config.hpp"
 #include "conf/result.hpp"
@@ -17,6 +18,11 @@ using ProtocolSettings = std::function<dispatch::ProtocolSpec(dispatch::Protocol
 // The `ether` entry protocol with its defaults: direct dispatch, flow policy
 // over the IPv4 2-tuple flow id when the NIC gave no RSS hash.
 dispatch::ProtocolSpec entry_protocol(const dispatch::Netisr& netisr, dispatch::HandlerFn handler, void* ctx);
+
+// The Toeplitz key the ports hash with (the first port's, or the symmetric
+// default): software flow hashes (the netisr) and the connection table's
+// groups use it, so that they agree with RSS.
+std::vector<uint8_t> ports_rss_key(const conf::Config& cfg);
 
 // Timer nodes each worker's wheel needs for a config: an entry's timer lives
 // on the wheel of the worker that created it, and any one worker may create

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "dispatch/rss.hpp"
 #include "stack/flow_hash.hpp"
 
 namespace ngstack::stack::modes {
@@ -48,6 +49,10 @@ Result<dispatch::ProtoId> register_traffic(traffic::Traffic& t, dispatch::Netisr
   ether.policy = dispatch::Policy::source;
   ether.m2flow = nullptr;
   return netisr.register_protocol(settings(ether));
+}
+
+std::vector<uint8_t> ports_rss_key(const conf::Config& cfg) {
+  return cfg.ports.front().rss.key.empty() ? dispatch::symmetric_rss_key(40) : cfg.ports.front().rss.key;
 }
 
 unsigned timer_nodes(const conf::Config& cfg) {

@@ -7,8 +7,6 @@
 
 #include <chrono>
 
-#include "dispatch/rss.hpp"
-
 namespace ngstack::stack::modes {
 
 Result<std::unique_ptr<Router>> Router::create(const conf::Config& cfg, const std::vector<PortInfo>& ports,
@@ -70,8 +68,7 @@ Result<std::unique_ptr<Router>> Router::create(const conf::Config& cfg, const st
   const auto& dc = cfg.dispatch;
   std::vector<uint16_t> bucket_map =
       dc.bucket_map.empty() ? dispatch::Netisr::round_robin_map(dc.buckets, workers) : dc.bucket_map;
-  const auto key = cfg.ports.front().rss.key.empty() ? dispatch::symmetric_rss_key(40) : cfg.ports.front().rss.key;
-  auto udp = udp::Udp::create(cfg, *r->ip_, workers, dc.buckets, std::move(bucket_map), key);
+  auto udp = udp::Udp::create(cfg, *r->ip_, workers, dc.buckets, std::move(bucket_map), ports_rss_key(cfg));
   if (!udp) return Error{udp.error()};
   r->udp_ = std::move(*udp);
   auto services = services::Services::create(cfg, *r->udp_, workers, tsc_hz);

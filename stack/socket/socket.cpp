@@ -7,6 +7,7 @@
 
 #include <cstring>
 
+#include "conf/config.hpp"
 #include "stack/udp/udp.hpp"
 
 namespace ngstack::stack::socket {
@@ -55,8 +56,7 @@ Status UdpSocket::bind(uint32_t addr, uint16_t port) {
   if (bound_ || connected_) return Error{"the socket is already bound or connected"};
   if (port == 0) return Error{"bind: port 0 (pick a port)"};
   if (addr != 0 && !udp_.ip_.interfaces().local().is_own(addr))
-    return Error{"bind: " + std::to_string(addr >> 24) + "." + std::to_string((addr >> 16) & 0xff) + "." +
-                 std::to_string((addr >> 8) & 0xff) + "." + std::to_string(addr & 0xff) + " is not an address of ours"};
+    return Error{"bind: " + conf::format_ipv4(addr) + " is not an address of ours"};
   auto& listeners = udp_.table_->listeners();
   if (!listeners.add({addr, port, reinterpret_cast<uint64_t>(this)}))
     return Error{"bind: UDP port " + std::to_string(port) + " is already bound"};
@@ -70,9 +70,7 @@ Status UdpSocket::connect(unsigned worker, uint32_t faddr, uint16_t fport, uint3
   if (worker >= workers_) return Error{"connect: no worker " + std::to_string(worker)};
   if (fport == 0) return Error{"connect: foreign port 0"};
   const int port = udp_.ip_.route_port(faddr);
-  if (port < 0) return Error{"connect: no route to " + std::to_string(faddr >> 24) + "." +
-                             std::to_string((faddr >> 16) & 0xff) + "." + std::to_string((faddr >> 8) & 0xff) + "." +
-                             std::to_string(faddr & 0xff)};
+  if (port < 0) return Error{"connect: no route to " + conf::format_ipv4(faddr)};
   if (laddr == 0) laddr = udp_.ip_.interfaces().source_for(static_cast<uint16_t>(port), faddr);
   auto t = udp_.table_->connect(worker, laddr, faddr, fport, reinterpret_cast<uint64_t>(this));
   if (!t) return Error{"connect: no free local port whose replies reach worker " + std::to_string(worker) +

@@ -35,6 +35,20 @@ bool checksum_ok(const rte_mbuf* m, const rte_ipv4_hdr* ip, uint16_t udp_off, ui
   return sum == 0xffff;
 }
 
+// The 4-tuple of the datagram an ICMP error quotes, ours as local (we sent
+// it: its source is ours), if it lies in the first segment.
+bool quoted_tuple(const rte_mbuf* m, pcb::FourTuple* t) {
+  const uint32_t inner = l4_offset(m) + sizeof(rte_icmp_hdr);
+  if (m->data_len < inner + sizeof(rte_ipv4_hdr)) return false;
+  const auto* qip = rte_pktmbuf_mtod_offset(m, const rte_ipv4_hdr*, inner);
+  const uint32_t qudp = inner + (qip->version_ihl & 0x0f) * 4u;
+  if (m->data_len < qudp + kHeaderLen) return false;
+  const auto* quh = rte_pktmbuf_mtod_offset(m, const rte_udp_hdr*, qudp);
+  *t = {rte_be_to_cpu_32(qip->src_addr), rte_be_to_cpu_32(qip->dst_addr), rte_be_to_cpu_16(quh->src_port),
+        rte_be_to_cpu_16(quh->dst_port)};
+  return true;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Udp>> Udp::create(const conf::Config& cfg, ipv4::Ip& ip, unsigned workers, unsigned buckets,
@@ -90,15 +104,8 @@ unsigned Udp::m2cpuid(const void* ctx, const rte_mbuf* m, unsigned source) {
     return u.table_->owner_of({rte_be_to_cpu_32(ip->dst_addr), rte_be_to_cpu_32(ip->src_addr),
                                rte_be_to_cpu_16(uh->dst_port), rte_be_to_cpu_16(uh->src_port)});
   }
-  // ICMP (ip checked the quoted header is there): the quote is ours -> theirs.
-  const uint32_t inner = l4 + sizeof(rte_icmp_hdr);
-  if (m->data_len < inner + sizeof(rte_ipv4_hdr)) return source;
-  const auto* qip = rte_pktmbuf_mtod_offset(m, const rte_ipv4_hdr*, inner);
-  const uint32_t qudp = inner + (qip->version_ihl & 0x0f) * 4u;
-  if (m->data_len < qudp + kHeaderLen) return source;
-  const auto* quh = rte_pktmbuf_mtod_offset(m, const rte_udp_hdr*, qudp);
-  return u.table_->owner_of({rte_be_to_cpu_32(qip->src_addr), rte_be_to_cpu_32(qip->dst_addr),
-                             rte_be_to_cpu_16(quh->src_port), rte_be_to_cpu_16(quh->dst_port)});
+  pcb::FourTuple t;
+  return quoted_tuple(m, &t) ? u.table_->owner_of(t) : source;
 }
 
 void Udp::input_handler(void* ctx, unsigned w, uint16_t, rte_mbuf** pkts, uint16_t n) {
@@ -150,12 +157,8 @@ void Udp::input(unsigned w, rte_mbuf** pkts, uint16_t n) {
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
     if (ip_of(m)->next_proto_id == IPPROTO_ICMP) {
-      // The quoted datagram's tuple, ours as local (ip checked the quote is there).
-      const uint32_t inner = l4_offset(m) + sizeof(rte_icmp_hdr);
-      const auto* qip = rte_pktmbuf_mtod_offset(m, const rte_ipv4_hdr*, inner);
-      const auto* quh = rte_pktmbuf_mtod_offset(m, const rte_udp_hdr*, inner + (qip->version_ihl & 0x0f) * 4u);
-      tuples[count] = {rte_be_to_cpu_32(qip->src_addr), rte_be_to_cpu_32(qip->dst_addr),
-                       rte_be_to_cpu_16(quh->src_port), rte_be_to_cpu_16(quh->dst_port)};
+      // ip checked the quote is there (parse_received_error).
+      quoted_tuple(m, &tuples[count]);
       payload[count] = UINT16_MAX;  // marks an ICMP error
       ok[count++] = m;
       continue;
