@@ -38,9 +38,10 @@ std::string usage() {
 
 Operating a running instance (choose it with --prefix P, its eal.file_prefix,
 when several run):
-  ngstack show ports|workers|netisr|arp|fib|fdb|locks|services|stats [--json]
+  ngstack show ports|workers|netisr|arp|fib|fdb|locks|services|tcp|stats [--json]
                                      locks: the connection tables' lock profiles;
-                                     services: the UDP services (router, host)
+                                     services: the UDP and TCP services (router, host);
+                                     tcp: TCP counters, listeners, connections
   ngstack set netisr PROTO [policy source|flow|cpu] [mode direct|hybrid|deferred]
                            [qlimit N]
   ngstack set netisr buckets MAP     bucket -> worker map, comma-separated

@@ -31,10 +31,10 @@ namespace ngstack::app {
 
 namespace {
 
-constexpr const char* kSections = "ports|workers|netisr|arp|fib|fdb|locks|services|stats";
+constexpr const char* kSections = "ports|workers|netisr|arp|fib|fdb|locks|services|tcp|stats";
 constexpr const char* kUsage =
     "usage:\n"
-    "  ngstack show ports|workers|netisr|arp|fib|fdb|locks|services|stats [--json] [--prefix P]\n"
+    "  ngstack show ports|workers|netisr|arp|fib|fdb|locks|services|tcp|stats [--json] [--prefix P]\n"
     "  ngstack set netisr PROTO [policy source|flow|cpu] [mode direct|hybrid|deferred] [qlimit N] [--prefix P]\n"
     "  ngstack set netisr buckets MAP [--prefix P]\n"
     "  ngstack route add PREFIX via GATEWAY|blackhole|reject [--prefix P]\n"
@@ -266,6 +266,9 @@ std::string show(Runtime& rt, const ControlCommand& c) {
   } else if (c.section == "locks") {
     text = format_locks(s);
     json_locks(j, s);
+  } else if (c.section == "tcp") {
+    text = format_tcp(s, true);
+    json_tcp(j, s);
   } else {  // stats
     snapshot_routes(rt, s);
     if (!c.json) return format_stats(s, mode, rt.cfg.source);
@@ -294,7 +297,7 @@ ControlReply apply(Runtime& rt, const ControlCommand& c) {
       if (c.section == "fdb")
         if (auto r = needs(rt.bridge != nullptr, "show fdb", "bridge")) return *r;
       // The connection tables and the services belong to the IPv4 stack.
-      if ((c.section == "locks" || c.section == "services") && !rt.router)
+      if ((c.section == "locks" || c.section == "services" || c.section == "tcp") && !rt.router)
         return {false, "show " + c.section + ": ngstack runs in " + mode +
                            " mode, which has no IPv4 stack (no UDP sockets, services or connection tables); "
                            "this exists in router and host modes\n"};

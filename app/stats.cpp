@@ -143,7 +143,19 @@ Snapshot take_snapshot(const Runtime& rt, bool workers_stopped) {
     l.lock_type = stack::pcb::lock_type_name(udp.lock_type());
     l.groups = udp.groups();
     l.tables.push_back(snapshot_lock_table(udp));
+    stack::tcp::Tcp& tcp = rt.router->tcp();
+    l.tables.push_back(snapshot_lock_table(tcp.table()));
     s.locks = std::move(l);
+    TcpSnap t;
+    for (std::size_t i = 0; i < stack::tcp::kStatCount; ++i) {
+      const auto st = static_cast<stack::tcp::Stat>(i);
+      t.stats.emplace_back(std::string(stack::tcp::stat_name(st)), tcp.stat(st));
+    }
+    t.connections = tcp.connections();
+    for (const auto* l : tcp.listeners())
+      t.listeners.push_back({conf::format_ipv4(l->local().addr) + ":" + std::to_string(l->local().port), l->backlog(),
+                             l->embryonic(), l->accepted(), l->overflowed()});
+    s.tcp = std::move(t);
   }
   if (rt.traffic) {
     s.generators = rt.traffic->generators();
@@ -408,6 +420,46 @@ std::string format_services(const Snapshot& f) {
   return o;
 }
 
+namespace {
+std::string endpoint(uint32_t addr, uint16_t port) { return conf::format_ipv4(addr) + ":" + std::to_string(port); }
+}  // namespace
+
+std::string format_tcp(const Snapshot& f, bool all_connections) {
+  if (!f.tcp) return "";
+  auto ull = [](uint64_t v) { return static_cast<unsigned long long>(v); };
+  const TcpSnap& t = *f.tcp;
+  std::string o = fmt("tcp: %zu connection%s, %zu listener%s\n", t.connections.size(),
+                      t.connections.size() == 1 ? "" : "s", t.listeners.size(), t.listeners.size() == 1 ? "" : "s");
+  // The counters that moved, as netstat -s prints them: name and value.
+  std::string line = "  ";
+  for (const auto& [name, v] : t.stats) {
+    if (v == 0) continue;
+    std::string item = name + " " + std::to_string(v) + ", ";
+    if (line.size() + item.size() > 110) {
+      o += line.substr(0, line.size() - 2) + "\n";
+      line = "  ";
+    }
+    line += item;
+  }
+  if (line.size() > 2) o += line.substr(0, line.size() - 2) + "\n";
+  for (const auto& l : t.listeners)
+    o += fmt("  listen %-21s backlog %u, syn-received %u, accepted %llu, overflowed %llu\n", l.local.c_str(),
+             l.backlog, l.embryonic, ull(l.accepted), ull(l.overflowed));
+  const std::size_t shown = all_connections ? t.connections.size() : std::min<std::size_t>(t.connections.size(), 20);
+  if (shown)
+    o += fmt("  %-21s %-21s %-12s %9s %9s %8s %10s %10s %6s %12s %12s\n", "local", "foreign", "state", "rtt_us",
+             "rttvar_us", "rto_ms", "cwnd", "ssthresh", "rexmt", "bytes_in", "bytes_out");
+  for (std::size_t i = 0; i < shown; ++i) {
+    const auto& c = t.connections[i];
+    o += fmt("  %-21s %-21s %-12s %9u %9u %8u %10u %10u %6u %12llu %12llu\n",
+             endpoint(c.tuple.laddr, c.tuple.lport).c_str(), endpoint(c.tuple.faddr, c.tuple.fport).c_str(),
+             stack::tcp::state_name(c.state), c.rtt_us, c.rttvar_us, c.rto_us / 1000, c.cwnd,
+             c.ssthresh == UINT32_MAX ? 0 : c.ssthresh, c.retransmits, ull(c.bytes_in), ull(c.bytes_out));
+  }
+  if (shown < t.connections.size()) o += fmt("  ... %zu more (ngstack show tcp lists all)\n", t.connections.size() - shown);
+  return o;
+}
+
 std::string format_locks(const Snapshot& f) {
   if (!f.locks) return "";
   auto ull = [](uint64_t v) { return static_cast<unsigned long long>(v); };
@@ -439,7 +491,7 @@ std::string format_sections(const Snapshot& f, const std::string& mode) {
   std::string o = format_ports(f) + format_workers(f) + format_netisr(f);
   if (mode == "router" || mode == "host") o += format_fib(f, false) + format_arp(f);
   if (mode == "bridge") o += format_fdb(f);
-  return o + format_traffic(f) + format_services(f) + format_locks(f);
+  return o + format_traffic(f) + format_services(f) + format_tcp(f, false) + format_locks(f);
 }
 }  // namespace
 
@@ -654,6 +706,46 @@ void json_services(JsonWriter& j, const Snapshot& f) {
   j.end_array();
 }
 
+void json_tcp(JsonWriter& j, const Snapshot& f) {
+  if (!f.tcp) return;
+  const TcpSnap& t = *f.tcp;
+  j.begin_object("tcp").begin_object("stats");
+  for (const auto& [name, v] : t.stats) j.value(name.c_str(), v);
+  j.end_object().begin_array("listeners");
+  for (const auto& l : t.listeners)
+    j.begin_object()
+        .value("local", l.local)
+        .value("backlog", l.backlog)
+        .value("syn_received", l.embryonic)
+        .value("accepted", l.accepted)
+        .value("overflowed", l.overflowed)
+        .end_object();
+  j.end_array().begin_array("connections");
+  for (const auto& c : t.connections)
+    j.begin_object()
+        .value("local", endpoint(c.tuple.laddr, c.tuple.lport))
+        .value("foreign", endpoint(c.tuple.faddr, c.tuple.fport))
+        .value("state", stack::tcp::state_name(c.state))
+        .value("group", c.group)
+        .value("rtt_us", c.rtt_us)
+        .value("rttvar_us", c.rttvar_us)
+        .value("rto_us", c.rto_us)
+        .value("mss", c.mss)
+        .value("cwnd", c.cwnd)
+        .value("ssthresh", c.ssthresh == UINT32_MAX ? 0u : c.ssthresh)
+        .value("snd_wnd", c.snd_wnd)
+        .value("rcv_wnd", c.rcv_wnd)
+        .value("unacked", c.unacked)
+        .value("send_queue", c.send_queue)
+        .value("recv_queue", c.recv_queue)
+        .value("retransmits", c.retransmits)
+        .value("bytes_in", c.bytes_in)
+        .value("bytes_out", c.bytes_out)
+        .value("bytes_acked", c.bytes_acked)
+        .end_object();
+  j.end_array().end_object();
+}
+
 void json_locks(JsonWriter& j, const Snapshot& f) {
   if (!f.locks) return;
   const LocksSnap& l = *f.locks;
@@ -741,6 +833,7 @@ std::string summary_json(const Summary& s) {
   if (f.locks) {
     json_services(j, f);
     json_locks(j, f);
+    json_tcp(j, f);
   }
   json_netisr(j, f);
   j.begin_array("intervals");

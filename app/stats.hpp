@@ -13,6 +13,7 @@
 #include "dispatch/netisr.hpp"
 #include "stack/counters.hpp"
 #include "stack/services/udp_services.hpp"
+#include "stack/tcp/tcp.hpp"
 #include "stack/traffic/traffic.hpp"
 
 namespace ngstack::app {
@@ -124,6 +125,23 @@ struct LocksSnap {
 
 inline constexpr std::size_t kBusiestGroups = 8;
 
+// Router and host modes: TCP's counters (netstat -s) and connections (ss -ti).
+struct TcpSnap {
+  std::vector<std::pair<std::string, uint64_t>> stats;  // every stack::tcp::Stat, summed over the workers
+  std::vector<stack::tcp::ConnView> connections;
+  struct Listener {
+    std::string local;
+    unsigned backlog = 0, embryonic = 0;
+    uint64_t accepted = 0, overflowed = 0;
+  };
+  std::vector<Listener> listeners;
+  uint64_t stat(const std::string& name) const {
+    for (const auto& [n, v] : stats)
+      if (n == name) return v;
+    return 0;
+  }
+};
+
 struct Snapshot {
   double t_s = 0;  // seconds since workers launched
   std::vector<PortSnap> ports;
@@ -148,6 +166,7 @@ struct Snapshot {
   // Router and host modes: the built-in services and the connection tables' locks.
   std::vector<stack::services::ServiceView> services;
   std::optional<LocksSnap> locks;
+  std::optional<TcpSnap> tcp;
 };
 
 // `workers_stopped`: no worker runs; state that workers own (a sink's flows
@@ -199,6 +218,7 @@ std::string format_fdb(const Snapshot& s);
 std::string format_traffic(const Snapshot& s);
 std::string format_services(const Snapshot& s);  // "" when there are none
 std::string format_locks(const Snapshot& s);     // "" without a connection table
+std::string format_tcp(const Snapshot& s, bool all_connections);  // "" without TCP
 // `ngstack show stats`: the summary's sections for a running instance.
 std::string format_stats(const Snapshot& s, const std::string& mode, const std::string& source);
 // The summary JSON's sections, each written as members of the enclosing object.
@@ -210,6 +230,7 @@ void json_traffic(JsonWriter& j, const Snapshot& s);
 void json_netisr(JsonWriter& j, const Snapshot& s);
 void json_services(JsonWriter& j, const Snapshot& s);  // "services": [...]
 void json_locks(JsonWriter& j, const Snapshot& s);     // "locks": {...}; nothing without a connection table
+void json_tcp(JsonWriter& j, const Snapshot& s);       // "tcp": {...}; nothing without TCP
 
 // Telemetry commands read the live Runtime; unregister before tearing it down.
 void register_telemetry(const Runtime* rt);

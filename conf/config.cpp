@@ -37,6 +37,10 @@ const char* service_type_name(ServiceType t) {
     case ServiceType::udp_echo: return "udp-echo";
     case ServiceType::udp_discard: return "udp-discard";
     case ServiceType::udp_client: return "udp-client";
+    case ServiceType::tcp_echo: return "tcp-echo";
+    case ServiceType::tcp_discard: return "tcp-discard";
+    case ServiceType::tcp_source: return "tcp-source";
+    case ServiceType::http: return "http";
   }
   return "?";
 }
@@ -344,6 +348,16 @@ std::string dump_yaml(const Config& cfg) {
   }
   o << "stack:\n  groups: " << cfg.stack.groups << "\n  locking: " << cfg.stack.locking
     << "\n  lock_type: " << cfg.stack.lock_type << "\n  connections: " << cfg.stack.connections << "\n";
+  {
+    const TcpConfig& t = cfg.stack.tcp;
+    o << "  tcp: {msl_ms: " << t.msl_ms << ", min_rto_ms: " << t.min_rto_ms << ", initial_rto_ms: " << t.initial_rto_ms
+      << ", max_rto_ms: " << t.max_rto_ms << ", delayed_ack_ms: " << t.delayed_ack_ms
+      << ", fin_wait2_timeout_ms: " << t.fin_wait2_timeout_ms << ", sndbuf: " << t.sndbuf << ", rcvbuf: " << t.rcvbuf
+      << ", nagle: " << (t.nagle ? "true" : "false") << ", ooo_segments: " << t.ooo_segments
+      << ", syn_backlog: " << t.syn_backlog << ", syn_cookies: " << (t.syn_cookies ? "true" : "false")
+      << ", challenge_ack_limit: " << t.challenge_ack_limit << ", syn_retries: " << t.syn_retries
+      << ", data_retries: " << t.data_retries << ", congestion_control: " << t.congestion_control << "}\n";
+  }
   if (!cfg.services.empty()) o << "services:\n";
   for (const auto& sv : cfg.services) {
     o << "  - {type: " << service_type_name(sv.type);
@@ -354,6 +368,10 @@ std::string dump_yaml(const Config& cfg) {
       if (sv.address) o << ", address: " << format_ipv4(sv.address);
     } else {
       o << ", address: " << format_ipv4(sv.address) << ", port: " << sv.port;
+      if (sv.type == ServiceType::tcp_source) o << ", bytes: " << sv.bytes;
+      if (sv.type == ServiceType::http) o << ", body_bytes: " << sv.body_bytes;
+      if (sv.backlog) o << ", backlog: " << sv.backlog;
+      if (!sv.congestion_control.empty()) o << ", congestion_control: " << sv.congestion_control;
     }
     o << "}\n";
   }

@@ -289,15 +289,37 @@ struct MetricsConfig {
 // The host stack's connection table (stack/pcb): how it is split and locked.
 // conf/ knows nothing of stack/, so the names stay strings here; the loader
 // accepts only the values listed.
+// stack.tcp: TCP's timers, buffers and limits (stack/tcp).
+struct TcpConfig {
+  uint32_t msl_ms = 30000;               // TIME-WAIT lasts 2 MSL
+  uint32_t min_rto_ms = 200;             // RFC 6298 (2.4) says 1 s; Linux and FreeBSD use 200 ms
+  uint32_t initial_rto_ms = 1000;        // RFC 6298 (2.1)
+  uint32_t max_rto_ms = 60000;
+  uint32_t delayed_ack_ms = 40;
+  uint32_t fin_wait2_timeout_ms = 60000; // a closed connection's FIN-WAIT-2
+  uint32_t sndbuf = 262144;              // bytes per connection
+  uint32_t rcvbuf = 262144;              // bytes per connection: the window offered
+  bool nagle = true;
+  uint32_t ooo_segments = 64;            // out-of-order segments kept per connection
+  uint32_t syn_backlog = 1024;           // SYN-RECEIVED connections per listener; SYN cookies beyond
+  bool syn_cookies = true;
+  double challenge_ack_limit = 1000;     // RFC 5961 challenge ACKs per second per worker
+  uint32_t syn_retries = 5;
+  uint32_t data_retries = 12;
+  std::string congestion_control = "newreno";  // newreno | cubic
+};
+
 struct StackConfig {
   unsigned groups = 128;             // connection groups, a power of two (1..65536)
   std::string locking = "group";     // giant | group
   std::string lock_type = "spin";    // spin | queuing | speculative | rte_spinlock
   unsigned connections = 16384;      // PCBs preallocated per protocol table (spread over the groups)
+  TcpConfig tcp;
 };
 
 // Built-in services on the host stack's sockets (host and router modes).
-enum class ServiceType : uint8_t { udp_echo, udp_discard, udp_client };
+enum class ServiceType : uint8_t { udp_echo, udp_discard, udp_client, tcp_echo, tcp_discard, tcp_source, http };
+inline bool is_tcp_service(ServiceType t) { return t >= ServiceType::tcp_echo; }
 const char* service_type_name(ServiceType t);
 
 struct ServiceConfig {
@@ -313,6 +335,12 @@ struct ServiceConfig {
   uint64_t requests = 0;      // in all; 0: no limit
   uint64_t duration_ms = 0;   // 0: no limit
   uint32_t timeout_ms = 1000; // unanswered this long: lost
+  // tcp-source: bytes sent on each connection before FIN; 0: until the peer closes.
+  uint64_t bytes = 0;
+  // http: the body of every 200 response.
+  uint64_t body_bytes = 1024;
+  uint32_t backlog = 0;       // TCP services: the listener's SYN backlog (0: stack.tcp.syn_backlog)
+  std::string congestion_control;  // TCP services: newreno | cubic (empty: stack.tcp's)
   SourcePos pos;
 };
 

@@ -847,6 +847,38 @@ void load_stack(MapReader& top, Config& cfg) {
   if (r.has("locking")) cfg.stack.locking = one_of("locking", {"giant", "group"});
   if (r.has("lock_type")) cfg.stack.lock_type = one_of("lock_type", {"spin", "queuing", "speculative", "rte_spinlock"});
   cfg.stack.connections = static_cast<unsigned>(r.integer("connections", 1, 1 << 24, cfg.stack.connections));
+  if (r.has("tcp")) {
+    MapReader t(r.take("tcp"), "stack.tcp", top.file());
+    TcpConfig& c = cfg.stack.tcp;
+    auto ms = [&](const char* key, uint32_t lo, uint32_t dflt) {
+      return static_cast<uint32_t>(t.integer(key, lo, 3'600'000, dflt));
+    };
+    c.msl_ms = ms("msl_ms", 1, c.msl_ms);
+    c.min_rto_ms = ms("min_rto_ms", 1, c.min_rto_ms);
+    c.initial_rto_ms = ms("initial_rto_ms", 1, c.initial_rto_ms);
+    c.max_rto_ms = ms("max_rto_ms", 1, c.max_rto_ms);
+    c.delayed_ack_ms = ms("delayed_ack_ms", 1, c.delayed_ack_ms);
+    c.fin_wait2_timeout_ms = ms("fin_wait2_timeout_ms", 1, c.fin_wait2_timeout_ms);
+    c.sndbuf = static_cast<uint32_t>(t.integer("sndbuf", 4096, 1 << 28, c.sndbuf));
+    c.rcvbuf = static_cast<uint32_t>(t.integer("rcvbuf", 4096, 1 << 28, c.rcvbuf));
+    c.nagle = t.boolean("nagle", c.nagle);
+    c.ooo_segments = static_cast<uint32_t>(t.integer("ooo_segments", 0, 65536, c.ooo_segments));
+    c.syn_backlog = static_cast<uint32_t>(t.integer("syn_backlog", 1, 1 << 24, c.syn_backlog));
+    c.syn_cookies = t.boolean("syn_cookies", c.syn_cookies);
+    c.challenge_ack_limit = static_cast<double>(t.integer("challenge_ack_limit", 1, 1 << 24, 1000));
+    c.syn_retries = static_cast<uint32_t>(t.integer("syn_retries", 1, 30, c.syn_retries));
+    c.data_retries = static_cast<uint32_t>(t.integer("data_retries", 1, 30, c.data_retries));
+    if (t.has("congestion_control")) {
+      YAML::Node v = t.take("congestion_control");
+      c.congestion_control = t.parse_string(v, "stack.tcp.congestion_control");
+      if (c.congestion_control != "newreno" && c.congestion_control != "cubic")
+        t.fail(v, "stack.tcp.congestion_control", "unknown value \"" + c.congestion_control + "\" (known: newreno, cubic)");
+    }
+    if (c.min_rto_ms > c.max_rto_ms)
+      t.fail(t.node(), "stack.tcp", "min_rto_ms (" + std::to_string(c.min_rto_ms) + ") is above max_rto_ms (" +
+                                        std::to_string(c.max_rto_ms) + ")");
+    t.finish();
+  }
   r.finish();
 }
 
@@ -858,18 +890,23 @@ void load_services(MapReader& top, Config& cfg) {
     throw ConfigError{pos.where() + ": services run on the IPv4 stack: set mode: host or mode: router"};
   YAML::Node ss = top.take("services");
   sequence(top, ss, "services");
-  std::map<std::pair<uint32_t, uint16_t>, SourcePos> bound;
+  std::map<std::pair<uint32_t, uint32_t>, SourcePos> bound;  // (address, port | 0x10000 for TCP)
   for (std::size_t i = 0; i < ss.size(); ++i) {
     const std::string kp = "services[" + std::to_string(i) + "]";
     MapReader e(ss[i], kp, top.file());
     ServiceConfig sv;
     sv.pos = e.pos(ss[i], kp);
-    if (!e.has("type")) e.fail(ss[i], kp, "missing key \"type\" (udp-echo, udp-discard or udp-client)");
+    static constexpr const char* kKnown = "udp-echo, udp-discard, udp-client, tcp-echo, tcp-discard, tcp-source, http";
+    if (!e.has("type")) e.fail(ss[i], kp, std::string("missing key \"type\" (") + kKnown + ")");
     const std::string type = e.string("type", "");
     if (type == "udp-echo") sv.type = ServiceType::udp_echo;
     else if (type == "udp-discard") sv.type = ServiceType::udp_discard;
     else if (type == "udp-client") sv.type = ServiceType::udp_client;
-    else e.fail(e.node()["type"], kp + ".type", "unknown service \"" + type + "\" (known: udp-echo, udp-discard, udp-client)");
+    else if (type == "tcp-echo") sv.type = ServiceType::tcp_echo;
+    else if (type == "tcp-discard") sv.type = ServiceType::tcp_discard;
+    else if (type == "tcp-source") sv.type = ServiceType::tcp_source;
+    else if (type == "http") sv.type = ServiceType::http;
+    else e.fail(e.node()["type"], kp + ".type", "unknown service \"" + type + "\" (known: " + kKnown + ")");
     if (!e.has("port")) e.fail(ss[i], kp, "missing key \"port\"");
     YAML::Node pn = e.node()["port"];
     sv.port = static_cast<uint16_t>(e.integer("port", 1, 65535, 0));
@@ -900,15 +937,32 @@ void load_services(MapReader& top, Config& cfg) {
         e.fail(ss[i], kp + ".flows", std::to_string(sv.flows) + " flows need as many connections; stack.connections is " +
                                        std::to_string(cfg.stack.connections));
     } else {
-      auto key = std::make_pair(sv.address, sv.port);
-      auto any = std::make_pair(uint32_t{0}, sv.port);
+      if (is_tcp_service(sv.type)) {
+        if (sv.type == ServiceType::tcp_source) sv.bytes = static_cast<uint64_t>(e.integer("bytes", 0, INT64_MAX, 0));
+        if (sv.type == ServiceType::http)
+          sv.body_bytes = static_cast<uint64_t>(e.integer("body_bytes", 0, INT64_MAX, static_cast<long long>(sv.body_bytes)));
+        sv.backlog = static_cast<uint32_t>(e.integer("backlog", 0, 1 << 24, 0));
+        if (e.has("congestion_control")) {
+          YAML::Node v = e.take("congestion_control");
+          sv.congestion_control = e.parse_string(v, kp + ".congestion_control");
+          if (sv.congestion_control != "newreno" && sv.congestion_control != "cubic")
+            e.fail(v, kp + ".congestion_control", "unknown value \"" + sv.congestion_control + "\" (known: newreno, cubic)");
+        }
+      }
+      // UDP and TCP ports are apart (two tables), as on every host.
+      const uint32_t proto_bit = is_tcp_service(sv.type) ? 0x10000u : 0;
+      const char* proto = is_tcp_service(sv.type) ? "TCP" : "UDP";
+      auto key = std::make_pair(sv.address, static_cast<uint32_t>(sv.port) | proto_bit);
+      auto any = std::make_pair(uint32_t{0}, key.second);
       for (const auto& k : {key, any})
         if (auto it = bound.find(k); it != bound.end() && (k == key || sv.address == 0 || k.first == 0))
-          e.fail(pn, kp + ".port", "UDP port " + std::to_string(sv.port) + " is already bound (" + it->second.where() + ")");
+          e.fail(pn, kp + ".port", std::string(proto) + " port " + std::to_string(sv.port) + " is already bound (" +
+                                       it->second.where() + ")");
       if (sv.address == 0)
         for (const auto& [k, where] : bound)
-          if (k.second == sv.port)
-            e.fail(pn, kp + ".port", "UDP port " + std::to_string(sv.port) + " is already bound (" + where.where() + ")");
+          if (k.second == key.second)
+            e.fail(pn, kp + ".port", std::string(proto) + " port " + std::to_string(sv.port) + " is already bound (" +
+                                         where.where() + ")");
       bound[key] = e.pos(pn, kp + ".port");
     }
     e.finish();

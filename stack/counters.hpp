@@ -62,6 +62,28 @@ enum class DropReason : uint8_t {
   udp_bad_length,          // UDP length below 8 or beyond the IP payload
   udp_bad_checksum,
   udp_no_socket,           // no socket bound to the port (ICMP port unreachable is sent, rate-limited)
+  // TCP (stack/tcp, RFC 9293); more in the tcp stats
+  tcp_truncated,           // the IP payload is shorter than a TCP header, or its options
+  tcp_bad_offset,          // data offset below 5 words or beyond the IP payload
+  tcp_bad_checksum,
+  tcp_no_socket,           // no connection and no listener: answered with RST (RFC 9293 §3.10.7.1)
+  tcp_listen_bad_segment,  // to a listener: RST, or no SYN, or an ACK that is no valid SYN cookie (RST sent)
+  tcp_listen_overflow,     // SYN beyond the listener's backlog with SYN cookies off
+  tcp_no_pcb,              // SYN (or cookie ACK) with the connection group's PCBs all in use
+  tcp_no_route,            // SYN from an address we have no route back to
+  tcp_bad_mss,             // SYN with an MSS option of 0
+  tcp_bad_ack,             // an ACK outside what was sent (SYN-SENT, SYN-RECEIVED) or too old (RFC 5961 §5.2)
+  tcp_ack_for_unsent,      // SEG.ACK beyond SND.MAX: ACKed and dropped (RFC 9293 §3.10.7.4)
+  tcp_paws,                // an old timestamp (RFC 7323 §5): ACKed and dropped
+  tcp_out_of_window,       // unacceptable sequence number: ACKed and dropped
+  tcp_rst_challenged,      // RST in the window but not at RCV.NXT: challenge ACK (RFC 5961 §3.2)
+  tcp_syn_challenged,      // SYN on a synchronized connection: challenge ACK (RFC 5961 §4.2)
+  tcp_no_ack,              // no ACK flag on a synchronized connection
+  tcp_after_close,         // data for a connection the service closed: RST
+  tcp_no_room,             // a chained segment that could not be made one mbuf
+  tcp_receive_buffer_full, // in-order data beyond the receive queue's mbuf bound
+  tcp_ooo_full,            // out of order beyond stack.tcp.ooo_segments
+  tcp_duplicate,           // out of order and already queued
   // Bridge (stack/bridge)
   bridge_vlan_mismatch,    // untagged on a trunk, tagged on an access port, VLAN not carried
   bridge_bad_source,       // source MAC is multicast/broadcast

@@ -68,10 +68,13 @@ Result<std::unique_ptr<Router>> Router::create(const conf::Config& cfg, const st
   const auto& dc = cfg.dispatch;
   std::vector<uint16_t> bucket_map =
       dc.bucket_map.empty() ? dispatch::Netisr::round_robin_map(dc.buckets, workers) : dc.bucket_map;
-  auto udp = udp::Udp::create(cfg, *r->ip_, workers, dc.buckets, std::move(bucket_map), ports_rss_key(cfg));
+  auto udp = udp::Udp::create(cfg, *r->ip_, workers, dc.buckets, bucket_map, ports_rss_key(cfg));
   if (!udp) return Error{udp.error()};
   r->udp_ = std::move(*udp);
-  auto services = services::Services::create(cfg, *r->udp_, workers, tsc_hz);
+  auto tcp = tcp::Tcp::create(cfg, *r->ip_, workers, dc.buckets, std::move(bucket_map), ports_rss_key(cfg), tsc_hz);
+  if (!tcp) return Error{tcp.error()};
+  r->tcp_ = std::move(*tcp);
+  auto services = services::Services::create(cfg, *r->udp_, *r->tcp_, workers, tsc_hz);
   if (!services) return Error{services.error()};
   r->services_ = std::move(*services);
   r->tsc_hz_ = tsc_hz;
@@ -82,6 +85,7 @@ void Router::bind(std::vector<WorkerIo> io) {
   arp_->bind(io);
   ether_->bind(io);
   udp_->bind(io);
+  tcp_->bind(io);
   ip_->bind(std::move(io));
 }
 
@@ -104,6 +108,7 @@ Result<dispatch::ProtoId> Router::register_protocols(dispatch::Netisr& netisr, c
   auto a = netisr.register_protocol(settings(arp));
   if (!a) return a;
   if (auto u = udp_->register_protocol(netisr, settings); !u) return u;
+  if (auto t = tcp_->register_protocol(netisr, settings); !t) return t;
   // ARP first: a reply in a burst resolves the next hop for the IPv4
   // packets behind it.
   ether_->set_protocol(&netisr, RTE_ETHER_TYPE_ARP, *a);
@@ -115,17 +120,20 @@ void Router::worker_online(unsigned w) {
   arp_->worker_online(w);
   ip_->worker_online(w);
   udp_->worker_online(w);
+  tcp_->worker_online(w);
   services_->worker_online(w, rte_rdtsc());
 }
 
 void Router::poll(unsigned w, uint64_t now) {
   arp_->poll(w, now);
   udp_->poll(w);
+  tcp_->poll(w);
   if (!services_->empty()) services_->poll(w, now);
 }
 
 void Router::worker_offline(unsigned w) {
   udp_->worker_offline(w);
+  tcp_->worker_offline(w);
   arp_->worker_offline(w);
 }
 
@@ -133,6 +141,7 @@ void Router::shutdown() {
   // Sockets first: nothing they send is held anywhere after this.
   services_->shutdown();
   udp_->shutdown();
+  tcp_->shutdown();
   arp_->shutdown();
   ip_->shutdown();
 }

@@ -12,6 +12,7 @@
 //   arp    policy source: handled where it arrived
 //   ip     policy flow: reassembly and ordering want one worker per flow
 //   udp    policy cpu: the owner of the datagram's connection group
+//   tcp    policy cpu: the owner of the segment's connection group
 // The FIB and the ARP table are read without locks; static routes and ARP
 // entries change at run time through the control methods below (one control
 // thread; see route/fib.hpp for the FIB's live-update rule).
@@ -32,6 +33,7 @@
 #include "stack/route/fib.hpp"
 #include "stack/service.hpp"
 #include "stack/services/udp_services.hpp"
+#include "stack/tcp/tcp.hpp"
 #include "stack/udp/udp.hpp"
 
 namespace ngstack::stack::modes {
@@ -41,7 +43,7 @@ class Router final : public Service {
   static Result<std::unique_ptr<Router>> create(const conf::Config& cfg, const std::vector<PortInfo>& ports,
                                                 rte_mempool* pool, unsigned workers, uint64_t tsc_hz);
   void bind(std::vector<WorkerIo> io);
-  // Registers ether (returned: the entry protocol), ip, arp and udp.
+  // Registers ether (returned: the entry protocol), ip, arp, udp and tcp.
   Result<dispatch::ProtoId> register_protocols(dispatch::Netisr& netisr, const ProtocolSettings& settings);
 
   void worker_online(unsigned worker) override;
@@ -56,6 +58,8 @@ class Router final : public Service {
   ipv4::Ip& ip() { return *ip_; }
   udp::Udp& udp() { return *udp_; }
   const udp::Udp& udp() const { return *udp_; }
+  tcp::Tcp& tcp() { return *tcp_; }
+  const tcp::Tcp& tcp() const { return *tcp_; }
   std::vector<services::ServiceView> services() const { return services_->views(); }
 
   // --- control (one caller at a time, while workers run) ---------------------
@@ -79,6 +83,7 @@ class Router final : public Service {
   std::unique_ptr<ether::Ether> ether_;
   std::unique_ptr<ipv4::Ip> ip_;
   std::unique_ptr<udp::Udp> udp_;
+  std::unique_ptr<tcp::Tcp> tcp_;
   std::unique_ptr<services::Services> services_;
   uint64_t tsc_hz_ = 0;
 };

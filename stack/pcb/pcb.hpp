@@ -263,6 +263,16 @@ class PcbTable {
 
   ListenTable& listeners() { return *listen_; }
 
+  // --- PCB slots -------------------------------------------------------------------
+  // PCBs are preallocated in one array, per_group() per group, group g owning
+  // slots [g * per_group(), (g + 1) * per_group()): an upper layer keeps its
+  // per-connection state in a parallel array, and a slot names its group
+  // without any lock (a timer uses that to lock the right group).
+  uint32_t slots() const { return per_group_ * ngroups_; }
+  uint32_t slot_of(const Pcb* p) const { return static_cast<uint32_t>(p - pcbs_.get()); }
+  uint32_t group_of_slot(uint32_t slot) const { return slot / per_group_; }
+  Pcb& at(uint32_t slot) { return pcbs_[slot]; }
+
   // --- bursts --------------------------------------------------------------------
   // Calls fn(GroupGuard&, const uint16_t* idx, unsigned count) once per group
   // present in tuples[0..n), idx listing that group's tuples in burst order;

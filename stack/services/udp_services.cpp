@@ -1,5 +1,7 @@
 #include "stack/services/udp_services.hpp"
 
+#include "stack/services/tcp_services.hpp"
+
 #include <rte_cycles.h>
 #include <spdlog/spdlog.h>
 
@@ -325,8 +327,8 @@ class Client final : public Service {
 
 }  // namespace
 
-Result<std::unique_ptr<Services>> Services::create(const conf::Config& cfg, udp::Udp& udp, unsigned workers,
-                                                   uint64_t tsc_hz) {
+Result<std::unique_ptr<Services>> Services::create(const conf::Config& cfg, udp::Udp& udp, tcp::Tcp& tcp,
+                                                   unsigned workers, uint64_t tsc_hz) {
   auto s = std::make_unique<Services>();
   for (const auto& sc : cfg.services) {
     switch (sc.type) {
@@ -344,6 +346,15 @@ Result<std::unique_ptr<Services>> Services::create(const conf::Config& cfg, udp:
       case conf::ServiceType::udp_client:
         s->list_.push_back(std::make_unique<Client>(sc, udp, workers, tsc_hz));
         break;
+      case conf::ServiceType::tcp_echo:
+      case conf::ServiceType::tcp_discard:
+      case conf::ServiceType::tcp_source:
+      case conf::ServiceType::http: {
+        auto t = make_tcp_service(sc, tcp, workers);
+        if (!t) return Error{t.error()};
+        s->list_.push_back(std::move(*t));
+        break;
+      }
     }
   }
   return s;

@@ -32,6 +32,10 @@
 #include "stack/traffic/stamp.hpp"
 #include "stack/udp/udp.hpp"
 
+namespace ngstack::stack::tcp {
+class Tcp;
+}
+
 namespace ngstack::stack::services {
 
 // Round-trip times in nanoseconds, in traffic mode's log-linear buckets
@@ -70,6 +74,9 @@ struct ServiceView {
   uint32_t server = 0;  // udp-client
   unsigned sockets = 0;
   socket::SocketStats io;
+  // TCP services:
+  uint64_t connections = 0;  // accepted
+  uint64_t resets = 0;       // ended by a reset or a timeout
   // udp-client only:
   uint64_t requests = 0, responses = 0, lost = 0, late = 0;
   double seconds = 0;  // first request to last response
@@ -90,8 +97,8 @@ class Service {
 
 class Services {
  public:
-  static Result<std::unique_ptr<Services>> create(const conf::Config& cfg, udp::Udp& udp, unsigned workers,
-                                                  uint64_t tsc_hz);
+  static Result<std::unique_ptr<Services>> create(const conf::Config& cfg, udp::Udp& udp, tcp::Tcp& tcp,
+                                                  unsigned workers, uint64_t tsc_hz);
   void worker_online(unsigned w, uint64_t now) {
     for (auto& s : list_) s->worker_online(w, now);
   }

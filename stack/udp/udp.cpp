@@ -7,6 +7,9 @@
 
 #include <algorithm>
 
+#include "stack/ipv4/l4_checksum.hpp"
+#include "stack/pcb/mbuf_tuple.hpp"
+
 namespace ngstack::stack::udp {
 
 namespace {
@@ -14,40 +17,6 @@ namespace {
 uint32_t l4_offset(const rte_mbuf* m) { return static_cast<uint32_t>(m->l2_len + m->l3_len); }
 
 const rte_ipv4_hdr* ip_of(const rte_mbuf* m) { return rte_pktmbuf_mtod_offset(m, const rte_ipv4_hdr*, m->l2_len); }
-
-// RFC 768: the one's complement sum of the pseudo header (source, destination,
-// protocol, UDP length) and the UDP length's bytes, header included.
-// Returns true when the sum is 0xffff, the value of a correct checksum.
-bool checksum_ok(const rte_mbuf* m, const rte_ipv4_hdr* ip, uint16_t udp_off, uint16_t ulen) {
-  uint32_t sum = 0;
-  const rte_be32_t src = ip->src_addr, dst = ip->dst_addr;  // packed fields: copies
-  sum += (src & 0xffff) + (src >> 16) + (dst & 0xffff) + (dst >> 16);  // network order, as the data
-  sum += rte_cpu_to_be_16(IPPROTO_UDP) + rte_cpu_to_be_16(ulen);
-  uint16_t raw = 0;
-  if (m->data_len >= udp_off + ulen) {
-    raw = rte_raw_cksum(rte_pktmbuf_mtod_offset(m, const uint8_t*, udp_off), ulen);
-  } else if (rte_raw_cksum_mbuf(m, udp_off, ulen, &raw) != 0) {
-    return false;  // shorter than its length: the length check caught that already
-  }
-  sum += raw;
-  sum = (sum & 0xffff) + (sum >> 16);
-  sum = (sum & 0xffff) + (sum >> 16);
-  return sum == 0xffff;
-}
-
-// The 4-tuple of the datagram an ICMP error quotes, ours as local (we sent
-// it: its source is ours), if it lies in the first segment.
-bool quoted_tuple(const rte_mbuf* m, pcb::FourTuple* t) {
-  const uint32_t inner = l4_offset(m) + sizeof(rte_icmp_hdr);
-  if (m->data_len < inner + sizeof(rte_ipv4_hdr)) return false;
-  const auto* qip = rte_pktmbuf_mtod_offset(m, const rte_ipv4_hdr*, inner);
-  const uint32_t qudp = inner + (qip->version_ihl & 0x0f) * 4u;
-  if (m->data_len < qudp + kHeaderLen) return false;
-  const auto* quh = rte_pktmbuf_mtod_offset(m, const rte_udp_hdr*, qudp);
-  *t = {rte_be_to_cpu_32(qip->src_addr), rte_be_to_cpu_32(qip->dst_addr), rte_be_to_cpu_16(quh->src_port),
-        rte_be_to_cpu_16(quh->dst_port)};
-  return true;
-}
 
 }  // namespace
 
@@ -91,21 +60,8 @@ Result<dispatch::ProtoId> Udp::register_protocol(dispatch::Netisr& netisr, const
   return id;
 }
 
-// The 4-tuple of a received datagram, or of the datagram an ICMP error quotes
-// (which we sent: its source is ours). Reads only what lies in the first
-// segment; anything malformed goes to the receiving worker, which drops it.
 unsigned Udp::m2cpuid(const void* ctx, const rte_mbuf* m, unsigned source) {
-  const auto& u = *static_cast<const Udp*>(ctx);
-  const uint32_t l4 = l4_offset(m);
-  const rte_ipv4_hdr* ip = ip_of(m);
-  if (ip->next_proto_id == IPPROTO_UDP) {
-    if (m->data_len < l4 + kHeaderLen) return source;
-    const auto* uh = rte_pktmbuf_mtod_offset(m, const rte_udp_hdr*, l4);
-    return u.table_->owner_of({rte_be_to_cpu_32(ip->dst_addr), rte_be_to_cpu_32(ip->src_addr),
-                               rte_be_to_cpu_16(uh->dst_port), rte_be_to_cpu_16(uh->src_port)});
-  }
-  pcb::FourTuple t;
-  return quoted_tuple(m, &t) ? u.table_->owner_of(t) : source;
+  return pcb::owner_of_packet(*static_cast<const Udp*>(ctx)->table_, m, IPPROTO_UDP, source);
 }
 
 void Udp::input_handler(void* ctx, unsigned w, uint16_t, rte_mbuf** pkts, uint16_t n) {
@@ -136,7 +92,7 @@ bool Udp::check(unsigned w, rte_mbuf* m, pcb::FourTuple* t, uint16_t* payload_le
     const bool good = verdict == RTE_MBUF_F_RX_L4_CKSUM_GOOD && ulen == ip_payload ? true
                       : verdict == RTE_MBUF_F_RX_L4_CKSUM_BAD && ulen == ip_payload
                           ? false
-                          : checksum_ok(m, ip, static_cast<uint16_t>(l4), ulen);
+                          : ipv4::l4_checksum_ok(m, ip, l4, ulen, IPPROTO_UDP);
     if (!good) {
       drops.inc(DropReason::udp_bad_checksum);
       return false;
@@ -158,7 +114,7 @@ void Udp::input(unsigned w, rte_mbuf** pkts, uint16_t n) {
     rte_mbuf* m = pkts[i];
     if (ip_of(m)->next_proto_id == IPPROTO_ICMP) {
       // ip checked the quote is there (parse_received_error).
-      quoted_tuple(m, &tuples[count]);
+      pcb::quoted_tuple(m, &tuples[count]);
       payload[count] = UINT16_MAX;  // marks an ICMP error
       ok[count++] = m;
       continue;
