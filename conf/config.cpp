@@ -369,7 +369,10 @@ std::string dump_yaml(const Config& cfg) {
     } else {
       o << ", address: " << format_ipv4(sv.address) << ", port: " << sv.port;
       if (sv.type == ServiceType::tcp_source) o << ", bytes: " << sv.bytes;
-      if (sv.type == ServiceType::http) o << ", body_bytes: " << sv.body_bytes;
+      if (sv.type == ServiceType::http) {
+        o << ", body_bytes: " << sv.body_bytes << ", sessions: " << sv.sessions;
+        if (!sv.root.empty()) o << ", root: \"" << sv.root << "\"";
+      }
       if (sv.backlog) o << ", backlog: " << sv.backlog;
       if (!sv.congestion_control.empty()) o << ", congestion_control: " << sv.congestion_control;
     }

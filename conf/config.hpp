@@ -337,8 +337,12 @@ struct ServiceConfig {
   uint32_t timeout_ms = 1000; // unanswered this long: lost
   // tcp-source: bytes sent on each connection before FIN; 0: until the peer closes.
   uint64_t bytes = 0;
-  // http: the body of every 200 response.
+  // http: the body of every 200 response (body mode), or the files of a
+  // directory read at start-up (files mode, `root`); `sessions` connections
+  // served at once (each holds a request-head buffer of 8 KB).
   uint64_t body_bytes = 1024;
+  std::string root;
+  uint32_t sessions = 4096;
   uint32_t backlog = 0;       // TCP services: the listener's SYN backlog (0: stack.tcp.syn_backlog)
   std::string congestion_control;  // TCP services: newreno | cubic (empty: stack.tcp's)
   SourcePos pos;

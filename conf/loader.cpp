@@ -939,8 +939,11 @@ void load_services(MapReader& top, Config& cfg) {
     } else {
       if (is_tcp_service(sv.type)) {
         if (sv.type == ServiceType::tcp_source) sv.bytes = static_cast<uint64_t>(e.integer("bytes", 0, INT64_MAX, 0));
-        if (sv.type == ServiceType::http)
+        if (sv.type == ServiceType::http) {
           sv.body_bytes = static_cast<uint64_t>(e.integer("body_bytes", 0, INT64_MAX, static_cast<long long>(sv.body_bytes)));
+          if (e.has("root")) sv.root = e.string("root", "");
+          sv.sessions = static_cast<uint32_t>(e.integer("sessions", 1, 1 << 20, sv.sessions));
+        }
         sv.backlog = static_cast<uint32_t>(e.integer("backlog", 0, 1 << 24, 0));
         if (e.has("congestion_control")) {
           YAML::Node v = e.take("congestion_control");

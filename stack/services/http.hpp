@@ -182,6 +182,9 @@ class HttpSession {
   bool finished() const { return closing_ && count_ == 0; }
 
   const HttpStats& stats() const { return stats_; }
+  // The Date source of the worker now driving the session (a pooled
+  // session may serve its next connection on another worker).
+  void set_date(const HttpDate* d) { date_ = d; }
 
  private:
   struct Response {

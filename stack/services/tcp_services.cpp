@@ -2,8 +2,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include <rte_cycles.h>
+#include <rte_ring.h>
+
 #include <algorithm>
+#include <ctime>
 #include <cstring>
+
+#include "stack/services/http.hpp"
 
 namespace ngstack::stack::services {
 
@@ -131,9 +137,202 @@ class TcpService final : public Service {
   ServiceView final_;
 };
 
+// --- http: an HTTP/1.1 responder over stack/services/http.hpp ---------------------------------
+
+class HttpService final : public Service {
+ public:
+  HttpService(const conf::ServiceConfig& c, tcp::Tcp& tcp, unsigned workers)
+      : cfg_(c), tcp_(tcp), counters_(new Counters[workers]), dates_(new Date[workers]), workers_(workers) {
+    handlers_.accepted = accepted;
+    handlers_.readable = pump_cb;
+    handlers_.writable = pump_cb;
+    handlers_.closed = closed;
+  }
+  ~HttpService() override {
+    if (free_) rte_ring_free(free_);
+  }
+
+  Status start() {
+    if (!cfg_.root.empty()) {
+      auto t = http::FileTree::load(cfg_.root, 1ull << 30);
+      if (!t) return Error{"http: " + t.error()};
+      files_ = std::move(*t);
+    }
+    http::HttpConfig hc;
+    hc.body_bytes = cfg_.body_bytes;
+    hc.files = files_.get();
+    // A pool of sessions, taken at accept and given back at close by
+    // whichever worker handles the connection: a lock-free ring.
+    const std::string name = "http_" + std::to_string(cfg_.port);
+    free_ = rte_ring_create(name.c_str(), rte_align32pow2(cfg_.sessions + 1), SOCKET_ID_ANY, 0);
+    if (!free_) return Error{"http: no memory for a ring of " + std::to_string(cfg_.sessions) + " sessions"};
+    for (uint32_t i = 0; i < cfg_.sessions; ++i) {
+      sessions_.push_back(std::make_unique<Session>(hc));
+      rte_ring_enqueue(free_, sessions_.back().get());
+    }
+    const int cc = cfg_.congestion_control.empty() ? -1 : cfg_.congestion_control == "cubic" ? 1 : 0;
+    auto l = tcp_.listen(cfg_.address, cfg_.port, handlers_, this, cfg_.backlog, cc);
+    if (!l) return Error{l.error()};
+    spdlog::info("http: listening on {}:{} ({}, {} sessions)", conf::format_ipv4(cfg_.address), cfg_.port,
+                 files_ ? "files of " + cfg_.root : std::to_string(cfg_.body_bytes) + "-byte bodies", cfg_.sessions);
+    return Ok{};
+  }
+
+  void worker_online(unsigned, uint64_t) override {}
+  void poll(unsigned w, uint64_t now) override {
+    // The Date field changes once a second; reading the clock every millisecond is enough.
+    Date& d = dates_[w];
+    if (now - d.checked < rte_get_tsc_hz() / 1000) return;
+    d.checked = now;
+    d.date.update(std::time(nullptr));
+  }
+  ServiceView view() const override {
+    if (stopped_) return final_;
+    ServiceView v;
+    v.type = cfg_.type;
+    v.address = cfg_.address;
+    v.port = cfg_.port;
+    v.sockets = 1;
+    for (unsigned w = 0; w < workers_; ++w) {
+      const Counters& c = counters_[w];
+      v.io.rx_bytes += c.rx_bytes.get();
+      v.io.tx_bytes += c.tx_bytes.get();
+      v.connections += c.accepted.get();
+      v.resets += c.resets.get();
+      v.requests += c.requests.get();
+      v.responses += c.responses.get();
+      for (int k = 0; k < 6; ++k) v.http_status[k] += c.status[k].get();
+      v.lost += c.no_session.get();
+    }
+    v.done = true;
+    return v;
+  }
+  void shutdown() override {
+    if (stopped_) return;
+    final_ = view();
+    stopped_ = true;
+  }
+
+ private:
+  struct Session {
+    explicit Session(const http::HttpConfig& c) : http(c) {}
+    http::HttpSession http;
+    bool eof_seen = false;
+    bool shut = false;
+    http::HttpStats counted;  // what was added to the service's counters already
+  };
+  struct alignas(64) Counters {
+    dispatch::Counter accepted, rx_bytes, tx_bytes, resets, requests, responses, no_session;
+    dispatch::Counter status[6];
+  };
+  struct alignas(64) Date {
+    http::HttpDate date;
+    uint64_t checked = 0;
+  };
+
+  static void* accepted(void* ctx, TcpConn& c) {
+    auto* s = static_cast<HttpService*>(ctx);
+    void* p = nullptr;
+    if (rte_ring_dequeue(s->free_, &p) != 0) {
+      s->counters_[c.worker()].no_session.inc();
+      return nullptr;  // refused: RST
+    }
+    auto* ss = static_cast<Session*>(p);
+    ss->http.reset();
+    ss->eof_seen = ss->shut = false;
+    ss->counted = {};
+    s->counters_[c.worker()].accepted.inc();
+    c.set_user(reinterpret_cast<uint64_t>(s));
+    return ss;
+  }
+  static void pump_cb(void* ctx, TcpConn& c) {
+    reinterpret_cast<HttpService*>(c.user())->pump(*static_cast<Session*>(ctx), c);
+  }
+  static void closed(void* ctx, TcpConn& c, socket::CloseReason r) {
+    auto* s = reinterpret_cast<HttpService*>(c.user());
+    if (r != socket::CloseReason::closed) s->counters_[c.worker()].resets.inc();
+    s->release(*static_cast<Session*>(ctx), c.worker());
+  }
+
+  void release(Session& ss, unsigned w) {
+    account(ss, w);
+    rte_ring_enqueue(free_, &ss);
+  }
+  void account(Session& ss, unsigned w) {
+    Counters& k = counters_[w];
+    const http::HttpStats& st = ss.http.stats();
+    k.requests.add(st.requests - ss.counted.requests);
+    k.responses.add(st.responses_total() - ss.counted.responses_total());
+    for (int i = 0; i < 6; ++i) k.status[i].add(st.responses[i] - ss.counted.responses[i]);
+    k.rx_bytes.add(st.bytes_in - ss.counted.bytes_in);
+    k.tx_bytes.add(st.bytes_out - ss.counted.bytes_out);
+    ss.counted = st;
+  }
+
+  void pump(Session& ss, TcpConn& c) {
+    uint8_t buf[kChunk];
+    const unsigned w = c.worker();
+    ss.http.set_date(&dates_[w].date);
+    for (;;) {
+      bool moved = false;
+      // Requests in: what the session takes is read, the rest stays in the window.
+      while (ss.http.want_read() || ss.shut) {
+        const size_t avail = std::min(c.readable(), kChunk);
+        if (avail == 0) break;
+        c.peek(buf, avail);
+        const size_t took = ss.http.consume(buf, avail);
+        c.read(nullptr, took);
+        moved |= took > 0;
+        if (took < avail) break;
+      }
+      if (c.eof() && !ss.eof_seen) {
+        ss.eof_seen = true;
+        ss.http.consume_eof();
+      }
+      // Responses out, as the send buffer has room.
+      while (ss.http.pending()) {
+        const size_t room = std::min(c.send_space(), kChunk);
+        if (room == 0) break;
+        const size_t k = ss.http.produce(buf, room);
+        if (k == 0) break;
+        c.send(buf, k);
+        moved = true;
+      }
+      if (!moved) break;
+    }
+    account(ss, w);
+    // RFC 9112 §9.6: after the last response, FIN, and read until the peer closes.
+    if (ss.http.finished() && !ss.shut) {
+      ss.shut = true;
+      c.shutdown();
+    }
+    if (ss.eof_seen && (ss.http.finished() || !ss.http.pending())) {
+      c.close();  // nothing unread: the session is discarding
+      release(ss, w);
+    }
+  }
+
+  conf::ServiceConfig cfg_;
+  tcp::Tcp& tcp_;
+  socket::TcpHandlers handlers_;
+  std::shared_ptr<const http::FileTree> files_;
+  std::vector<std::unique_ptr<Session>> sessions_;
+  rte_ring* free_ = nullptr;
+  std::unique_ptr<Counters[]> counters_;
+  std::unique_ptr<Date[]> dates_;
+  unsigned workers_;
+  bool stopped_ = false;
+  ServiceView final_;
+};
+
 }  // namespace
 
 Result<std::unique_ptr<Service>> make_tcp_service(const conf::ServiceConfig& c, tcp::Tcp& tcp, unsigned workers) {
+  if (c.type == conf::ServiceType::http) {
+    auto s = std::make_unique<HttpService>(c, tcp, workers);
+    if (auto st = s->start(); !st) return Error{c.pos.where() + ": " + st.error()};
+    return std::unique_ptr<Service>(std::move(s));
+  }
   auto s = std::make_unique<TcpService>(c, tcp, workers);
   if (auto st = s->start(); !st) return Error{c.pos.where() + ": " + st.error()};
   return std::unique_ptr<Service>(std::move(s));

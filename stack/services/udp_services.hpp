@@ -77,6 +77,7 @@ struct ServiceView {
   // TCP services:
   uint64_t connections = 0;  // accepted
   uint64_t resets = 0;       // ended by a reset or a timeout
+  uint64_t http_status[6] = {};  // http: responses by status class, [2] 2xx .. [5] 5xx
   // udp-client only:
   uint64_t requests = 0, responses = 0, lost = 0, late = 0;
   double seconds = 0;  // first request to last response

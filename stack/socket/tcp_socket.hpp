@@ -79,7 +79,9 @@ class TcpConn {
   // Bytes waiting in the receive buffer, and whether the peer's FIN is behind them.
   size_t readable() const;
   bool eof() const;  // FIN received and every byte before it read
-  size_t read(void* out, size_t len);
+  size_t read(void* out, size_t len);  // out nullptr: drop len bytes
+  // Copies without taking: the bytes stay until read().
+  size_t peek(void* out, size_t len) const;
   // Room in the send buffer; send() takes at most that much and returns it.
   // Finding no room (here or in a short send()) asks for a `writable` call.
   size_t send_space();

@@ -368,7 +368,9 @@ void Tcp::listen_input(unsigned w, Segment& s, const pcb::ListenEntry& l, pcb::G
         t.cc = listener->cc_;
         t.passive = true;
         t.irs = s.seq - 1;
-        t.rcv_nxt = t.rcv_adv = t.last_ack_sent = s.seq;
+        t.rcv_nxt = t.last_ack_sent = s.seq;
+        // The window our cookie SYN-ACK offered (unscaled, as in every SYN).
+        t.rcv_adv = s.seq + std::min<uint32_t>(params_.rcvbuf, 65535);
         t.iss = c;
         t.snd_una = t.snd_nxt = t.snd_max = s.ack;
         t.peer_mss = kCookieMss[mi];
@@ -429,6 +431,7 @@ void Tcp::listen_input(unsigned w, Segment& s, const pcb::ListenEntry& l, pcb::G
       for (int i = 3; i >= 0; --i) opts[n++] = static_cast<uint8_t>(tsval >> (8 * i));
       for (int i = 3; i >= 0; --i) opts[n++] = static_cast<uint8_t>(s.tsval >> (8 * i));
       if (s.ws_opt) opts[n++] = 1, opts[n++] = 3, opts[n++] = 3, opts[n++] = kOurWscale;
+      if (s.sack_ok) opts[n++] = 1, opts[n++] = 1, opts[n++] = 4, opts[n++] = 2;
     }
     respond(w, s.tuple, c, s.seq + 1, kSyn | kAck, now, opts, n,
             static_cast<uint16_t>(std::min<uint32_t>(params_.rcvbuf, 65535)));
@@ -669,7 +672,7 @@ bool Tcp::ack_input(unsigned w, Tcb& t, Segment& s, pcb::GroupGuard& g, uint64_t
     t.snd_wl2 = s.ack;
     if (wnd > 0) t.t_persist = 0, t.persist_shift = 0;
   }
-  if (t.sack_on && s.nsack > 0) process_sack(t, s);
+  if (t.sack_on && s.nsack > 0) process_sack(w, t, s);
   if (seq_leq(s.ack, t.snd_una)) {
     // RFC 5681 §2: a duplicate ACK carries no data, no SYN/FIN, the same
     // ACK and window, while data is outstanding.
@@ -681,7 +684,7 @@ bool Tcp::ack_input(unsigned w, Tcb& t, Segment& s, pcb::GroupGuard& g, uint64_t
       // RFC 6675 §5: three duplicate ACKs, or more than 3 segments SACKed above SND.UNA;
       // RFC 6582 §3.2: not again for losses of the window being recovered.
       if (!t.in_recovery && (t.dupacks >= 3 || (t.sack_on && sacked > 3u * t.mss)) &&
-          (seq_gt(t.snd_una, t.recover) || t.recover == t.iss)) {
+          seq_gt(t.snd_una, t.recover)) {
         enter_recovery(w, t, now);
       } else if (t.in_recovery && !t.sack_on) {
         t.cwnd += t.mss;  // RFC 6582 §3.2 step 4: inflate
@@ -853,11 +856,17 @@ void Tcp::data_input(unsigned w, Tcb& t, Segment& s, uint64_t now) {
   }
 }
 
-void Tcp::process_sack(Tcb& t, const Segment& s) {
+void Tcp::process_sack(unsigned w, Tcb& t, const Segment& s) {
+  Stats& st = stats_[w];
+  st.add(Stat::sack_blocks_in, s.nsack);
   for (unsigned i = 0; i < s.nsack; ++i) {
     SeqRange b = s.sack[i];
     // D-SACK (RFC 2883): a block at or below SND.UNA reports a duplicate; tolerated.
-    if (seq_leq(b.end, t.snd_una) || !seq_lt(b.start, b.end) || seq_gt(b.end, t.snd_max)) continue;
+    if (seq_leq(b.end, t.snd_una)) {
+      st.inc(Stat::dsack_in);
+      continue;
+    }
+    if (!seq_lt(b.start, b.end) || seq_gt(b.end, t.snd_max)) continue;
     if (seq_lt(b.start, t.snd_una)) b.start = t.snd_una;
     // Merge into the sorted scoreboard.
     SeqRange merged[kScoreboard + 1];
@@ -1470,6 +1479,7 @@ void Tcp::established(unsigned w, Tcb& t, pcb::GroupGuard& g, uint64_t now) {
   Stats& st = stats_[w];
   t.state = State::established;
   t.established_tsc = now;
+  t.recover = t.iss;  // RFC 6582: nothing recovered yet
   st.inc(Stat::established);
   const uint32_t gen = t.generation;
   socket::TcpConn c(*this, t, w, now, g);
@@ -1778,6 +1788,15 @@ void TcpConn::set_user(uint64_t v) { tcb_.user = v; }
 size_t TcpConn::readable() const { return tcb_.rcvq.bytes; }
 bool TcpConn::eof() const { return tcb_.fin_received && tcb_.rcvq.bytes == 0; }
 size_t TcpConn::read(void* out, size_t len) { return tcp_.read(tcb_, static_cast<uint8_t*>(out), len); }
+size_t TcpConn::peek(void* out, size_t len) const {
+  size_t done = 0;
+  for (const rte_mbuf* m = tcb_.rcvq.head; m && done < len; m = m->next) {
+    const size_t n = std::min<size_t>(len - done, m->data_len);
+    std::memcpy(static_cast<uint8_t*>(out) + done, rte_pktmbuf_mtod(m, const uint8_t*), n);
+    done += n;
+  }
+  return done;
+}
 size_t TcpConn::unsent() const { return tcb_.sndq.bytes; }
 
 size_t TcpConn::send_space() {

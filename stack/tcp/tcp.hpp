@@ -176,7 +176,7 @@ class Tcp {
   bool ack_input(unsigned w, Tcb& t, Segment& s, pcb::GroupGuard& g, uint64_t now);
   void data_input(unsigned w, Tcb& t, Segment& s, uint64_t now);
   void ctlinput(unsigned w, rte_mbuf* m, const pcb::FourTuple& tuple, pcb::GroupGuard& g, uint64_t now);
-  void process_sack(Tcb& t, const Segment& s);
+  void process_sack(unsigned w, Tcb& t, const Segment& s);
   void enter_recovery(unsigned w, Tcb& t, uint64_t now);
   void cc_on_ack(Tcb& t, uint32_t acked, uint64_t now);
   void rtt_sample(Tcb& t, uint32_t rtt_us);
