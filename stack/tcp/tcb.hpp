@@ -127,6 +127,11 @@ struct Tcb {
   uint32_t recover = 0;      // NewReno: snd_max when recovery began
   uint32_t rexmit_next = 0;  // SACK recovery: the next sequence to consider retransmitting
   uint8_t dupacks = 0;
+  uint8_t dupthresh = 3;     // raised when reordering made a retransmission spurious
+  // Undo (Eifel, RFC 3522): the state before the last reduction, and the
+  // TSval of the retransmission that made it; 0: nothing to undo.
+  uint32_t undo_tsval = 0, undo_seq = 0, undo_cwnd = 0, undo_ssthresh = 0;
+  uint32_t undo_reorder = 0;  // segments SACKed above the hole when it was retransmitted
   bool in_recovery = false;
   uint8_t cc = 0;            // 0 NewReno, 1 CUBIC
   // CUBIC (RFC 9438), in segments and TSC

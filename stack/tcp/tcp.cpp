@@ -681,10 +681,18 @@ bool Tcp::ack_input(unsigned w, Tcb& t, Segment& s, pcb::GroupGuard& g, uint64_t
       ++t.dupacks;
       uint32_t sacked = 0;
       for (unsigned i = 0; i < t.nsacked; ++i) sacked += t.sacked[i].end - t.sacked[i].start;
-      // RFC 6675 §5: three duplicate ACKs, or more than 3 segments SACKed above SND.UNA;
-      // RFC 6582 §3.2: not again for losses of the window being recovered.
-      if (!t.in_recovery && (t.dupacks >= 3 || (t.sack_on && sacked > 3u * t.mss)) &&
-          seq_gt(t.snd_una, t.recover)) {
+      // RFC 6675 §5: three duplicate ACKs, or more than 3 segments SACKed
+      // above SND.UNA; RFC 5827 (early retransmit): fewer when fewer than 4
+      // segments are outstanding and nothing new can go. RFC 6582 §3.2: not
+      // again for losses of the window being recovered, unless SACK says
+      // which segments are lost (after a timeout, a lost retransmission
+      // would otherwise wait for another one).
+      const uint32_t outstanding = (t.snd_max - t.snd_una + t.mss - 1) / t.mss;
+      unsigned thresh = t.dupthresh;
+      if (outstanding < 4 && t.snd_end() == t.snd_max - (t.fin_queued && seq_gt(t.snd_max, t.snd_end()) ? 1 : 0))
+        thresh = std::max<uint32_t>(1, outstanding - 1);
+      if (!t.in_recovery && (t.dupacks >= thresh || (t.sack_on && sacked > uint32_t{t.dupthresh} * t.mss)) &&
+          (seq_gt(t.snd_una, t.recover) || t.sack_on)) {
         enter_recovery(w, t, now);
       } else if (t.in_recovery && !t.sack_on) {
         t.cwnd += t.mss;  // RFC 6582 §3.2 step 4: inflate
@@ -705,6 +713,20 @@ bool Tcp::ack_input(unsigned w, Tcb& t, Segment& s, pcb::GroupGuard& g, uint64_t
     t.rtt_start = 0;
   }
   t.backoff = 0;
+  if (t.undo_tsval && seq_gt(s.ack, t.undo_seq)) {
+    // Eifel (RFC 3522): the ACK of the retransmitted data echoes the
+    // original's timestamp, so the original arrived: reordering, not loss.
+    // Undo the reduction and tolerate that much reordering from now on.
+    if (s.ts_opt && seq_lt(s.tsecr, t.undo_tsval)) {
+      st.inc(Stat::spurious_retransmits);
+      t.cwnd = std::max(t.cwnd, t.undo_cwnd);
+      t.ssthresh = std::max(t.ssthresh, t.undo_ssthresh);
+      t.in_recovery = false;
+      // Bounded: a high threshold leaves real losses to the timeout.
+      t.dupthresh = static_cast<uint8_t>(std::clamp<uint32_t>(t.undo_reorder + 1, t.dupthresh, 8));
+    }
+    t.undo_tsval = 0;
+  }
   drop_acked(t, data_acked);
   t.bytes_acked += data_acked;
   if (t.in_recovery) {
@@ -896,6 +918,9 @@ void Tcp::enter_recovery(unsigned w, Tcb& t, uint64_t now) {
   st.inc(Stat::fast_retransmits);
   if (t.sack_on) st.inc(Stat::sack_recoveries);
   const uint32_t flight = t.snd_max - t.snd_una;
+  uint32_t sacked = 0;
+  for (unsigned i = 0; i < t.nsacked; ++i) sacked += t.sacked[i].end - t.sacked[i].start;
+  remember_for_undo(t, now, sacked / t.mss);
   if (t.cc == 1) {
     // RFC 9438 §4.6: beta 0.7, fast convergence.
     const double cwnd_seg = static_cast<double>(t.cwnd) / t.mss;
@@ -950,6 +975,15 @@ void Tcp::cc_on_ack(Tcb& t, uint32_t acked, uint64_t now) {
   t.cwnd += std::max<uint32_t>(1, static_cast<uint32_t>(uint64_t{t.mss} * t.mss / t.cwnd));
 }
 
+void Tcp::remember_for_undo(Tcb& t, uint64_t now, uint32_t sacked_segments) {
+  if (!t.ts_on) return;
+  t.undo_cwnd = t.cwnd;
+  t.undo_ssthresh = t.ssthresh;
+  t.undo_seq = t.snd_una;
+  t.undo_reorder = sacked_segments;
+  t.undo_tsval = std::max<uint32_t>(ts_now(now), 1);  // 0 means nothing to undo
+}
+
 void Tcp::rtt_sample(Tcb& t, uint32_t r) {
   // RFC 6298 §2.
   r = std::max<uint32_t>(r, 1);
@@ -996,6 +1030,23 @@ void Tcp::ctlinput(unsigned w, rte_mbuf* m, const pcb::FourTuple& tuple, pcb::Gr
 }
 
 // --- output ------------------------------------------------------------------------------------
+
+uint32_t Tcp::pipe(const Tcb& t) const {
+  // RFC 6675 §4: what is in flight, less what was SACKed, less the holes
+  // below the highest SACKed byte taken as lost and not yet retransmitted.
+  uint32_t sacked = 0, lost = 0;
+  uint32_t prev = t.snd_una;
+  const uint32_t rexmit = t.in_recovery ? seq_max(t.rexmit_next, t.snd_una) : t.snd_una;
+  for (unsigned i = 0; i < t.nsacked; ++i) {
+    const SeqRange& r = t.sacked[i];
+    sacked += r.end - r.start;
+    const uint32_t from = seq_max(prev, rexmit);
+    if (seq_gt(r.start, from)) lost += r.start - from;
+    prev = r.end;
+  }
+  const uint32_t flight = t.snd_max - t.snd_una;
+  return flight > sacked + lost ? flight - sacked - lost : 0;
+}
 
 uint32_t Tcp::rcv_space(const Tcb& t) const {
   const uint32_t used = t.rcvq.bytes + t.ooo.bytes;
@@ -1059,7 +1110,13 @@ bool Tcp::send_segment(unsigned w, Tcb& t, uint32_t seq, uint32_t len, uint8_t f
       // RFC 2018 §4: the block of the latest segment first, then the others.
       SeqRange blocks[kMaxSackBlocks];
       unsigned nb = 0;
-      const unsigned room = t.ts_on ? 3 : 4;
+      // At most 4 blocks (3 with timestamps), and only as many as fit beside
+      // the payload in one MTU: a full-sized segment carries none (its ACKs
+      // without data do).
+      const uint32_t mtu = ip_.interfaces().at(port).mtu;
+      const uint32_t used = 40u + n + len;
+      const unsigned fit = used + 4 + 8 <= mtu ? (mtu - used - 4) / 8 : 0;
+      const unsigned room = std::min<unsigned>(t.ts_on ? 3 : 4, fit);
       SeqRange cur{0, 0};
       bool open = false;
       SeqRange all[64];
@@ -1079,6 +1136,7 @@ bool Tcp::send_segment(unsigned w, Tcb& t, uint32_t seq, uint32_t len, uint8_t f
         if (seq_in(t.last_ooo_start, all[i].start, all[i].end)) blocks[nb++] = all[i];
       for (unsigned i = 0; i < na && nb < room; ++i)
         if (!seq_in(t.last_ooo_start, all[i].start, all[i].end)) blocks[nb++] = all[i];
+      nb = std::min(nb, room);
       if (nb > 0) {
         opts[n++] = 1, opts[n++] = 1, opts[n++] = 5, opts[n++] = static_cast<uint8_t>(2 + 8 * nb);
         for (unsigned i = 0; i < nb; ++i) put32(blocks[i].start), put32(blocks[i].end);
@@ -1186,12 +1244,10 @@ void Tcp::output(unsigned w, Tcb& t, uint64_t now) {
     sacked_bytes += t.sacked[i].end - t.sacked[i].start;
     sacked_top = seq_max(sacked_top, t.sacked[i].end);
   }
-  uint32_t rexmitted = 0;  // retransmitted in this call: in the pipe again
   for (unsigned sent = 0; sent < kMaxSegmentsPerOutput; ++sent) {
     // RFC 6675 §5: in SACK recovery, holes below the highest SACKed byte go first.
     if (t.in_recovery && t.sack_on) {
-      const uint32_t pipe = t.snd_max - t.snd_una - std::min(sacked_bytes, t.snd_max - t.snd_una) + rexmitted;
-      if (pipe >= t.cwnd) break;
+      if (pipe(t) >= t.cwnd) break;
       uint32_t h = seq_max(t.rexmit_next, t.snd_una);
       for (unsigned i = 0; i < t.nsacked; ++i)
         if (seq_in(h, t.sacked[i].start, t.sacked[i].end)) h = t.sacked[i].end;
@@ -1206,20 +1262,27 @@ void Tcp::output(unsigned w, Tcb& t, uint64_t now) {
         st.add(Stat::retransmitted_bytes, len);
         ++t.retransmits;
         t.rexmit_next = h + len;
-        rexmitted += len;
         if (!t.t_rexmt) set_timer(w, t, &Tcb::t_rexmt, now + us_to_tsc(t.rto_us));
         continue;
       }
     }
     const uint32_t seq = t.snd_nxt;
     const uint32_t avail = seq_lt(seq, end) ? end - seq : 0;
-    const uint32_t flight = t.snd_nxt - t.snd_una -
-                            (t.in_recovery && t.sack_on ? std::min(sacked_bytes, t.snd_nxt - t.snd_una) : 0);
-    const uint32_t wnd = std::min(t.snd_wnd, t.cwnd);
+    // After a timeout, go-back-N skips what the peer SACKed.
+    if (seq_lt(t.snd_nxt, t.snd_max))
+      for (unsigned i = 0; i < t.nsacked; ++i)
+        if (seq_in(t.snd_nxt, t.sacked[i].start, t.sacked[i].end)) t.snd_nxt = t.sacked[i].end;
+    const uint32_t flight = t.in_recovery && t.sack_on ? pipe(t) : t.snd_nxt - t.snd_una;
+    // RFC 3042 (limited transmit): the first two duplicate ACKs each let one new segment go.
+    const uint32_t cwnd = t.cwnd + (!t.in_recovery && t.dupacks > 0 && t.dupacks < 3 ? t.dupacks * t.mss : 0u);
+    const uint32_t wnd = std::min(t.snd_wnd, cwnd);
     const uint32_t usable = wnd > flight ? wnd - flight : 0;
     // The peer's window can be smaller than what is already in flight after it shrank.
     const uint32_t in_window = seq_gt(t.snd_una + t.snd_wnd, seq) ? t.snd_una + t.snd_wnd - seq : 0;
-    const uint32_t len = std::min({avail, usable, in_window, uint32_t{t.mss}});
+    uint32_t len = std::min({avail, usable, in_window, uint32_t{t.mss}});
+    if (seq_lt(seq, t.snd_max))
+      for (unsigned i = 0; i < t.nsacked; ++i)
+        if (seq_gt(t.sacked[i].start, seq) && seq_lt(t.sacked[i].start, seq + len)) len = t.sacked[i].start - seq;
     // The FIN sits at `end`: it goes with the segment that reaches it (again after a timeout).
     const bool fin = fin_allowed && seq + len == end;
     bool send = false;
@@ -1417,6 +1480,7 @@ void Tcp::rexmt_timeout(unsigned w, Tcb& t, pcb::GroupGuard& g, uint64_t now) {
   st.inc(Stat::rto_expired);
   // RFC 5681 §3.1 eq. (4) on the first timeout; the loss window is one segment.
   if (t.backoff == 1 && !handshake) {
+    remember_for_undo(t, now, 0);
     const uint32_t flight = t.snd_max - t.snd_una;
     t.ssthresh = std::max(flight / 2, 2u * t.mss);
     if (t.cc == 1) t.cubic_wmax = static_cast<double>(t.cwnd) / t.mss, t.cubic_epoch = 0;
@@ -1425,7 +1489,10 @@ void Tcp::rexmt_timeout(unsigned w, Tcb& t, pcb::GroupGuard& g, uint64_t now) {
   t.in_recovery = false;
   t.dupacks = 0;
   t.recover = t.snd_max;  // RFC 6582 §3.2 step 1 after a timeout
-  t.nsacked = 0;          // RFC 6675 §5.1: the scoreboard may be stale
+  // The scoreboard survives one timeout (go-back-N skips SACKed data, as
+  // Linux does); a second in a row forgets it, in case the peer reneged
+  // (RFC 2018 §8).
+  if (t.backoff >= 2) t.nsacked = 0;
   t.rtt_start = 0;        // Karn
   t.snd_nxt = handshake ? t.iss : t.snd_una;
   // RFC 6298 §5.5: back off. Armed before output, which only arms an idle timer.

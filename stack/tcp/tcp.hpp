@@ -73,7 +73,7 @@ namespace ngstack::stack::tcp {
   X(paws_dropped) X(out_of_window) X(ack_for_unsent) X(persist_probes) X(ooo_queued) X(ooo_dropped)      \
   X(rcv_buffer_full) X(syncache_added) X(syncache_overflow) X(cookies_sent) X(cookies_accepted)          \
   X(cookies_rejected) X(time_wait_reused) X(fin_wait2_timeouts) X(icmp_errors_in) X(mss_lowered)         \
-  X(urgent_in) X(no_mbuf) X(no_timer) X(unroutable)
+  X(urgent_in) X(no_mbuf) X(no_timer) X(unroutable) X(spurious_retransmits)
 enum class Stat : uint8_t {
 #define NGSTACK_TCP_STAT_ENUM(name) name,
   NGSTACK_TCP_STATS(NGSTACK_TCP_STAT_ENUM)
@@ -180,6 +180,8 @@ class Tcp {
   void enter_recovery(unsigned w, Tcb& t, uint64_t now);
   void cc_on_ack(Tcb& t, uint32_t acked, uint64_t now);
   void rtt_sample(Tcb& t, uint32_t rtt_us);
+  // Before a congestion response: what to restore if it proves spurious.
+  void remember_for_undo(Tcb& t, uint64_t now, uint32_t sacked_segments);
 
   // Output.
   void output(unsigned w, Tcb& t, uint64_t now);
@@ -193,6 +195,7 @@ class Tcp {
   void reset_for(unsigned w, const Segment& s, uint64_t now);  // RFC 9293 §3.10.7.1
   uint16_t window_to_advertise(Tcb& t) const;
   uint32_t rcv_space(const Tcb& t) const;
+  uint32_t pipe(const Tcb& t) const;
   uint32_t ts_now(uint64_t now) const { return static_cast<uint32_t>(now / ms_cycles_); }
   uint32_t isn(const pcb::FourTuple& t, uint64_t now) const;
   uint32_t cookie(const pcb::FourTuple& t, uint32_t peer_seq, uint8_t mss_index, uint64_t now, unsigned epoch_back) const;
