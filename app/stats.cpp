@@ -389,7 +389,9 @@ std::string format_traffic(const Snapshot& f) {
 }
 
 namespace {
-bool is_client(const stack::services::ServiceView& v) { return v.type == conf::ServiceType::udp_client; }
+bool is_client(const stack::services::ServiceView& v) {
+  return v.type == conf::ServiceType::udp_client || v.type == conf::ServiceType::tcp_client;
+}
 
 // The service's end: its bound address:port, or the server:port a client talks to.
 std::string service_endpoint(const stack::services::ServiceView& v) {
@@ -403,6 +405,17 @@ std::string format_services(const Snapshot& f) {
   std::string o = fmt("services: %zu\n", f.services.size());
   for (const auto& v : f.services) {
     const auto& io = v.io;
+    if (conf::is_tcp_service(v.type)) {
+      o += fmt("  %-11s %-24s %llu connection%s (%llu reset or timed out): rx %llu bytes, tx %llu bytes\n",
+               conf::service_type_name(v.type), ((is_client(v) ? "to " : "") + service_endpoint(v)).c_str(), ull(v.connections),
+               v.connections == 1 ? "" : "s", ull(v.resets), ull(io.rx_bytes), ull(io.tx_bytes));
+      if (v.type == conf::ServiceType::http)
+        o += fmt("    requests %llu, responses %llu (2xx %llu, 3xx %llu, 4xx %llu, 5xx %llu), refused for want of a "
+                 "session %llu\n",
+                 ull(v.requests), ull(v.responses), ull(v.http_status[2]), ull(v.http_status[3]),
+                 ull(v.http_status[4]), ull(v.http_status[5]), ull(v.lost));
+      continue;
+    }
     o += fmt("  %-11s %-24s %u socket%s: rx %llu datagrams %llu bytes, tx %llu datagrams %llu bytes; "
              "tx_no_mbuf %llu, tx_queue_full %llu, tx_unroutable %llu; icmp_errors %llu\n",
              conf::service_type_name(v.type), ((is_client(v) ? "to " : "") + service_endpoint(v)).c_str(), v.sockets,
@@ -683,7 +696,18 @@ void json_services(JsonWriter& j, const Snapshot& f) {
         .value("tx_queue_full", v.io.tx_queue_full)
         .value("tx_unroutable", v.io.tx_unroutable)
         .value("icmp_errors", v.io.icmp_errors);
-    if (is_client(v)) {
+    if (conf::is_tcp_service(v.type)) j.value("connections", v.connections).value("resets", v.resets);
+    if (v.type == conf::ServiceType::http)
+      j.value("requests", v.requests)
+          .value("responses", v.responses)
+          .value("responses_2xx", v.http_status[2])
+          .value("responses_3xx", v.http_status[3])
+          .value("responses_4xx", v.http_status[4])
+          .value("responses_5xx", v.http_status[5])
+          .value("refused_no_session", v.lost);
+    if (is_client(v) && conf::is_tcp_service(v.type)) {
+      j.value("seconds", v.seconds).value("rx_bits_per_s", v.seconds > 0 ? 8.0 * v.io.rx_bytes / v.seconds : 0.0);
+    } else if (is_client(v)) {
       const auto& l = v.latency;
       j.value("requests", v.requests)
           .value("responses", v.responses)

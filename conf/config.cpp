@@ -41,6 +41,7 @@ const char* service_type_name(ServiceType t) {
     case ServiceType::tcp_discard: return "tcp-discard";
     case ServiceType::tcp_source: return "tcp-source";
     case ServiceType::http: return "http";
+    case ServiceType::tcp_client: return "tcp-client";
   }
   return "?";
 }
@@ -361,7 +362,10 @@ std::string dump_yaml(const Config& cfg) {
   if (!cfg.services.empty()) o << "services:\n";
   for (const auto& sv : cfg.services) {
     o << "  - {type: " << service_type_name(sv.type);
-    if (sv.type == ServiceType::udp_client) {
+    if (sv.type == ServiceType::tcp_client) {
+      o << ", server: " << format_ipv4(sv.server) << ", port: " << sv.port << ", flows: " << sv.flows
+        << ", bytes: " << sv.bytes << ", duration_ms: " << sv.duration_ms;
+    } else if (sv.type == ServiceType::udp_client) {
       o << ", server: " << format_ipv4(sv.server) << ", port: " << sv.port << ", flows: " << sv.flows
         << ", payload: " << sv.payload << ", window: " << sv.window << ", rate: " << sv.rate
         << ", requests: " << sv.requests << ", duration_ms: " << sv.duration_ms << ", timeout_ms: " << sv.timeout_ms;

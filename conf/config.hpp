@@ -318,7 +318,7 @@ struct StackConfig {
 };
 
 // Built-in services on the host stack's sockets (host and router modes).
-enum class ServiceType : uint8_t { udp_echo, udp_discard, udp_client, tcp_echo, tcp_discard, tcp_source, http };
+enum class ServiceType : uint8_t { udp_echo, udp_discard, udp_client, tcp_echo, tcp_discard, tcp_source, http, tcp_client };
 inline bool is_tcp_service(ServiceType t) { return t >= ServiceType::tcp_echo; }
 const char* service_type_name(ServiceType t);
 
@@ -336,6 +336,8 @@ struct ServiceConfig {
   uint64_t duration_ms = 0;   // 0: no limit
   uint32_t timeout_ms = 1000; // unanswered this long: lost
   // tcp-source: bytes sent on each connection before FIN; 0: until the peer closes.
+  // tcp-client: bytes sent on each connection (0: none); it reads and drops
+  // what comes, for `duration_ms` (0: until stopped), over `flows` connections.
   uint64_t bytes = 0;
   // http: the body of every 200 response (body mode), or the files of a
   // directory read at start-up (files mode, `root`); `sessions` connections

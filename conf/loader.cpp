@@ -896,7 +896,8 @@ void load_services(MapReader& top, Config& cfg) {
     MapReader e(ss[i], kp, top.file());
     ServiceConfig sv;
     sv.pos = e.pos(ss[i], kp);
-    static constexpr const char* kKnown = "udp-echo, udp-discard, udp-client, tcp-echo, tcp-discard, tcp-source, http";
+    static constexpr const char* kKnown =
+        "udp-echo, udp-discard, udp-client, tcp-echo, tcp-discard, tcp-source, http, tcp-client";
     if (!e.has("type")) e.fail(ss[i], kp, std::string("missing key \"type\" (") + kKnown + ")");
     const std::string type = e.string("type", "");
     if (type == "udp-echo") sv.type = ServiceType::udp_echo;
@@ -906,6 +907,7 @@ void load_services(MapReader& top, Config& cfg) {
     else if (type == "tcp-discard") sv.type = ServiceType::tcp_discard;
     else if (type == "tcp-source") sv.type = ServiceType::tcp_source;
     else if (type == "http") sv.type = ServiceType::http;
+    else if (type == "tcp-client") sv.type = ServiceType::tcp_client;
     else e.fail(e.node()["type"], kp + ".type", "unknown service \"" + type + "\" (known: " + kKnown + ")");
     if (!e.has("port")) e.fail(ss[i], kp, "missing key \"port\"");
     YAML::Node pn = e.node()["port"];
@@ -918,7 +920,17 @@ void load_services(MapReader& top, Config& cfg) {
         for (const auto& p : ic.addresses) ours |= p.addr == sv.address;
       if (!ours) e.fail(an, kp + ".address", format_ipv4(sv.address) + " is no address of an interface");
     }
-    if (sv.type == ServiceType::udp_client) {
+    if (sv.type == ServiceType::tcp_client) {
+      if (!e.has("server")) e.fail(ss[i], kp, "missing key \"server\" (the address to connect to)");
+      YAML::Node sn = e.take("server");
+      sv.server = ipv4_value(e, sn, kp + ".server");
+      sv.flows = static_cast<uint32_t>(e.integer("flows", 1, 1 << 20, sv.flows));
+      sv.bytes = static_cast<uint64_t>(e.integer("bytes", 0, INT64_MAX, 0));
+      sv.duration_ms = static_cast<uint64_t>(e.integer("duration_ms", 0, INT64_MAX, 0));
+      if (uint64_t{sv.flows} > cfg.stack.connections)
+        e.fail(ss[i], kp + ".flows", std::to_string(sv.flows) + " flows need as many connections; stack.connections is " +
+                                       std::to_string(cfg.stack.connections));
+    } else if (sv.type == ServiceType::udp_client) {
       if (!e.has("server")) e.fail(ss[i], kp, "missing key \"server\" (the address to send requests to)");
       YAML::Node sn = e.take("server");
       sv.server = ipv4_value(e, sn, kp + ".server");

@@ -137,6 +137,116 @@ class TcpService final : public Service {
   ServiceView final_;
 };
 
+// --- tcp-client: connections that receive (and send `bytes`), for bulk measurements ------------
+
+class TcpClient final : public Service {
+ public:
+  TcpClient(const conf::ServiceConfig& c, tcp::Tcp& tcp, unsigned workers)
+      : cfg_(c), tcp_(tcp), per_worker_(workers), workers_(workers) {
+    handlers_.connected = connected;
+    handlers_.readable = pump_cb;
+    handlers_.writable = pump_cb;
+    handlers_.closed = closed;
+    for (unsigned w = 0; w < workers; ++w) per_worker_[w] = std::make_unique<PerWorker>();
+    for (size_t i = 0; i < sizeof(pattern_); ++i) pattern_[i] = "ngstack\n"[i % 8];
+  }
+
+  // Worker w opens its share there: connect() picks ports whose replies land on w.
+  void worker_online(unsigned w, uint64_t now) override {
+    PerWorker& pw = *per_worker_[w];
+    const unsigned n = cfg_.flows / workers_ + (w < cfg_.flows % workers_);
+    for (unsigned i = 0; i < n; ++i) {
+      auto r = tcp_.connect(w, cfg_.server, cfg_.port, handlers_, this, now, cfg_.address);
+      if (!r) {
+        spdlog::warn("tcp-client: {}", r.error());
+        continue;
+      }
+      pw.conns.push_back(*r);
+    }
+    pw.started = now;
+  }
+  void poll(unsigned w, uint64_t now) override {
+    PerWorker& pw = *per_worker_[w];
+    if (pw.stopped || cfg_.duration_ms == 0) return;
+    // The loop's time may be older than worker_online's.
+    if (now <= pw.started || now - pw.started < cfg_.duration_ms * rte_get_tsc_hz() / 1000) return;
+    pw.stopped = true;
+    for (const auto& r : pw.conns) tcp_.with(r, w, now, [](TcpConn& c) { c.abort(); });
+    pw.last = now;
+  }
+  ServiceView view() const override {
+    if (stopped_) return final_;
+    ServiceView v;
+    v.type = cfg_.type;
+    v.server = cfg_.server;
+    v.port = cfg_.port;
+    v.sockets = cfg_.flows;
+    uint64_t first = UINT64_MAX, last = 0;
+    for (const auto& pw : per_worker_) {
+      v.io.rx_bytes += pw->rx_bytes.get();
+      v.io.tx_bytes += pw->tx_bytes.get();
+      v.connections += pw->connected.get();
+      v.resets += pw->failed.get();
+      if (pw->started) first = std::min(first, pw->started);
+      last = std::max(last, pw->last_rx.get());
+    }
+    v.seconds = last > first && first != UINT64_MAX ? static_cast<double>(last - first) / rte_get_tsc_hz() : 0;
+    v.done = true;
+    for (const auto& pw : per_worker_) v.done = v.done && pw->stopped;
+    return v;
+  }
+  void shutdown() override {
+    if (stopped_) return;
+    final_ = view();
+    stopped_ = true;
+  }
+
+ private:
+  struct alignas(64) PerWorker {
+    std::vector<socket::ConnRef> conns;
+    uint64_t started = 0, last = 0;
+    bool stopped = false;
+    dispatch::Counter rx_bytes, tx_bytes, connected, failed, last_rx;
+  };
+  static void connected(void* ctx, TcpConn& c) {
+    auto* s = static_cast<TcpClient*>(ctx);
+    s->per_worker_[c.worker()]->connected.inc();
+    c.set_user(s->cfg_.bytes);
+    s->pump(c);
+  }
+  static void pump_cb(void* ctx, TcpConn& c) { static_cast<TcpClient*>(ctx)->pump(c); }
+  static void closed(void* ctx, TcpConn& c, socket::CloseReason r) {
+    if (r != socket::CloseReason::closed) static_cast<TcpClient*>(ctx)->per_worker_[c.worker()]->failed.inc();
+  }
+  void pump(TcpConn& c) {
+    PerWorker& pw = *per_worker_[c.worker()];
+    const size_t got = c.read(nullptr, c.readable());
+    if (got) {
+      pw.rx_bytes.add(got);
+      pw.last_rx.set(c.now());
+    }
+    uint64_t left = c.user();
+    while (left > 0) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>({left, c.send_space(), sizeof(pattern_)}));
+      if (n == 0) break;
+      const size_t sent = c.send(pattern_, n);
+      pw.tx_bytes.add(sent);
+      left -= sent;
+    }
+    c.set_user(left);
+    if (c.eof()) c.close();
+  }
+
+  conf::ServiceConfig cfg_;
+  tcp::Tcp& tcp_;
+  socket::TcpHandlers handlers_;
+  std::vector<std::unique_ptr<PerWorker>> per_worker_;
+  unsigned workers_;
+  uint8_t pattern_[kChunk];
+  bool stopped_ = false;
+  ServiceView final_;
+};
+
 // --- http: an HTTP/1.1 responder over stack/services/http.hpp ---------------------------------
 
 class HttpService final : public Service {
@@ -328,6 +438,7 @@ class HttpService final : public Service {
 }  // namespace
 
 Result<std::unique_ptr<Service>> make_tcp_service(const conf::ServiceConfig& c, tcp::Tcp& tcp, unsigned workers) {
+  if (c.type == conf::ServiceType::tcp_client) return std::unique_ptr<Service>(std::make_unique<TcpClient>(c, tcp, workers));
   if (c.type == conf::ServiceType::http) {
     auto s = std::make_unique<HttpService>(c, tcp, workers);
     if (auto st = s->start(); !st) return Error{c.pos.where() + ": " + st.error()};

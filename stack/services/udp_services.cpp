@@ -349,6 +349,7 @@ Result<std::unique_ptr<Services>> Services::create(const conf::Config& cfg, udp:
       case conf::ServiceType::tcp_echo:
       case conf::ServiceType::tcp_discard:
       case conf::ServiceType::tcp_source:
+      case conf::ServiceType::tcp_client:
       case conf::ServiceType::http: {
         auto t = make_tcp_service(sc, tcp, workers);
         if (!t) return Error{t.error()};
