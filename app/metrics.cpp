@@ -271,11 +271,19 @@ std::string render_metrics(const Snapshot& s, const MetricsContext& ctx) {
                 &LockClassSnap::hold_max);
   }
 
+  // Router and host modes: TCP's counters, one family with the counter's name as a label.
+  if (s.tcp) {
+    e.counter("ngstack_tcp_total", "TCP's counters as netstat -s -p tcp has them (stack/tcp/README.md)");
+    for (const auto& [name, v] : s.tcp->stats) e.sample({{"counter", name}}, v);
+    e.gauge("ngstack_tcp_connections", "TCP connections in the table now, TIME-WAIT included")
+        .sample({}, s.tcp->connections.size());
+  }
+
   // Router and host modes: the UDP services (a client: its server's address).
   if (!s.services.empty()) {
     using V = stack::services::ServiceView;
     auto labels = [](const V& v) -> Labels {
-      const bool client = v.type == conf::ServiceType::udp_client;
+      const bool client = v.type == conf::ServiceType::udp_client || v.type == conf::ServiceType::tcp_client;
       return {{"service", conf::service_type_name(v.type)},
               {"address", conf::format_ipv4(client ? v.server : v.address)},
               {"port", num(v.port)}};

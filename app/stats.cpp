@@ -1091,6 +1091,21 @@ int tel_locks(const char*, const char*, rte_tel_data* d) {
 // /ngstack/services: one row per service, "type address:port sockets
 // rx_datagrams tx_datagrams" (a client: its server's address:port); its
 // position is the parameter of /ngstack/service, which gives every counter.
+// /ngstack/tcp: TCP's counters (netstat -s -p tcp) as a dict, plus
+// `connections` and `listeners` counts; the connection list is in
+// `ngstack show tcp`.
+int tel_tcp(const char*, const char*, rte_tel_data* d) {
+  std::lock_guard lock(g_telemetry_mutex);
+  if (!g_runtime || !g_runtime->router) return -EINVAL;
+  const Snapshot s = take_snapshot(*g_runtime);
+  if (!s.tcp) return -EINVAL;
+  rte_tel_data_start_dict(d);
+  for (const auto& [name, v] : s.tcp->stats) rte_tel_data_add_dict_u64(d, name.c_str(), v);
+  rte_tel_data_add_dict_u64(d, "connections", s.tcp->connections.size());
+  rte_tel_data_add_dict_u64(d, "listeners", s.tcp->listeners.size());
+  return 0;
+}
+
 int tel_services(const char*, const char*, rte_tel_data* d) {
   std::lock_guard lock(g_telemetry_mutex);
   if (!g_runtime || !g_runtime->router) return -EINVAL;
@@ -1184,6 +1199,8 @@ void register_telemetry(const Runtime* rt) {
   rte_telemetry_register_cmd("/ngstack/locks", tel_locks,
                              "Router and host modes: lock profiles of the connection tables, per lock class, and "
                              "the busiest groups. No parameters");
+  rte_telemetry_register_cmd("/ngstack/tcp", tel_tcp,
+                             "Router and host modes: TCP's counters (as netstat -s -p tcp), connections and listeners");
   rte_telemetry_register_cmd("/ngstack/services", tel_services,
                              "Router and host modes, one row per service: type address:port sockets rx_datagrams "
                              "tx_datagrams");

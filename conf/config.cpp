@@ -357,7 +357,8 @@ std::string dump_yaml(const Config& cfg) {
       << ", nagle: " << (t.nagle ? "true" : "false") << ", ooo_segments: " << t.ooo_segments
       << ", syn_backlog: " << t.syn_backlog << ", syn_cookies: " << (t.syn_cookies ? "true" : "false")
       << ", challenge_ack_limit: " << t.challenge_ack_limit << ", syn_retries: " << t.syn_retries
-      << ", data_retries: " << t.data_retries << ", congestion_control: " << t.congestion_control << "}\n";
+      << ", data_retries: " << t.data_retries << ", congestion_control: " << t.congestion_control
+      << ", keepalive_interval_ms: " << t.keepalive_interval_ms << ", keepalive_probes: " << t.keepalive_probes << "}\n";
   }
   if (!cfg.services.empty()) o << "services:\n";
   for (const auto& sv : cfg.services) {
@@ -378,6 +379,7 @@ std::string dump_yaml(const Config& cfg) {
         if (!sv.root.empty()) o << ", root: \"" << sv.root << "\"";
       }
       if (sv.backlog) o << ", backlog: " << sv.backlog;
+      if (sv.keepalive_ms) o << ", keepalive_ms: " << sv.keepalive_ms;
       if (!sv.congestion_control.empty()) o << ", congestion_control: " << sv.congestion_control;
     }
     o << "}\n";

@@ -307,6 +307,8 @@ struct TcpConfig {
   uint32_t syn_retries = 5;
   uint32_t data_retries = 12;
   std::string congestion_control = "newreno";  // newreno | cubic
+  uint32_t keepalive_interval_ms = 75000;  // between keepalive probes (services turn keepalive on)
+  uint32_t keepalive_probes = 9;           // unanswered probes that end a connection
 };
 
 struct StackConfig {
@@ -347,6 +349,7 @@ struct ServiceConfig {
   uint32_t sessions = 4096;
   uint32_t backlog = 0;       // TCP services: the listener's SYN backlog (0: stack.tcp.syn_backlog)
   std::string congestion_control;  // TCP services: newreno | cubic (empty: stack.tcp's)
+  uint32_t keepalive_ms = 0;       // TCP services: keepalive idle time (0: off)
   SourcePos pos;
 };
 

@@ -868,6 +868,8 @@ void load_stack(MapReader& top, Config& cfg) {
     c.challenge_ack_limit = static_cast<double>(t.integer("challenge_ack_limit", 1, 1 << 24, 1000));
     c.syn_retries = static_cast<uint32_t>(t.integer("syn_retries", 1, 30, c.syn_retries));
     c.data_retries = static_cast<uint32_t>(t.integer("data_retries", 1, 30, c.data_retries));
+    c.keepalive_interval_ms = ms("keepalive_interval_ms", 1, c.keepalive_interval_ms);
+    c.keepalive_probes = static_cast<uint32_t>(t.integer("keepalive_probes", 1, 255, c.keepalive_probes));
     if (t.has("congestion_control")) {
       YAML::Node v = t.take("congestion_control");
       c.congestion_control = t.parse_string(v, "stack.tcp.congestion_control");
@@ -957,6 +959,7 @@ void load_services(MapReader& top, Config& cfg) {
           sv.sessions = static_cast<uint32_t>(e.integer("sessions", 1, 1 << 20, sv.sessions));
         }
         sv.backlog = static_cast<uint32_t>(e.integer("backlog", 0, 1 << 24, 0));
+        sv.keepalive_ms = static_cast<uint32_t>(e.integer("keepalive_ms", 0, 86'400'000, 0));
         if (e.has("congestion_control")) {
           YAML::Node v = e.take("congestion_control");
           sv.congestion_control = e.parse_string(v, kp + ".congestion_control");

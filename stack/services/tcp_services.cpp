@@ -36,6 +36,7 @@ class TcpService final : public Service {
     auto l = tcp_.listen(cfg_.address, cfg_.port, handlers_, this, cfg_.backlog, cc);
     if (!l) return Error{l.error()};
     listener_ = *l;
+    listener_->set_keepalive_ms(cfg_.keepalive_ms);
     spdlog::info("{}: listening on {}:{}", conf::service_type_name(cfg_.type), conf::format_ipv4(cfg_.address),
                  cfg_.port);
     return Ok{};
@@ -283,6 +284,7 @@ class HttpService final : public Service {
     const int cc = cfg_.congestion_control.empty() ? -1 : cfg_.congestion_control == "cubic" ? 1 : 0;
     auto l = tcp_.listen(cfg_.address, cfg_.port, handlers_, this, cfg_.backlog, cc);
     if (!l) return Error{l.error()};
+    (*l)->set_keepalive_ms(cfg_.keepalive_ms);
     spdlog::info("http: listening on {}:{} ({}, {} sessions)", conf::format_ipv4(cfg_.address), cfg_.port,
                  files_ ? "files of " + cfg_.root : std::to_string(cfg_.body_bytes) + "-byte bodies", cfg_.sessions);
     return Ok{};

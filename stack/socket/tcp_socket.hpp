@@ -115,6 +115,11 @@ class TcpListener {
   unsigned embryonic() const { return embryonic_.load(std::memory_order_relaxed); }
   uint64_t accepted() const { return accepted_.load(std::memory_order_relaxed); }
   uint64_t overflowed() const { return overflowed_.load(std::memory_order_relaxed); }
+  // Keepalive for its connections (RFC 9293 §3.8.4, off by default): after
+  // `idle_ms` without a segment from the peer, probes every
+  // stack.tcp.keepalive_interval_ms; stack.tcp.keepalive_probes unanswered
+  // ones end the connection. 0: off. Set before connections arrive.
+  void set_keepalive_ms(uint32_t idle_ms) { keepalive_ms_ = idle_ms; }
 
  private:
   friend class tcp::Tcp;
@@ -125,6 +130,7 @@ class TcpListener {
   Endpoint local_;
   unsigned backlog_;
   uint8_t cc_ = 0;  // congestion control of its connections: 0 NewReno, 1 CUBIC
+  uint32_t keepalive_ms_ = 0;
   // Written by whichever worker handles a SYN: atomics (one add per handshake).
   std::atomic<unsigned> embryonic_{0};
   std::atomic<uint64_t> accepted_{0};

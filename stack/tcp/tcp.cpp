@@ -138,6 +138,8 @@ Result<std::unique_ptr<Tcp>> Tcp::create(const conf::Config& cfg, ipv4::Ip& ip, 
   p.syn_retries = tc.syn_retries;
   p.data_retries = tc.data_retries;
   p.cc = tc.congestion_control == "cubic" ? 1 : 0;
+  p.keepalive_interval_us = uint64_t{tc.keepalive_interval_ms} * 1000;
+  p.keepalive_probes = tc.keepalive_probes;
   pcb::PcbParams pp;
   pp.groups = cfg.stack.groups;
   pp.buckets = buckets;
@@ -367,6 +369,7 @@ void Tcp::listen_input(unsigned w, Segment& s, const pcb::ListenEntry& l, pcb::G
         t.app = listener->ctx_;
         t.cc = listener->cc_;
         t.passive = true;
+        t.keep_idle = us_to_tsc(uint64_t{listener->keepalive_ms_} * 1000);
         t.irs = s.seq - 1;
         t.rcv_nxt = t.last_ack_sent = s.seq;
         // The window our cookie SYN-ACK offered (unscaled, as in every SYN).
@@ -449,6 +452,7 @@ void Tcp::listen_input(unsigned w, Segment& s, const pcb::ListenEntry& l, pcb::G
   t.app = listener->ctx_;
   t.listener = listener;
   t.passive = true;
+  t.keep_idle = us_to_tsc(uint64_t{listener->keepalive_ms_} * 1000);
   t.cc = listener->cc_;
   listener->embryonic_.fetch_add(1, std::memory_order_relaxed);
   st.inc(Stat::syncache_added);
@@ -620,6 +624,7 @@ void Tcp::sync_input(unsigned w, Tcb& t, Segment& s, pcb::GroupGuard& g, uint64_
   const uint32_t una_before = t.snd_una;
   if (!ack_input(w, t, s, g, now)) return;
   const bool space_back = seq_gt(t.snd_una, una_before);
+  t.last_rx = now;
   if (s.flags & kUrg) st.inc(Stat::urgent_in);  // RFC 9293 §3.8.5: the data is taken as ordinary data
   if (s.len > 0 && t.detached &&
       (t.state == State::established || t.state == State::fin_wait_1 || t.state == State::fin_wait_2)) {
@@ -1423,7 +1428,7 @@ void Tcp::set_timer(unsigned w, Tcb& t, uint64_t Tcb::*field, uint64_t when) {
 
 void Tcp::reschedule(unsigned w, Tcb& t) {
   uint64_t next = 0;
-  for (uint64_t d : {t.t_rexmt, t.t_persist, t.t_delack, t.t_linger})
+  for (uint64_t d : {t.t_rexmt, t.t_persist, t.t_delack, t.t_linger, t.t_keep})
     if (d && (!next || d < next)) next = d;
   if (!next || (t.timer_at && t.timer_at <= next)) return;
   if (io_[w].timers->arm(next, on_timer, per_worker_[w].get(), uint64_t{t.generation} << 32 | t.index))
@@ -1460,6 +1465,29 @@ void Tcp::timers_due(unsigned w, Tcb& t, pcb::GroupGuard& g, uint64_t now) {
     if (t.last_ack_sent != t.rcv_nxt || t.unacked_segments) {
       stats_[w].inc(Stat::delayed_acks);
       t.ack_now = true;
+    }
+  }
+  if (due(t.t_keep)) {
+    // RFC 9293 §3.8.4 / RFC 1122 §4.2.3.6: after the idle time, a probe
+    // (SEQ = SND.UNA - 1, as BSD and Linux send it) draws an ACK; too many
+    // unanswered ones end the connection.
+    t.t_keep = 0;
+    const uint64_t idle = now - t.last_rx;
+    if (t.keep_idle && synchronized(t.state) && t.state != State::time_wait) {
+      if (idle < t.keep_idle) {
+        t.keep_probes = 0;
+        t.t_keep = t.last_rx + t.keep_idle;
+      } else if (t.keep_probes >= params_.keepalive_probes) {
+        stats_[w].inc(Stat::keepalive_drops);
+        stats_[w].inc(Stat::timeouts);
+        drop_connection(w, t, g, socket::CloseReason::timeout, true, now);
+        return;
+      } else {
+        ++t.keep_probes;
+        stats_[w].inc(Stat::keepalive_probes);
+        send_segment(w, t, t.snd_una - 1, 0, kAck, now);
+        t.t_keep = now + us_to_tsc(params_.keepalive_interval_us);
+      }
     }
   }
   if (due(t.t_rexmt)) rexmt_timeout(w, t, g, now);
@@ -1547,6 +1575,8 @@ void Tcp::established(unsigned w, Tcb& t, pcb::GroupGuard& g, uint64_t now) {
   t.state = State::established;
   t.established_tsc = now;
   t.recover = t.iss;  // RFC 6582: nothing recovered yet
+  t.last_rx = now;
+  if (t.keep_idle) set_timer(w, t, &Tcb::t_keep, now + t.keep_idle);
   st.inc(Stat::established);
   const uint32_t gen = t.generation;
   socket::TcpConn c(*this, t, w, now, g);

@@ -73,7 +73,7 @@ namespace ngstack::stack::tcp {
   X(paws_dropped) X(out_of_window) X(ack_for_unsent) X(persist_probes) X(ooo_queued) X(ooo_dropped)      \
   X(rcv_buffer_full) X(syncache_added) X(syncache_overflow) X(cookies_sent) X(cookies_accepted)          \
   X(cookies_rejected) X(time_wait_reused) X(fin_wait2_timeouts) X(icmp_errors_in) X(mss_lowered)         \
-  X(urgent_in) X(no_mbuf) X(no_timer) X(unroutable) X(spurious_retransmits)
+  X(urgent_in) X(no_mbuf) X(no_timer) X(unroutable) X(spurious_retransmits) X(keepalive_probes) X(keepalive_drops)
 enum class Stat : uint8_t {
 #define NGSTACK_TCP_STAT_ENUM(name) name,
   NGSTACK_TCP_STATS(NGSTACK_TCP_STAT_ENUM)
@@ -108,6 +108,8 @@ struct Params {
   bool syn_cookies = true;
   double challenge_ack_rate = 1000;  // per second per worker
   unsigned syn_retries = 5, data_retries = 12;
+  uint64_t keepalive_interval_us = 75'000'000;
+  unsigned keepalive_probes = 9;
   uint8_t cc = 0;  // default for listeners and connects: 0 NewReno, 1 CUBIC
 };
 

@@ -74,6 +74,11 @@ fin_wait2_timeout    RFC 9293 §3.6 (FIN-WAIT-2 timer, RFC 1122 §4.2.2.20
 time_wait            §3.6, §3.10.7.4 TIME-WAIT: after the DUT's active close
                      and the bench's FIN, the DUT ACKs the FIN, and ACKs each
                      retransmission of it again (SEQ=SND.NXT, ACK=FIN+1).
+keepalive            RFC 9293 §3.8.4, RFC 1122 §4.2.3.6 (ngstack only: a
+                     tcp-discard on 2009 with keepalive_ms 600, interval
+                     300 ms, 2 probes): probes are plain ACKs with
+                     SEQ = SND.UNA - 1 after the idle time and an interval
+                     apart; after the last unanswered one, a RST.
 urgent               §3.8.5, RFC 6093: data with URG and an urgent pointer
                      comes back from the echo whole and in order (urgent data
                      inline; the Linux echo server sets SO_OOBINLINE).
@@ -117,9 +122,12 @@ HERE = os.path.abspath(__file__)
 NG_OOO_SEGMENTS = 8
 NG_FIN_WAIT2_MS = 1500
 NG_SYN_BACKLOG = 4
+# A tcp-discard with keepalive on (ngstack only: the Linux DUT's servers do not set SO_KEEPALIVE).
+NG_KEEPALIVE_PORT, NG_KEEPALIVE_IDLE_MS, NG_KEEPALIVE_INTERVAL_MS, NG_KEEPALIVE_PROBES = 2009, 600, 300, 2
 NGSTACK_TCP = {
     "msl_ms": 1000, "min_rto_ms": 200, "initial_rto_ms": 1000, "delayed_ack_ms": 40,
     "fin_wait2_timeout_ms": NG_FIN_WAIT2_MS, "ooo_segments": NG_OOO_SEGMENTS, "syn_backlog": NG_SYN_BACKLOG,
+    "keepalive_interval_ms": NG_KEEPALIVE_INTERVAL_MS, "keepalive_probes": NG_KEEPALIVE_PROBES,
 }
 
 # What each DUT is expected to do where the RFCs leave a choice.
@@ -550,6 +558,32 @@ def time_wait(b, dut):
 
 
 @case
+def keepalive(b, dut):
+    """RFC 9293 §3.8.4 / RFC 1122 §4.2.3.6: after the idle time a probe
+    (SEQ = SND.UNA - 1, no data) every interval; the last unanswered one
+    ends the connection with a RST. ngstack only (keepalive_ms on a
+    service)."""
+    if dut.name != "ngstack":
+        say("not applicable: the Linux DUT's servers do not turn keepalive on")
+        return
+    c = Conn(b, NG_KEEPALIVE_PORT)
+    c.connect(FULL)
+    t0 = time.time()
+    times = []
+    for i in range(NG_KEEPALIVE_PROBES):
+        r = c.expect(lambda s: True, 3.0, f"keepalive probe {i + 1}")
+        check(pure_ack(r) and r.seq == seq_add(c.rcv_nxt, -1),
+              f"probe {i + 1}: a plain ACK with SEQ = SND.UNA - 1 ({seq_add(c.rcv_nxt, -1)}), got {r}")
+        times.append(time.time() - t0)
+    r = c.expect(lambda s: True, 3.0, "a RST after the last unanswered probe")
+    check("R" in r.flags, f"the connection ends with a RST, got {r}")
+    idle, step = NG_KEEPALIVE_IDLE_MS / 1000, NG_KEEPALIVE_INTERVAL_MS / 1000
+    check(times[0] >= idle * 0.9, f"the first probe after the idle time ({idle} s), came at {times[0]:.2f} s")
+    check(times[1] - times[0] >= step * 0.8, f"probes {step} s apart, got {times[1] - times[0]:.2f} s")
+    say(f"ok: probes at {', '.join(f'{t:.2f}' for t in times)} s, then {r}")
+
+
+@case
 def urgent(b, dut):
     c = Conn(b, ECHO)
     c.connect(FULL)
@@ -706,6 +740,7 @@ services:
   - {{type: tcp-discard, port: {DISCARD}}}
   - {{type: tcp-source, port: {SOURCE}, bytes: 0}}
   - {{type: tcp-source, port: {SOURCE_N}, bytes: {SOURCE_N_BYTES}}}
+  - {{type: tcp-discard, port: {NG_KEEPALIVE_PORT}, keepalive_ms: {NG_KEEPALIVE_IDLE_MS}}}
 stack:
   locking: group
   tcp:
@@ -722,6 +757,7 @@ NG_COUNTERS = {
     "zero_window": ["persist_probes"],
     "rto_backoff": ["rto_expired", "retransmits"],
     "fast_retransmit": ["fast_retransmits"],
+    "keepalive": ["keepalive_probes", "keepalive_drops"],
     "sack_recovery": ["sack_recoveries"],
     "ooo_queue": ["ooo_queued", "ooo_dropped"],
     "syn_cookies": ["syncache_overflow", "cookies_sent", "cookies_accepted", "cookies_rejected"],

@@ -706,6 +706,70 @@ TEST(Config, HostModeAndServices) {
   EXPECT_EQ(r->services.size(), 1u);
 }
 
+TEST(Config, TcpServicesAndStackTcp) {
+  auto h = load_string(host_yaml(R"(services:
+  - {type: tcp-echo, port: 7, keepalive_ms: 2000}
+  - {type: tcp-source, port: 19, bytes: 5000, backlog: 8, congestion_control: cubic}
+  - {type: http, port: 80, body_bytes: 100, sessions: 64}
+  - {type: tcp-client, server: 198.19.1.2, port: 19, flows: 4, bytes: 10, duration_ms: 500}
+stack:
+  tcp: {msl_ms: 1000, min_rto_ms: 50, delayed_ack_ms: 10, sndbuf: 65536, rcvbuf: 32768, nagle: false,
+        ooo_segments: 8, syn_backlog: 4, syn_cookies: false, congestion_control: cubic}
+)"),
+                       "t.yaml");
+  ASSERT_TRUE(h.ok()) << h.error();
+  ASSERT_EQ(h->services.size(), 4u);
+  EXPECT_EQ(h->services[0].keepalive_ms, 2000u);
+  EXPECT_EQ(h->services[1].type, ServiceType::tcp_source);
+  EXPECT_EQ(h->services[1].bytes, 5000u);
+  EXPECT_EQ(h->services[1].backlog, 8u);
+  EXPECT_EQ(h->services[1].congestion_control, "cubic");
+  EXPECT_EQ(h->services[2].body_bytes, 100u);
+  EXPECT_EQ(h->services[2].sessions, 64u);
+  EXPECT_EQ(h->services[3].server, 0xc6130102u);
+  EXPECT_EQ(h->services[3].flows, 4u);
+  const TcpConfig& t = h->stack.tcp;
+  EXPECT_EQ(t.msl_ms, 1000u);
+  EXPECT_EQ(t.min_rto_ms, 50u);
+  EXPECT_EQ(t.delayed_ack_ms, 10u);
+  EXPECT_EQ(t.sndbuf, 65536u);
+  EXPECT_EQ(t.rcvbuf, 32768u);
+  EXPECT_FALSE(t.nagle);
+  EXPECT_EQ(t.ooo_segments, 8u);
+  EXPECT_EQ(t.syn_backlog, 4u);
+  EXPECT_FALSE(t.syn_cookies);
+  EXPECT_EQ(t.congestion_control, "cubic");
+  auto again = load_string(dump_yaml(*h), "dump.yaml");
+  ASSERT_TRUE(again.ok()) << again.error() << "\n" << dump_yaml(*h);
+  EXPECT_EQ(again->stack.tcp.min_rto_ms, 50u);
+  EXPECT_FALSE(again->stack.tcp.syn_cookies);
+  EXPECT_EQ(again->services[1].bytes, 5000u);
+  EXPECT_EQ(again->services[2].sessions, 64u);
+  EXPECT_EQ(again->services[3].duration_ms, 500u);
+  EXPECT_EQ(again->services[0].keepalive_ms, 2000u);
+}
+
+TEST(ConfigErrors, StackTcp) {
+  auto err = [](const std::string& yaml) {
+    auto r = load_string(yaml, "t.yaml");
+    return r.ok() ? std::string("(loaded)") : r.error();
+  };
+  EXPECT_NE(err(host_yaml("stack: {tcp: {min_rto_ms: 0}}\n")).find("stack.tcp.min_rto_ms: must be in [1, 3600000], got 0"),
+            std::string::npos);
+  EXPECT_NE(err(host_yaml("stack: {tcp: {min_rto_ms: 5000, max_rto_ms: 1000}}\n"))
+                .find("min_rto_ms (5000) is above max_rto_ms (1000)"),
+            std::string::npos);
+  EXPECT_NE(err(host_yaml("stack: {tcp: {congestion_control: bbr}}\n"))
+                .find("stack.tcp.congestion_control: unknown value \"bbr\" (known: newreno, cubic)"),
+            std::string::npos);
+  EXPECT_NE(err(host_yaml("stack: {tcp: {rcvbuf: 100}}\n")).find("stack.tcp.rcvbuf: must be in [4096,"),
+            std::string::npos);
+  EXPECT_NE(err(host_yaml("stack: {tcp: {keepalive_probes: 0}}\n")).find("stack.tcp.keepalive_probes: must be in [1, 255], got 0"),
+            std::string::npos);
+  EXPECT_NE(err(host_yaml("stack: {tcp: {keepalive: true}}\n")).find("stack.tcp.keepalive: unknown key"),
+            std::string::npos);
+}
+
 TEST(ConfigErrors, HostModeAndServices) {
   auto err = [](const std::string& yaml) {
     auto r = load_string(yaml, "t.yaml");
@@ -715,8 +779,19 @@ TEST(ConfigErrors, HostModeAndServices) {
   EXPECT_NE(err(kValid + std::string("services:\n  - {type: udp-echo, port: 7}\n"))
                 .find("services run on the IPv4 stack: set mode: host or mode: router"),
             std::string::npos);
-  EXPECT_NE(err(host_yaml("services:\n  - {type: tcp-echo, port: 7}\n"))
-                .find("services[0].type: unknown service \"tcp-echo\" (known: udp-echo, udp-discard, udp-client)"),
+  EXPECT_NE(err(host_yaml("services:\n  - {type: quic-echo, port: 7}\n"))
+                .find("services[0].type: unknown service \"quic-echo\" (known: udp-echo, udp-discard, udp-client, "
+                      "tcp-echo, tcp-discard, tcp-source, http, tcp-client)"),
+            std::string::npos);
+  // UDP and TCP ports are apart; two TCP services on one port are not.
+  EXPECT_EQ(err(host_yaml("services:\n  - {type: udp-echo, port: 7}\n  - {type: tcp-echo, port: 7}\n")), "(loaded)");
+  EXPECT_NE(err(host_yaml("services:\n  - {type: tcp-echo, port: 7}\n  - {type: http, port: 7}\n"))
+                .find("services[1].port: TCP port 7 is already bound"),
+            std::string::npos);
+  EXPECT_NE(err(host_yaml("services:\n  - {type: tcp-client, port: 7}\n")).find("missing key \"server\""),
+            std::string::npos);
+  EXPECT_NE(err(host_yaml("services:\n  - {type: tcp-echo, port: 7, congestion_control: bbr}\n"))
+                .find("services[0].congestion_control: unknown value \"bbr\" (known: newreno, cubic)"),
             std::string::npos);
   EXPECT_NE(err(host_yaml("services:\n  - {type: udp-echo, port: 7}\n  - {type: udp-discard, port: 7}\n"))
                 .find("services[1].port: UDP port 7 is already bound"),
