@@ -146,6 +146,7 @@ struct Tcb {
   // --- timers: TSC deadlines, 0 when off; `timer_at` is the earliest node armed ---------------
   uint64_t t_rexmt = 0, t_persist = 0, t_delack = 0, t_linger = 0;  // linger: TIME_WAIT, FIN_WAIT_2
   uint64_t t_keep = 0;        // keepalive: when to look at the idle time again
+  uint64_t t_reorder = 0;     // SACKed data above a hole: recover if nothing else does by then
   uint64_t keep_idle = 0;     // keepalive idle time in TSC cycles (the listener's); 0: off
   uint64_t last_rx = 0;       // TSC of the last segment received
   uint8_t keep_probes = 0;    // unanswered keepalive probes

@@ -395,6 +395,7 @@ void Tcp::listen_input(unsigned w, Segment& s, const pcb::ListenEntry& l, pcb::G
         t.snd_wl1 = s.seq;
         t.snd_wl2 = s.ack;
         st.inc(Stat::cookies_accepted);
+        listener->accepted_.fetch_add(1, std::memory_order_relaxed);
         established(w, t, g, now);
         if (!t.in_use) return;
         sync_input(w, t, s, g, now);
@@ -429,7 +430,9 @@ void Tcp::listen_input(unsigned w, Segment& s, const pcb::ListenEntry& l, pcb::G
     opts[n++] = 2, opts[n++] = 4, opts[n++] = static_cast<uint8_t>(mss >> 8), opts[n++] = static_cast<uint8_t>(mss);
     if (s.ts_opt) {
       const uint32_t bits = (s.sack_ok ? 0x20u : 0) | (s.ws_opt ? 0x10u | s.ws : 0u);
-      const uint32_t tsval = (ts_now(now) & ~0x3fu) | bits;
+      // Below our clock, never above: the connection's later TSvals must not
+      // look older than this one to the peer's PAWS (RFC 7323 §5).
+      const uint32_t tsval = ((ts_now(now) - 0x40u) & ~0x3fu) | bits;
       opts[n++] = 1, opts[n++] = 1, opts[n++] = 8, opts[n++] = 10;
       for (int i = 3; i >= 0; --i) opts[n++] = static_cast<uint8_t>(tsval >> (8 * i));
       for (int i = 3; i >= 0; --i) opts[n++] = static_cast<uint8_t>(s.tsval >> (8 * i));
@@ -677,15 +680,28 @@ bool Tcp::ack_input(unsigned w, Tcb& t, Segment& s, pcb::GroupGuard& g, uint64_t
     t.snd_wl2 = s.ack;
     if (wnd > 0) t.t_persist = 0, t.persist_shift = 0;
   }
+  uint32_t sacked_before = 0;
+  for (unsigned i = 0; i < t.nsacked; ++i) sacked_before += t.sacked[i].end - t.sacked[i].start;
   if (t.sack_on && s.nsack > 0) process_sack(w, t, s);
+  uint32_t sacked_now = 0;
+  for (unsigned i = 0; i < t.nsacked; ++i) sacked_now += t.sacked[i].end - t.sacked[i].start;
+  // RACK-like (RFC 8985, reduced): SACKed data above a hole that no
+  // duplicate ACK count resolves is retransmitted after about an RTT; the
+  // peer may have stopped sending (a closed window) and so stopped ACKing.
+  if (t.sack_on && t.nsacked > 0 && !t.in_recovery && !t.t_reorder && seq_lt(t.snd_una, t.snd_max)) {
+    const uint64_t wait = std::max<uint64_t>(t.srtt_us + t.srtt_us / 4, 2000);
+    set_timer(w, t, &Tcb::t_reorder, now + us_to_tsc(wait));
+  }
   if (seq_leq(s.ack, t.snd_una)) {
     // RFC 5681 §2: a duplicate ACK carries no data, no SYN/FIN, the same
-    // ACK and window, while data is outstanding.
-    if (s.ack == t.snd_una && s.len == 0 && !(s.flags & kFin) && !window_changed && t.snd_max != t.snd_una) {
+    // ACK and window, while data is outstanding; RFC 6675 §2 counts one
+    // that SACKs new data too, data or not.
+    const bool newly_sacked = sacked_now > sacked_before;
+    if (s.ack == t.snd_una && t.snd_max != t.snd_una &&
+        (newly_sacked || (s.len == 0 && !(s.flags & kFin) && !window_changed))) {
       st.inc(Stat::dupacks_in);
-      ++t.dupacks;
-      uint32_t sacked = 0;
-      for (unsigned i = 0; i < t.nsacked; ++i) sacked += t.sacked[i].end - t.sacked[i].start;
+      if (t.dupacks < 255) ++t.dupacks;
+      const uint32_t sacked = sacked_now;
       // RFC 6675 §5: three duplicate ACKs, or more than 3 segments SACKed
       // above SND.UNA; RFC 5827 (early retransmit): fewer when fewer than 4
       // segments are outstanding and nothing new can go. RFC 6582 §3.2: not
@@ -702,7 +718,7 @@ bool Tcp::ack_input(unsigned w, Tcb& t, Segment& s, pcb::GroupGuard& g, uint64_t
       } else if (t.in_recovery && !t.sack_on) {
         t.cwnd += t.mss;  // RFC 6582 §3.2 step 4: inflate
       }
-    } else if (s.ack != t.snd_una || s.len > 0) {
+    } else if (s.ack != t.snd_una) {
       t.dupacks = 0;
     }
     return true;
@@ -728,7 +744,7 @@ bool Tcp::ack_input(unsigned w, Tcb& t, Segment& s, pcb::GroupGuard& g, uint64_t
       t.ssthresh = std::max(t.ssthresh, t.undo_ssthresh);
       t.in_recovery = false;
       // Bounded: a high threshold leaves real losses to the timeout.
-      t.dupthresh = static_cast<uint8_t>(std::clamp<uint32_t>(t.undo_reorder + 1, t.dupthresh, 8));
+      t.dupthresh = static_cast<uint8_t>(std::clamp<uint32_t>(t.undo_reorder + 1, t.dupthresh, 6));
     }
     t.undo_tsval = 0;
   }
@@ -770,6 +786,7 @@ bool Tcp::ack_input(unsigned w, Tcb& t, Segment& s, pcb::GroupGuard& g, uint64_t
     ++keep;
   }
   t.nsacked = static_cast<uint8_t>(keep);
+  if (keep == 0) t.t_reorder = 0;
   // RFC 6298 §5.2/5.3: stop the timer when all is acknowledged, else restart it.
   if (t.snd_una == t.snd_max)
     t.t_rexmt = 0;
@@ -1428,7 +1445,7 @@ void Tcp::set_timer(unsigned w, Tcb& t, uint64_t Tcb::*field, uint64_t when) {
 
 void Tcp::reschedule(unsigned w, Tcb& t) {
   uint64_t next = 0;
-  for (uint64_t d : {t.t_rexmt, t.t_persist, t.t_delack, t.t_linger, t.t_keep})
+  for (uint64_t d : {t.t_rexmt, t.t_persist, t.t_delack, t.t_linger, t.t_keep, t.t_reorder})
     if (d && (!next || d < next)) next = d;
   if (!next || (t.timer_at && t.timer_at <= next)) return;
   if (io_[w].timers->arm(next, on_timer, per_worker_[w].get(), uint64_t{t.generation} << 32 | t.index))
@@ -1488,6 +1505,13 @@ void Tcp::timers_due(unsigned w, Tcb& t, pcb::GroupGuard& g, uint64_t now) {
         send_segment(w, t, t.snd_una - 1, 0, kAck, now);
         t.t_keep = now + us_to_tsc(params_.keepalive_interval_us);
       }
+    }
+  }
+  if (due(t.t_reorder)) {
+    t.t_reorder = 0;
+    if (!t.in_recovery && t.nsacked > 0 && seq_lt(t.snd_una, t.snd_max)) {
+      stats_[w].inc(Stat::reorder_timeouts);
+      enter_recovery(w, t, now);
     }
   }
   if (due(t.t_rexmt)) rexmt_timeout(w, t, g, now);

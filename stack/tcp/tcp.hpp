@@ -73,7 +73,7 @@ namespace ngstack::stack::tcp {
   X(paws_dropped) X(out_of_window) X(ack_for_unsent) X(persist_probes) X(ooo_queued) X(ooo_dropped)      \
   X(rcv_buffer_full) X(syncache_added) X(syncache_overflow) X(cookies_sent) X(cookies_accepted)          \
   X(cookies_rejected) X(time_wait_reused) X(fin_wait2_timeouts) X(icmp_errors_in) X(mss_lowered)         \
-  X(urgent_in) X(no_mbuf) X(no_timer) X(unroutable) X(spurious_retransmits) X(keepalive_probes) X(keepalive_drops)
+  X(urgent_in) X(no_mbuf) X(no_timer) X(unroutable) X(spurious_retransmits) X(keepalive_probes) X(keepalive_drops) X(reorder_timeouts)
 enum class Stat : uint8_t {
 #define NGSTACK_TCP_STAT_ENUM(name) name,
   NGSTACK_TCP_STATS(NGSTACK_TCP_STAT_ENUM)
