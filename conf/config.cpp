@@ -129,6 +129,13 @@ uint64_t auto_mbufs_besides_hold(const Config& c) {
   if (c.is_inet()) n += 4096 + c.reassembly_mbufs();
   // Services: datagrams being built or answered in one burst, per worker.
   if (!c.services.empty()) n += uint64_t{c.workers.list.size()} * 1024;
+  // TCP: send, receive and reassembly queues hold mbufs for as long as the
+  // peer takes to acknowledge or the service to read; room for 32 full
+  // connections' worth of buffers (stack.tcp.sndbuf + rcvbuf, ~2 KB of data
+  // per mbuf). Beyond that, segments wait (no_mbuf) and TCP retransmits.
+  bool tcp = false;
+  for (const auto& sv : c.services) tcp = tcp || is_tcp_service(sv.type);
+  if (tcp) n += 32ull * (c.stack.tcp.sndbuf + c.stack.tcp.rcvbuf) / 2048;
   if (c.mode == Mode::bridge) n += 4096;
   // Generators: one burst being built and one waiting for tx room, each.
   for (const auto& g : c.traffic.generators) n += 2ull * g.burst;
