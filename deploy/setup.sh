@@ -73,7 +73,7 @@ build_asan() {
 build_fuzz() {
   [ -d build-fuzz ] || CXX=clang++ CC=clang meson setup build-fuzz --buildtype=debug -Dfuzz=true \
     -Db_sanitize=address -Db_lundef=false
-  ninja -C build-fuzz tests/fuzz_router_input
+  ninja -C build-fuzz tests/fuzz_router_input tests/fuzz_tcp
 }
 
 require_root() {

@@ -88,6 +88,7 @@ struct SeqRange {
 
 inline constexpr unsigned kMaxSackBlocks = 4;   // on the wire (3 with timestamps)
 inline constexpr unsigned kScoreboard = 8;      // SACKed ranges the sender remembers
+inline constexpr unsigned kTimerNodes = 3;      // timer-wheel nodes a connection may hold at once
 
 struct Tcb {
   // --- identity ----------------------------------------------------------------
@@ -143,14 +144,14 @@ struct Tcb {
   uint64_t rtt_start = 0;  // TSC when rtt_seq was sent; 0: not timing
   uint8_t backoff = 0;     // consecutive retransmission timeouts
   uint8_t persist_shift = 0;
-  // --- timers: TSC deadlines, 0 when off; `timer_at` is the earliest node armed ---------------
+  // --- timers: TSC deadlines, 0 when off; a few wheel nodes stand for them --------------------
   uint64_t t_rexmt = 0, t_persist = 0, t_delack = 0, t_linger = 0;  // linger: TIME_WAIT, FIN_WAIT_2
   uint64_t t_keep = 0;        // keepalive: when to look at the idle time again
   uint64_t t_reorder = 0;     // SACKed data above a hole: recover if nothing else does by then
   uint64_t keep_idle = 0;     // keepalive idle time in TSC cycles (the listener's); 0: off
   uint64_t last_rx = 0;       // TSC of the last segment received
   uint8_t keep_probes = 0;    // unanswered keepalive probes
-  uint64_t timer_at = 0;
+  uint64_t armed[kTimerNodes] = {};  // expiries of this connection's nodes on a wheel (0: free)
   // --- output state --------------------------------------------------------------------------
   bool ack_now = false;
   uint8_t unacked_segments = 0;  // full-sized segments received since our last ACK

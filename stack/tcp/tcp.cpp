@@ -20,6 +20,9 @@ namespace ngstack::stack::tcp {
 namespace {
 
 constexpr uint32_t kHeaderLen = 20;
+// A timer node's argument: the node's slot in Tcb::armed (2 bits), the
+// Tcb's generation (30 bits), its index (32 bits).
+constexpr uint32_t kTimerGenerationMask = (1u << 30) - 1;
 constexpr uint8_t kOurWscale = 7;          // as Linux: windows up to 8 MB
 constexpr uint16_t kMinPeerMss = 216;      // below it the peer's MSS is raised (Linux: 88, FreeBSD: 216)
 constexpr uint16_t kDefaultMss = 536;      // RFC 9293 §3.7.1: no MSS option
@@ -1072,7 +1075,9 @@ uint32_t Tcp::pipe(const Tcb& t) const {
 
 uint32_t Tcp::rcv_space(const Tcb& t) const {
   const uint32_t used = t.rcvq.bytes + t.ooo.bytes;
-  return used >= params_.rcvbuf ? 0 : params_.rcvbuf - used;
+  const uint32_t space = used >= params_.rcvbuf ? 0 : params_.rcvbuf - used;
+  // No more than the window field can say: without scaling, 65535.
+  return std::min(space, uint32_t{65535} << t.rcv_wscale);
 }
 
 uint16_t Tcp::window_to_advertise(Tcb& t) const {
@@ -1288,13 +1293,22 @@ void Tcp::output(unsigned w, Tcb& t, uint64_t now) {
         continue;
       }
     }
-    const uint32_t seq = t.snd_nxt;
-    const uint32_t avail = seq_lt(seq, end) ? end - seq : 0;
     // After a timeout, go-back-N skips what the peer SACKed.
     if (seq_lt(t.snd_nxt, t.snd_max))
       for (unsigned i = 0; i < t.nsacked; ++i)
         if (seq_in(t.snd_nxt, t.sacked[i].start, t.sacked[i].end)) t.snd_nxt = t.sacked[i].end;
-    const uint32_t flight = t.in_recovery && t.sack_on ? pipe(t) : t.snd_nxt - t.snd_una;
+    const uint32_t seq = t.snd_nxt;
+    const uint32_t avail = seq_lt(seq, end) ? end - seq : 0;
+    // In flight: what was sent and not acknowledged, less what the peer SACKed.
+    uint32_t flight = t.snd_nxt - t.snd_una;
+    if (t.in_recovery && t.sack_on) {
+      flight = pipe(t);
+    } else {
+      for (unsigned i = 0; i < t.nsacked; ++i) {
+        const uint32_t a = seq_max(t.sacked[i].start, t.snd_una), b = seq_min(t.sacked[i].end, t.snd_nxt);
+        if (seq_lt(a, b)) flight -= b - a;
+      }
+    }
     // RFC 3042 (limited transmit): the first two duplicate ACKs each let one new segment go.
     const uint32_t cwnd = t.cwnd + (!t.in_recovery && t.dupacks > 0 && t.dupacks < 3 ? t.dupacks * t.mss : 0u);
     const uint32_t wnd = std::min(t.snd_wnd, cwnd);
@@ -1447,9 +1461,24 @@ void Tcp::reschedule(unsigned w, Tcb& t) {
   uint64_t next = 0;
   for (uint64_t d : {t.t_rexmt, t.t_persist, t.t_delack, t.t_linger, t.t_keep, t.t_reorder})
     if (d && (!next || d < next)) next = d;
-  if (!next || (t.timer_at && t.timer_at <= next)) return;
-  if (io_[w].timers->arm(next, on_timer, per_worker_[w].get(), uint64_t{t.generation} << 32 | t.index))
-    t.timer_at = next;
+  if (!next) return;
+  // A node armed at or before the next deadline serves it (and re-arms).
+  int free_slot = -1;
+  for (unsigned i = 0; i < kTimerNodes; ++i) {
+    if (t.armed[i] && t.armed[i] <= next) return;
+    if (!t.armed[i] && free_slot < 0) free_slot = static_cast<int>(i);
+  }
+  // All of the connection's nodes are armed later than `next`: the earliest
+  // of them fires late for it. A connection never holds more than
+  // kTimerNodes nodes, whatever a peer makes its deadlines do.
+  if (free_slot < 0) {
+    stats_[w].inc(Stat::timers_late);
+    return;
+  }
+  const uint64_t arg = uint64_t{static_cast<uint32_t>(free_slot)} << 62 |
+                       uint64_t{t.generation & kTimerGenerationMask} << 32 | t.index;
+  if (io_[w].timers->arm(next, on_timer, per_worker_[w].get(), arg))
+    t.armed[free_slot] = next;
   else
     stats_[w].inc(Stat::no_timer);
 }
@@ -1458,13 +1487,16 @@ void Tcp::on_timer(void* ctx, uint64_t arg, uint64_t now) {
   auto& pw = *static_cast<PerWorker*>(ctx);
   Tcp& tcp = *pw.tcp;
   const uint32_t index = static_cast<uint32_t>(arg);
-  const uint32_t gen = static_cast<uint32_t>(arg >> 32);
+  const uint32_t gen = static_cast<uint32_t>(arg >> 32) & kTimerGenerationMask;
+  const unsigned slot = static_cast<unsigned>(arg >> 62);
   pcb::GroupGuard g = tcp.table_->lock_group(tcp.table_->group_of_slot(index));
   Tcb& t = tcp.tcbs_[index];
-  if (!t.in_use || t.generation != gen) return;  // the connection this node was armed for is gone
-  if (t.timer_at && t.timer_at <= now) t.timer_at = 0;
+  // The connection this node was armed for is gone (its slot may serve another).
+  if (!t.in_use || (t.generation & kTimerGenerationMask) != gen) return;
+  t.armed[slot] = 0;
+  const uint32_t generation = t.generation;
   tcp.timers_due(pw.w, t, g, now);
-  if (!t.in_use || t.generation != gen) return;
+  if (!t.in_use || t.generation != generation) return;
   tcp.output(pw.w, t, now);
   tcp.reschedule(pw.w, t);
 }
@@ -1738,7 +1770,7 @@ void Tcp::drop_acked(Tcb& t, uint32_t bytes) {
   }
 }
 
-size_t Tcp::read(Tcb& t, uint8_t* out, size_t len) {
+size_t Tcp::read(unsigned w, Tcb& t, uint8_t* out, size_t len) {
   size_t done = 0;
   while (done < len && t.rcvq.head) {
     rte_mbuf* h = t.rcvq.head;
@@ -1754,7 +1786,10 @@ size_t Tcp::read(Tcb& t, uint8_t* out, size_t len) {
   }
   // A window update when reading opened the window by two segments (RFC 9293 §3.8.6.2.2).
   const uint32_t offered = seq_gt(t.rcv_adv, t.rcv_nxt) ? t.rcv_adv - t.rcv_nxt : 0;
-  if (done > 0 && rcv_space(t) >= offered + 2u * t.mss && synchronized(t.state) && !t.fin_received) t.ack_now = true;
+  if (done > 0 && rcv_space(t) >= offered + 2u * t.mss && synchronized(t.state) && !t.fin_received && !t.ack_now) {
+    t.ack_now = true;
+    stats_[w].inc(Stat::window_updates);
+  }
   return done;
 }
 
@@ -1908,7 +1943,7 @@ uint64_t TcpConn::user() const { return tcb_.user; }
 void TcpConn::set_user(uint64_t v) { tcb_.user = v; }
 size_t TcpConn::readable() const { return tcb_.rcvq.bytes; }
 bool TcpConn::eof() const { return tcb_.fin_received && tcb_.rcvq.bytes == 0; }
-size_t TcpConn::read(void* out, size_t len) { return tcp_.read(tcb_, static_cast<uint8_t*>(out), len); }
+size_t TcpConn::read(void* out, size_t len) { return tcp_.read(worker_, tcb_, static_cast<uint8_t*>(out), len); }
 size_t TcpConn::peek(void* out, size_t len) const {
   size_t done = 0;
   for (const rte_mbuf* m = tcb_.rcvq.head; m && done < len; m = m->next) {

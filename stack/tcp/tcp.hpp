@@ -73,7 +73,7 @@ namespace ngstack::stack::tcp {
   X(paws_dropped) X(out_of_window) X(ack_for_unsent) X(persist_probes) X(ooo_queued) X(ooo_dropped)      \
   X(rcv_buffer_full) X(syncache_added) X(syncache_overflow) X(cookies_sent) X(cookies_accepted)          \
   X(cookies_rejected) X(time_wait_reused) X(fin_wait2_timeouts) X(icmp_errors_in) X(mss_lowered)         \
-  X(urgent_in) X(no_mbuf) X(no_timer) X(unroutable) X(spurious_retransmits) X(keepalive_probes) X(keepalive_drops) X(reorder_timeouts)
+  X(urgent_in) X(no_mbuf) X(no_timer) X(unroutable) X(spurious_retransmits) X(keepalive_probes) X(keepalive_drops) X(reorder_timeouts) X(timers_late)
 enum class Stat : uint8_t {
 #define NGSTACK_TCP_STAT_ENUM(name) name,
   NGSTACK_TCP_STATS(NGSTACK_TCP_STAT_ENUM)
@@ -224,7 +224,7 @@ class Tcp {
   size_t append_send(Tcb& t, const uint8_t* data, size_t len);
   void copy_from_sndq(Tcb& t, uint32_t seq, uint8_t* out, uint32_t len);
   void drop_acked(Tcb& t, uint32_t bytes);
-  size_t read(Tcb& t, uint8_t* out, size_t len);
+  size_t read(unsigned w, Tcb& t, uint8_t* out, size_t len);
 
   uint64_t us_to_tsc(uint64_t us) const { return us * tsc_hz_ / 1'000'000; }
   uint32_t tsc_to_us(uint64_t cycles) const { return static_cast<uint32_t>(cycles * 1'000'000 / tsc_hz_); }
