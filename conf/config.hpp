@@ -300,7 +300,7 @@ struct TcpConfig {
   uint32_t sndbuf = 262144;              // bytes per connection
   uint32_t rcvbuf = 262144;              // bytes per connection: the window offered
   bool nagle = true;
-  uint32_t ooo_segments = 64;            // out-of-order segments kept per connection
+  uint32_t ooo_segments = 256;           // out-of-order segments kept per connection (a 256 KB window's worth)
   uint32_t syn_backlog = 1024;           // SYN-RECEIVED connections per listener; SYN cookies beyond
   bool syn_cookies = true;
   double challenge_ack_limit = 1000;     // RFC 5961 challenge ACKs per second per worker

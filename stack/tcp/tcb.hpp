@@ -115,10 +115,14 @@ struct Tcb {
   uint8_t snd_wscale = 0;  // the peer's shift, applied to windows it sends
   uint8_t rcv_wscale = 0;  // ours, applied to windows we send
   bool fin_queued = false; // shutdown(): a FIN follows the send queue
+  bool syn_acked = false;  // SND.UNA has passed our SYN
   // --- receive sequence --------------------------------------------------------------
   uint32_t irs = 0, rcv_nxt = 0, rcv_adv = 0;  // rcv_adv: the right edge advertised
   uint32_t last_ack_sent = 0;
   bool fin_received = false;
+  // D-SACK (RFC 2883): a duplicate segment received, reported first in the next ACK.
+  SeqRange dsack{0, 0};
+  bool dsack_pending = false;
   // --- options --------------------------------------------------------------------------
   bool ts_on = false, sack_on = false, wscale_on = false;
   uint32_t ts_recent = 0;
@@ -174,7 +178,9 @@ struct Tcb {
 
   // The sequence number of the send queue's first byte: SND.UNA, or the byte
   // after our SYN while the SYN is unacknowledged.
-  uint32_t sndq_seq() const { return seq_gt(snd_una, iss) ? snd_una : iss + 1; }
+  // (A flag, not a comparison with ISS: after 2^31 bytes SND.UNA is
+  // "before" ISS in sequence arithmetic.)
+  uint32_t sndq_seq() const { return syn_acked ? snd_una : iss + 1; }
   // Just past the queued data: where a queued FIN sits.
   uint32_t snd_end() const { return sndq_seq() + sndq.bytes; }
 };

@@ -379,6 +379,7 @@ void Tcp::listen_input(unsigned w, Segment& s, const pcb::ListenEntry& l, pcb::G
         t.rcv_adv = s.seq + std::min<uint32_t>(params_.rcvbuf, 65535);
         t.iss = c;
         t.snd_una = t.snd_nxt = t.snd_max = s.ack;
+        t.syn_acked = true;
         t.peer_mss = kCookieMss[mi];
         if (s.ts_opt) {
           // The options our cookie SYN-ACK echoed in its TSval (see listen_input's SYN path).
@@ -514,6 +515,7 @@ void Tcp::syn_sent_input(unsigned w, Tcb& t, Segment& s, pcb::GroupGuard& g, uin
   t.snd_wl2 = s.ack;
   if (ack_ok) {
     t.snd_una = s.ack;
+    t.syn_acked = true;
     if (t.rtt_start && t.backoff == 0) rtt_sample(t, tsc_to_us(now - t.rtt_start));
     t.rtt_start = 0;
     t.backoff = 0;
@@ -557,7 +559,8 @@ void Tcp::sync_input(unsigned w, Tcb& t, Segment& s, pcb::GroupGuard& g, uint64_
     return;
   }
   // PAWS (RFC 7323 §5.3): an old timestamp; RSTs are exempt.
-  if (t.ts_on && s.ts_opt && !(s.flags & kRst) && seq_lt(s.tsval, t.ts_recent) &&
+  // One tick of slack, as Linux: a segment reordered within a millisecond is not old.
+  if (t.ts_on && s.ts_opt && !(s.flags & kRst) && seq_lt(s.tsval + 1, t.ts_recent) &&
       now - t.ts_recent_tsc < us_to_tsc(kPawsIdleUs)) {
     st.inc(Stat::paws_dropped);
     send_ack(w, t, now);
@@ -575,6 +578,11 @@ void Tcp::sync_input(unsigned w, Tcb& t, Segment& s, pcb::GroupGuard& g, uint64_
   if (!acceptable) {
     if (!(s.flags & kRst)) {
       st.inc(Stat::out_of_window);
+      // All of it arrived before: D-SACK it (RFC 2883 §4).
+      if (t.sack_on && s.len > 0 && seq_lt(s.seq, t.rcv_nxt)) {
+        t.dsack = {s.seq, seq_min(s.seq + s.len, t.rcv_nxt)};
+        t.dsack_pending = true;
+      }
       // TIME-WAIT: a retransmitted FIN is ACKed and restarts 2 MSL (RFC 9293 §3.10.7.4).
       if (t.state == State::time_wait && (s.flags & kFin)) set_timer(w, t, &Tcb::t_linger, now + us_to_tsc(2 * params_.msl_us));
       send_ack(w, t, now);
@@ -611,6 +619,12 @@ void Tcp::sync_input(unsigned w, Tcb& t, Segment& s, pcb::GroupGuard& g, uint64_
   // and what lies past the right edge.
   if (seq_lt(s.seq, t.rcv_nxt)) {
     const uint32_t dup = t.rcv_nxt - s.seq;
+    // D-SACK (RFC 2883 §4): tell the sender what arrived twice, so that it
+    // can undo a spurious retransmission.
+    if (t.sack_on && s.len > 0) {
+      t.dsack = {s.seq, s.seq + std::min(dup, s.len)};
+      t.dsack_pending = true;
+    }
     if (dup >= s.len) {
       if ((s.flags & kFin) && dup > s.len) s.flags &= static_cast<uint8_t>(~kFin);
       s.data_off = static_cast<uint16_t>(s.data_off + s.len);
@@ -779,7 +793,11 @@ bool Tcp::ack_input(unsigned w, Tcb& t, Segment& s, pcb::GroupGuard& g, uint64_t
   }
   t.dupacks = 0;
   t.snd_una = s.ack;
+  t.syn_acked = true;
   if (seq_lt(t.snd_nxt, t.snd_una)) t.snd_nxt = t.snd_una;
+  // RECOVER follows just behind SND.UNA once passed, so that it stays
+  // comparable with it however many bytes the connection carries.
+  if (!t.in_recovery && seq_gt(t.snd_una, t.recover)) t.recover = t.snd_una - 1;
   // The scoreboard keeps only what lies above SND.UNA.
   unsigned keep = 0;
   for (unsigned i = 0; i < t.nsacked; ++i) {
@@ -1133,7 +1151,7 @@ bool Tcp::send_segment(unsigned w, Tcb& t, uint32_t seq, uint32_t len, uint8_t f
       put32(ts_now(now));
       put32(t.ts_recent);
     }
-    if (t.sack_on && t.ooo.count > 0 && (flags & kAck)) {
+    if (t.sack_on && (t.ooo.count > 0 || t.dsack_pending) && (flags & kAck)) {
       // RFC 2018 §4: the block of the latest segment first, then the others.
       SeqRange blocks[kMaxSackBlocks];
       unsigned nb = 0;
@@ -1159,7 +1177,9 @@ bool Tcp::send_segment(unsigned w, Tcb& t, uint32_t seq, uint32_t len, uint8_t f
         }
       }
       if (open && na < 64) all[na++] = cur;
-      for (unsigned i = 0; i < na; ++i)
+      // RFC 2883 §4: a D-SACK block goes first.
+      if (t.dsack_pending && len == 0) blocks[nb++] = t.dsack;
+      for (unsigned i = 0; i < na && nb < kMaxSackBlocks; ++i)
         if (seq_in(t.last_ooo_start, all[i].start, all[i].end)) blocks[nb++] = all[i];
       for (unsigned i = 0; i < na && nb < room; ++i)
         if (!seq_in(t.last_ooo_start, all[i].start, all[i].end)) blocks[nb++] = all[i];
@@ -1230,6 +1250,7 @@ bool Tcp::send_segment(unsigned w, Tcb& t, uint32_t seq, uint32_t len, uint8_t f
     t.unacked_segments = 0;
     t.t_delack = 0;
     t.sack_pending = false;
+    if (len == 0) t.dsack_pending = false;
     const uint32_t edge = t.rcv_nxt + (uint32_t{win} << (syn ? 0 : t.rcv_wscale));
     if (seq_gt(edge, t.rcv_adv)) t.rcv_adv = edge;
   }

@@ -103,7 +103,7 @@ struct Params {
   uint64_t fin_wait2_us = 60'000'000;
   uint32_t sndbuf = 262144, rcvbuf = 262144;
   bool nagle = true;
-  unsigned ooo_segments = 64;
+  unsigned ooo_segments = 256;
   unsigned syn_backlog = 1024;
   bool syn_cookies = true;
   double challenge_ack_rate = 1000;  // per second per worker
