@@ -22,6 +22,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <atomic>
 #include <cstring>
 #include <functional>
@@ -1370,4 +1371,444 @@ TEST_F(TcpTest, ConcurrentDirectWorkersKeepEveryConnectionWhole) {
     for (unsigned i = 0; i < kPassive; ++i) EXPECT_EQ(server->conns[i].closed, -1) << "passive " << i;
     for (unsigned i = 0; i < kActive; ++i) EXPECT_EQ(active[i].closed, -1) << "active " << i;
   }
+}
+
+// --- (10) Nagle, path MTU, simultaneous open, TIME-WAIT reuse, CUBIC ---------------------
+
+namespace {
+// An ICMP error from the peer, type/code with a next-hop MTU, quoting a
+// segment ngstack sent on `p`: the IP header and the first 8 bytes of the
+// TCP header, whose sequence number is `seq`. Both checksums right.
+test::Ipv4Frame icmp_frame() {
+  test::Ipv4Frame f;
+  std::memcpy(f.dst_mac, kOurMac, 6);
+  std::memcpy(f.src_mac, kPeerMac, 6);
+  f.src = kPeer;
+  f.dst = kOurs;
+  f.proto = 1;
+  f.payload = 8 + 20 + 8;
+  return f;
+}
+Bytes icmp_error_bytes(uint8_t type, uint8_t code, uint16_t mtu, const Peer& p, uint32_t seq) {
+  Bytes f = icmp_frame().bytes();
+  uint8_t* icmp = &f[14 + 20];
+  icmp[0] = type;
+  icmp[1] = code;
+  icmp[6] = static_cast<uint8_t>(mtu >> 8);  // RFC 1191: the next-hop MTU in the low 16 bits
+  icmp[7] = static_cast<uint8_t>(mtu);
+  uint8_t* q = icmp + 8;  // the quoted IP header: ngstack's segment, ours -> the peer
+  q[0] = 0x45;
+  q[2] = 1500 >> 8, q[3] = 1500 & 0xff;
+  q[6] = 0x40;  // DF
+  q[8] = 64;
+  q[9] = 6;
+  for (int i = 0; i < 4; ++i) q[12 + i] = static_cast<uint8_t>(kOurs >> (24 - 8 * i));
+  for (int i = 0; i < 4; ++i) q[16 + i] = static_cast<uint8_t>(kPeer >> (24 - 8 * i));
+  const uint16_t qsum = static_cast<uint16_t>(~TcpSegment::fold(TcpSegment::sum(q, 20)));
+  q[10] = static_cast<uint8_t>(qsum >> 8), q[11] = static_cast<uint8_t>(qsum);
+  uint8_t* th = q + 20;  // the first 8 bytes of the quoted TCP header
+  th[0] = static_cast<uint8_t>(p.dport >> 8), th[1] = static_cast<uint8_t>(p.dport);
+  th[2] = static_cast<uint8_t>(p.sport >> 8), th[3] = static_cast<uint8_t>(p.sport);
+  for (int i = 0; i < 4; ++i) th[4 + i] = static_cast<uint8_t>(seq >> (24 - 8 * i));
+  const uint16_t sum = static_cast<uint16_t>(~TcpSegment::fold(TcpSegment::sum(icmp, 36)));
+  icmp[2] = static_cast<uint8_t>(sum >> 8), icmp[3] = static_cast<uint8_t>(sum);
+  return f;
+}
+
+struct Opened {
+  unsigned connected = 0, closed = 0;
+};
+void opened_connected(void* ctx, socket::TcpConn&) { ++static_cast<Opened*>(ctx)->connected; }
+void opened_closed(void* ctx, socket::TcpConn&, socket::CloseReason) { ++static_cast<Opened*>(ctx)->closed; }
+}  // namespace
+
+// RFC 896 (RFC 9293 §3.7.4): with Nagle on (the default), tcp-echo echoing
+// three small segments that arrive before the peer ACKs anything sends the
+// first at once and holds the rest, which leave together, as one segment,
+// when the ACK of the first arrives. With stack.tcp.nagle: false each small
+// piece goes at once.
+TEST_F(TcpTest, NagleHoldsSmallSegmentsUntilTheAckUnlessTurnedOff) {
+  for (const bool nagle : {true, false}) {
+    SCOPED_TRACE(nagle ? "nagle: true (default)" : "nagle: false");
+    TearDown();
+    Knobs k;
+    k.tcp = nagle ? "msl_ms: 50" : "msl_ms: 50, nagle: false";
+    ASSERT_NO_FATAL_FAILURE(make(k));
+    Peer p = open(47000, kEcho);
+    ASSERT_TRUE(out().empty());
+    const Bytes a = pattern(10, 1), b = pattern(11, 2), c = pattern(12, 3);
+    auto segs = send(p, a);
+    ASSERT_EQ(segs.size(), 1u) << describe(segs);
+    EXPECT_EQ(segs[0].data, a) << "nothing in flight: the first small piece goes at once";
+    const Seg first = segs[0];
+    segs = send(p, b);
+    auto more = send(p, c);
+    segs.insert(segs.end(), more.begin(), more.end());
+    if (nagle) {
+      EXPECT_TRUE(segs.empty()) << "small pieces wait while data is in flight: " << describe(segs);
+      take(p, {first});
+      input({mbuf(next(p, kAck))});  // the peer ACKs the first echo
+      segs = out();
+      ASSERT_EQ(segs.size(), 1u) << "the held pieces leave together: " << describe(segs);
+      EXPECT_EQ(segs[0].seq, first.seq + a.size());
+      Bytes bc = b;
+      bc.insert(bc.end(), c.begin(), c.end());
+      EXPECT_EQ(segs[0].data, bc);
+    } else {
+      ASSERT_EQ(segs.size(), 2u) << "each small piece at once: " << describe(segs);
+      EXPECT_EQ(segs[0].seq, first.seq + a.size());
+      EXPECT_EQ(segs[0].data, b);
+      EXPECT_EQ(segs[1].seq, first.seq + a.size() + b.size());
+      EXPECT_EQ(segs[1].data, c);
+    }
+    EXPECT_EQ(stat(tcp::Stat::bytes_out), a.size() + b.size() + c.size());
+    EXPECT_EQ(stat(tcp::Stat::retransmits), 0u);
+    EXPECT_EQ(all_drops(), 0u) << drop_list();
+  }
+}
+
+// RFC 1191 / RFC 5927 §4.1: an ICMP fragmentation-needed (type 3 code 4)
+// with a next-hop MTU of 1000, quoting a segment in flight (SND.UNA <= seq
+// < SND.MAX), lowers the connection's MSS to 1000 - 40 - 12 (timestamps) and
+// resends what was too big in segments of that size; later data too. The
+// same error quoting a sequence number outside the flight changes nothing.
+TEST_F(TcpTest, FragmentationNeededForDataInFlightLowersTheMss) {
+  ASSERT_NO_FATAL_FAILURE(make({}));
+  Peer p = open(47100, kEcho, {.ts = true});
+  ASSERT_TRUE(out().empty());
+  auto v = conn(p.sport);
+  ASSERT_TRUE(v);
+  ASSERT_EQ(v->mss, kOurMss - 12u);
+  const Bytes data = pattern(1400, 4);
+  auto segs = send(p, data);
+  ASSERT_EQ(segs.size(), 1u) << describe(segs);
+  ASSERT_EQ(segs[0].data.size(), 1400u);
+  const uint32_t una = segs[0].seq, max = una + 1400;
+  constexpr uint16_t kMtu = 1000;
+  constexpr unsigned kLowered = kMtu - 40 - 12;
+  // Outside the flight: before SND.UNA, at SND.MAX, far beyond it.
+  for (uint32_t seq : {una - 1, max, max + 100000}) {
+    SCOPED_TRACE("quoting seq " + std::to_string(seq));
+    input({test::to_mbuf(pool_, icmp_error_bytes(3, 4, kMtu, p, seq), port_)});
+    EXPECT_TRUE(out().empty()) << "no retransmission";
+    EXPECT_EQ(conn(p.sport)->mss, kOurMss - 12u) << "the MSS is unchanged";
+  }
+  EXPECT_EQ(stat(tcp::Stat::icmp_errors_in), 3u) << "the errors reached TCP";
+  EXPECT_EQ(stat(tcp::Stat::mss_lowered), 0u);
+  // Inside the flight.
+  input({test::to_mbuf(pool_, icmp_error_bytes(3, 4, kMtu, p, una + 500), port_)});
+  segs = out();
+  EXPECT_EQ(stat(tcp::Stat::icmp_errors_in), 4u);
+  EXPECT_EQ(stat(tcp::Stat::mss_lowered), 1u);
+  EXPECT_EQ(conn(p.sport)->mss, kLowered);
+  ASSERT_EQ(segs.size(), 2u) << "the 1400 bytes again, in two segments: " << describe(segs);
+  Bytes again;
+  uint32_t at = una;
+  for (const Seg& s : segs) {
+    EXPECT_LE(s.data.size(), kLowered);
+    EXPECT_EQ(s.seq, at);
+    EXPECT_TRUE(s.ts);
+    at += static_cast<uint32_t>(s.data.size());
+    again.insert(again.end(), s.data.begin(), s.data.end());
+  }
+  EXPECT_EQ(again, data);
+  EXPECT_EQ(segs[0].data.size(), kLowered);
+  // Later data: 1400 bytes more, echoed in segments of the lowered MSS
+  // (the peer ACKs each round: Nagle holds the short tail until then).
+  take(p, segs);
+  const Bytes later = pattern(1400, 5);
+  segs = send(p, later);
+  Bytes echoed;
+  unsigned pieces = 0;
+  for (int round = 0; round < 4; ++round) {
+    for (const Seg& s : segs) {
+      EXPECT_LE(s.data.size(), kLowered) << describe(segs);
+      echoed.insert(echoed.end(), s.data.begin(), s.data.end());
+      pieces += !s.data.empty();
+    }
+    if (echoed.size() >= later.size()) break;
+    take(p, segs);
+    input({mbuf(next(p, kAck))});
+    segs = out();
+  }
+  EXPECT_EQ(echoed, later);
+  EXPECT_EQ(pieces, 2u);
+  EXPECT_EQ(all_drops(), 0u) << drop_list();
+}
+
+namespace {
+// The peer's port of the simultaneous opens.
+constexpr uint16_t kFar = 6000;
+}  // namespace
+
+// RFC 9293 §3.5, figure 8: simultaneous open. Our SYN is answered by the
+// peer's own SYN (no ACK): ngstack goes to SYN-RECEIVED and sends SYN-ACK
+// (its ISS again, ACK = the peer's ISN + 1); the peer's ACK of it
+// establishes the connection (§3.10.7.4, SYN-RECEIVED), `connected` runs
+// once, and data flows.
+TEST_F(TcpTest, SimultaneousOpenAnswersSynWithSynAckAndEstablishes) {
+  ASSERT_NO_FATAL_FAILURE(make({}));
+  Opened opened;
+  socket::TcpHandlers h;
+  h.connected = opened_connected;
+  h.closed = opened_closed;
+  auto ref = router_->tcp().connect(0, kPeer, kFar, h, &opened, now());
+  ASSERT_TRUE(ref.ok()) << ref.error();
+  pump();
+  auto segs = out();
+  ASSERT_EQ(segs.size(), 1u) << describe(segs);
+  const Seg syn = segs[0];
+  ASSERT_EQ(syn.flags, kSyn) << flags_of(syn.flags);
+  EXPECT_EQ(syn.dport, kFar);
+  Peer p;
+  p.sport = kFar;
+  p.dport = syn.sport;
+  p.snd_nxt = 0x5a5a0000u;
+  const uint32_t peer_isn = p.snd_nxt;
+  // The peer's SYN crosses ours: no ACK.
+  input({mbuf(next(p, kSyn).mss(1460))});
+  segs = out();
+  ASSERT_EQ(segs.size(), 1u) << describe(segs);
+  expect_well_formed(segs[0], p);
+  EXPECT_EQ(segs[0].flags, kSyn | kAck) << flags_of(segs[0].flags);
+  EXPECT_EQ(segs[0].seq, syn.seq) << "the same ISS";
+  EXPECT_EQ(segs[0].ack, peer_isn + 1);
+  EXPECT_TRUE(segs[0].has_mss);
+  ASSERT_TRUE(conn(kFar));
+  EXPECT_EQ(conn(kFar)->state, tcp::State::syn_received);
+  EXPECT_EQ(opened.connected, 0u);
+  // The peer acknowledges our SYN.
+  p.rcv_nxt = syn.seq + 1;
+  input({mbuf(next(p, kAck))});
+  segs = out();
+  EXPECT_TRUE(segs.empty()) << describe(segs);
+  ASSERT_TRUE(conn(kFar));
+  EXPECT_EQ(conn(kFar)->state, tcp::State::established);
+  EXPECT_EQ(opened.connected, 1u);
+  EXPECT_EQ(stat(tcp::Stat::established), 1u);
+  // Data both ways; `connected` ran once.
+  const bool there =
+      router_->tcp().with(*ref, 0, now(), [&](socket::TcpConn& c) { EXPECT_EQ(c.send("hi", 2), 2u); });
+  EXPECT_TRUE(there);
+  pump();
+  segs = out();
+  ASSERT_EQ(segs.size(), 1u) << describe(segs);
+  EXPECT_EQ(segs[0].seq, syn.seq + 1);
+  EXPECT_EQ(segs[0].ack, p.snd_nxt);
+  EXPECT_EQ(segs[0].data, (Bytes{'h', 'i'}));
+  take(p, segs);
+  input({mbuf(next(p, kAck, pattern(5, 1)))});
+  EXPECT_EQ(opened.connected, 1u);
+  EXPECT_EQ(opened.closed, 0u);
+  EXPECT_EQ(stat(tcp::Stat::bytes_in), 5u);
+  EXPECT_EQ(stat(tcp::Stat::connects), 1u);
+  EXPECT_EQ(stat(tcp::Stat::rst_out), 0u);
+}
+
+// Figure 8, line 7: in a simultaneous open each side's SYN-ACK reaches the
+// other in SYN-RECEIVED, and that SYN-ACK (the peer's SYN again, now with
+// the ACK of ours) establishes the connection, as in FreeBSD (which trims
+// the duplicate SYN and processes the ACK) and Linux (tcp_validate_incoming
+// lets a SYN-ACK acknowledging SND.NXT through in SYN-RECV).
+// BUG, this test FAILS: stack/tcp/tcp.cpp's sync_input finds the SYN-ACK
+// unacceptable (SEG.SEQ = IRS < RCV.NXT, its only octet the SYN), sends an
+// ACK and drops it: ngstack stays in SYN-RECEIVED until the peer sends
+// something else, or its SYN-ACK is retransmitted after an RTO and ACKed.
+TEST_F(TcpTest, SimultaneousOpenEstablishesOnThePeersSynAck) {
+  ASSERT_NO_FATAL_FAILURE(make({}));
+  Opened opened;
+  socket::TcpHandlers h;
+  h.connected = opened_connected;
+  h.closed = opened_closed;
+  auto ref = router_->tcp().connect(0, kPeer, kFar, h, &opened, now());
+  ASSERT_TRUE(ref.ok()) << ref.error();
+  pump();
+  auto segs = out();
+  ASSERT_EQ(segs.size(), 1u) << describe(segs);
+  const Seg syn = segs[0];
+  Peer p;
+  p.sport = kFar;
+  p.dport = syn.sport;
+  p.snd_nxt = 0x5a5a0000u;
+  const uint32_t peer_isn = p.snd_nxt;
+  input({mbuf(next(p, kSyn).mss(1460))});
+  segs = out();
+  ASSERT_EQ(segs.size(), 1u) << describe(segs);
+  ASSERT_EQ(segs[0].flags, kSyn | kAck) << flags_of(segs[0].flags);
+  // The peer's SYN-ACK: its SYN again, acknowledging ours.
+  input({mbuf(segment(p.sport, p.dport, peer_isn, syn.seq + 1, kSyn | kAck).mss(1460))});
+  segs = out();
+  for (const Seg& s : segs) EXPECT_FALSE(s.flags & (kRst | kSyn)) << describe(segs);
+  ASSERT_TRUE(conn(kFar));
+  EXPECT_EQ(conn(kFar)->state, tcp::State::established) << "answered with: " << describe(segs);
+  EXPECT_EQ(opened.connected, 1u);
+}
+
+// RFC 6191: ngstack closed first (tcp-source after its 100 bytes) and sits
+// in TIME-WAIT, timestamps on. A SYN on the same 4-tuple whose TSval is
+// older than the connection's last gets TIME-WAIT's answer (an ACK) and
+// makes nothing, even with a higher sequence number; one whose TSval is
+// newer takes the tuple over: a SYN-ACK, even with a lower sequence number.
+TEST_F(TcpTest, TimeWaitIsReusedByASynWithANewerTimestampOnly) {
+  Knobs k;
+  k.tcp = "msl_ms: 60000";
+  ASSERT_NO_FATAL_FAILURE(make(k));
+  Peer s = open(47300, kSource, {.ts = true});
+  auto segs = out();
+  ASSERT_EQ(segs.size(), 1u) << describe(segs);
+  ASSERT_EQ(segs[0].flags, kAck | kPsh | kFin) << flags_of(segs[0].flags);
+  take(s, segs);
+  input({mbuf(next(s, kAck))});
+  EXPECT_TRUE(out().empty());
+  input({mbuf(next(s, kAck | kFin))});
+  segs = out();
+  ASSERT_EQ(segs.size(), 1u) << describe(segs);
+  EXPECT_EQ(segs[0].flags, kAck);
+  ASSERT_TRUE(conn(s.sport));
+  ASSERT_EQ(conn(s.sport)->state, tcp::State::time_wait);
+  const uint32_t last_tsval = s.tsval - 1;
+  const uint64_t accepts = stat(tcp::Stat::accepts);
+  // An older TSval, a higher sequence number: the TIME-WAIT treatment.
+  TcpSegment old_syn = segment(s.sport, s.dport, s.snd_nxt + 5000, 0, kSyn);
+  old_syn.mss(1460).timestamps(last_tsval - 10, 0);
+  input({mbuf(old_syn)});
+  segs = out();
+  ASSERT_EQ(segs.size(), 1u) << describe(segs);
+  EXPECT_EQ(segs[0].flags, kAck) << "an ACK, not a SYN-ACK: " << flags_of(segs[0].flags);
+  EXPECT_EQ(segs[0].ack, s.snd_nxt);
+  ASSERT_TRUE(conn(s.sport));
+  EXPECT_EQ(conn(s.sport)->state, tcp::State::time_wait);
+  EXPECT_EQ(stat(tcp::Stat::time_wait_reused), 0u);
+  EXPECT_EQ(stat(tcp::Stat::syncache_added), 1u) << "no new connection";
+  EXPECT_EQ(live(), 1u);
+  // A newer TSval, a lower sequence number: a new connection.
+  const uint32_t new_isn = s.snd_nxt - 100000;
+  TcpSegment new_syn = segment(s.sport, s.dport, new_isn, 0, kSyn);
+  new_syn.mss(1460).timestamps(last_tsval + 1000, 0);
+  input({mbuf(new_syn)});
+  segs = out();
+  ASSERT_EQ(segs.size(), 1u) << describe(segs);
+  EXPECT_EQ(segs[0].flags, kSyn | kAck) << flags_of(segs[0].flags);
+  EXPECT_EQ(segs[0].ack, new_isn + 1);
+  EXPECT_TRUE(segs[0].ts);
+  EXPECT_EQ(segs[0].tsecr, last_tsval + 1000);
+  EXPECT_EQ(stat(tcp::Stat::time_wait_reused), 1u);
+  EXPECT_EQ(stat(tcp::Stat::syncache_added), 2u);
+  ASSERT_TRUE(conn(s.sport));
+  EXPECT_EQ(conn(s.sport)->state, tcp::State::syn_received);
+  EXPECT_EQ(live(), 1u) << "the TIME-WAIT Tcb gave way to the new one";
+  EXPECT_EQ(stat(tcp::Stat::accepts), accepts);
+}
+
+// RFC 9438 §4.6 vs RFC 5681 / RFC 6582: two bulk senders (tcp-source; one
+// NewReno, one CUBIC by its service's congestion_control), ten segments in
+// flight, the first lost: three duplicate ACKs. NewReno's ssthresh becomes
+// half the flight, CUBIC's 0.7 x cwnd. After recovery, in congestion
+// avoidance: right after the loss CUBIC sits at the plateau of its cubic
+// function and grows more slowly per ACK than NewReno (RFC 9438 §4.3: its
+// Reno-friendly estimate grows with alpha 0.53 < 1); a second later it
+// climbs back toward W_max faster than NewReno's one segment per RTT
+// (§4.4, the concave region: growth by elapsed time, not by ACKs).
+TEST_F(TcpTest, CubicReducesToSevenTenthsNewRenoToHalfAndTheyGrowDifferently) {
+  Knobs k;
+  // A long minimum RTO: no timeout while the test sleeps in real time.
+  k.tcp = "msl_ms: 50, min_rto_ms: 30000, initial_rto_ms: 30000, max_rto_ms: 60000";
+  k.services = "  - {type: tcp-source, port: 19, bytes: 10000000}\n"
+               "  - {type: tcp-source, port: 20, bytes: 10000000, congestion_control: cubic}\n";
+  ASSERT_NO_FATAL_FAILURE(make(k));
+  constexpr uint16_t kReno = 19, kCubic = 20;
+  struct Flow {
+    Peer p;
+    std::vector<std::pair<uint32_t, uint32_t>> out;  // [seq, end) of new data not yet acknowledged
+    uint32_t una = 0, max = 0;
+  };
+  Flow flows[2];
+  // What the stack sent: new segments join their flow's list.
+  auto collect = [&]() {
+    for (const Seg& s : out()) {
+      for (Flow& f : flows) {
+        if (s.dport != f.p.sport || s.data.empty()) continue;
+        EXPECT_LE(s.data.size(), kOurMss);
+        const uint32_t end = s.seq + static_cast<uint32_t>(s.data.size());
+        if (tcp::seq_gt(end, f.max)) {
+          f.out.emplace_back(s.seq, end);
+          f.max = end;
+        }
+      }
+    }
+  };
+  for (int i = 0; i < 2; ++i) {  // one at a time: open() expects only its SYN-ACK out
+    flows[i].p = open(static_cast<uint16_t>(47400 + i), i ? kCubic : kReno);
+    flows[i].una = flows[i].max = flows[i].p.rcv_nxt;
+    collect();
+  }
+  ASSERT_EQ(flows[0].out.size(), 10u) << "the initial window";
+  ASSERT_EQ(flows[1].out.size(), 10u) << "the initial window";
+  auto view = [&](int i) { return *conn(flows[i].p.sport); };
+  auto ack_to = [&](int i, uint32_t ack) {
+    Flow& f = flows[i];
+    f.p.rcv_nxt = ack;
+    input({mbuf(next(f.p, kAck))});
+    collect();
+    while (!f.out.empty() && tcp::seq_leq(f.out.front().second, ack)) f.out.erase(f.out.begin());
+    f.una = ack;
+  };
+  uint32_t cwnd_before[2], flight_at_loss[2];
+  for (int i = 0; i < 2; ++i) {
+    SCOPED_TRACE(i ? "cubic" : "newreno");
+    Flow& f = flows[i];
+    cwnd_before[i] = view(i).cwnd;
+    EXPECT_EQ(cwnd_before[i] / kOurMss, 10u) << "the initial window";
+    const uint64_t fast_before = stat(tcp::Stat::fast_retransmits);
+    // The first segment is lost; three duplicate ACKs (limited transmit sends one new segment on each of the first two).
+    for (int d = 0; d < 3; ++d) {
+      if (d == 2) flight_at_loss[i] = f.max - f.una;
+      ack_to(i, f.una);
+    }
+    EXPECT_EQ(stat(tcp::Stat::fast_retransmits), fast_before + 1);
+    const auto v = view(i);
+    if (i == 1) {
+      EXPECT_NEAR(v.ssthresh, 0.7 * cwnd_before[i], 1.0) << "RFC 9438: beta_cubic 0.7 of cwnd";
+    } else {
+      EXPECT_EQ(v.ssthresh, flight_at_loss[i] / 2) << "RFC 5681 eq. (4): half the flight";
+    }
+  }
+  EXPECT_EQ(flight_at_loss[0], 12u * kOurMss) << "ten, and two by limited transmit";
+  const uint32_t ssthresh[2] = {view(0).ssthresh, view(1).ssthresh};
+  EXPECT_LT(ssthresh[0], ssthresh[1]);
+  // The rest of the window arrived: more duplicate ACKs inflate the window
+  // (new data goes), then the ACK of everything up to the loss ends recovery.
+  for (int i = 0; i < 2; ++i) {
+    const uint32_t recover = flows[i].max;
+    for (int d = 0; d < 8; ++d) ack_to(i, flows[i].una);
+    ack_to(i, recover);
+    const auto v = view(i);
+    EXPECT_EQ(v.ssthresh, ssthresh[i]) << "after fast recovery";
+    EXPECT_EQ(v.cwnd, ssthresh[i]) << "RFC 6582 §3.2 step 6";
+    ASSERT_FALSE(flows[i].out.empty());
+  }
+  // Congestion avoidance, right after the loss: the same number of ACKs, one segment each.
+  auto grow = [&](int i, unsigned acks) {
+    const uint32_t before = view(i).cwnd;
+    for (unsigned a = 0; a < acks; ++a) {
+      if (flows[i].out.empty()) {
+        ADD_FAILURE() << "nothing in flight to acknowledge";
+        break;
+      }
+      ack_to(i, flows[i].out.front().second);
+    }
+    return view(i).cwnd - before;
+  };
+  const uint32_t reno_soon = grow(0, 5), cubic_soon = grow(1, 5);
+  EXPECT_GT(reno_soon, 0u);
+  EXPECT_GT(reno_soon, cubic_soon) << "just after the loss, NewReno grows faster per ACK";
+  // A second later (real time: TCP reads the TSC), CUBIC's window climbs
+  // back toward W_max by the cubic function; NewReno's growth per ACK is what it was.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  const uint32_t reno_later = grow(0, 5), cubic_later = grow(1, 5);
+  EXPECT_GT(cubic_later, reno_later) << "a second after the loss, CUBIC grows faster per ACK";
+  EXPECT_GT(cubic_later, cubic_soon);
+  EXPECT_LT(view(1).cwnd, 12u * kOurMss) << "not past W_max (10 segments) by much";
+  EXPECT_EQ(stat(tcp::Stat::rto_expired), 0u);
+  EXPECT_EQ(all_drops(), 0u) << drop_list();
 }
