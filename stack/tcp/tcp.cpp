@@ -552,6 +552,13 @@ void Tcp::sync_input(unsigned w, Tcb& t, Segment& s, pcb::GroupGuard& g, uint64_
       return discard(w, s, DropReason::tcp_no_socket);
     }
   }
+  // Simultaneous open (RFC 9293 figure 8, line 7): the peer's SYN-ACK
+  // repeats its SYN, which we have; its ACK is what is new. The SYN is
+  // trimmed as a duplicate (as FreeBSD does) and the rest processed.
+  if (t.state == State::syn_received && (s.flags & (kSyn | kAck)) == (kSyn | kAck) && s.seq == t.irs) {
+    s.seq += 1;
+    s.flags &= static_cast<uint8_t>(~kSyn);
+  }
   // SYN-RECEIVED: the peer's SYN again (our SYN-ACK was lost): SYN-ACK again.
   if (t.state == State::syn_received && (s.flags & (kSyn | kAck)) == kSyn && s.seq == t.irs) {
     t.snd_nxt = t.iss;
@@ -788,8 +795,8 @@ bool Tcp::ack_input(unsigned w, Tcb& t, Segment& s, pcb::GroupGuard& g, uint64_t
       }
       t.rexmit_next = seq_max(t.rexmit_next, t.snd_una);
     }
-  } else {
-    cc_on_ack(t, acked, now);
+  } else if (t.syn_acked) {
+    cc_on_ack(t, acked, now);  // not for the ACK of our SYN: the window starts at IW
   }
   t.dupacks = 0;
   t.snd_una = s.ack;
@@ -1005,13 +1012,14 @@ void Tcp::cc_on_ack(Tcb& t, uint32_t acked, uint64_t now) {
     const double since = static_cast<double>(now - t.cubic_epoch) / static_cast<double>(tsc_hz_) +
                          static_cast<double>(t.srtt_us) / 1e6;
     const double target = kC * std::pow(since - t.cubic_k, 3) + t.cubic_wmax;
-    // The Reno-friendly region (§4.3): at least what Reno would have.
-    const double reno = cwnd_seg + static_cast<double>(acked) / t.cwnd;
-    const double want = std::max(target, reno);
-    if (want > cwnd_seg) {
-      const double grow = std::min(want - cwnd_seg, cwnd_seg / 2) * t.mss * acked / t.cwnd;
-      t.cwnd += std::max<uint32_t>(1, static_cast<uint32_t>(grow));
-    }
+    // Per ACK, in segments: (target - cwnd) / cwnd toward the cubic curve
+    // (§4.4), and at least what the Reno-friendly estimate grows by
+    // (§4.3: alpha = 3 (1 - beta) / (1 + beta) per window).
+    const double acked_seg = static_cast<double>(acked) / t.mss;
+    double inc = target > cwnd_seg ? std::min(target - cwnd_seg, cwnd_seg / 2) / cwnd_seg * acked_seg : 0;
+    constexpr double kAlpha = 3 * (1 - kBeta) / (1 + kBeta);
+    inc = std::max(inc, kAlpha * acked_seg / cwnd_seg);
+    t.cwnd += std::max<uint32_t>(1, static_cast<uint32_t>(inc * t.mss));
     return;
   }
   // RFC 5681 eq. (3): about one segment per round trip.
