@@ -108,6 +108,20 @@ def test_policed_dut():
   loss_tolerance: 0.1
   loss_steps: [100, 50]
 """)
+        # A stall of the tester longer than the shaper's queue (the VM's steal
+        # time, 2 CPUs shared with the bridge) can cost one run its 0.1%; a
+        # second run decides. A search that is wrong fails both.
+        for attempt in (1, 2):
+            try:
+                policed_run(tmp)
+                return
+            except AssertionError as e:
+                if attempt == 2:
+                    raise
+                print(f"attempt 1: {e}; running once more", flush=True)
+
+
+def policed_run(tmp):
         build_dut()
         try:
             out = os.path.join(tmp, "out")
