@@ -9,6 +9,11 @@
 #include "conf/config.hpp"
 #include "conf/result.hpp"
 #include "dispatch/netisr.hpp"
+#include "stack/pcb/pcb.hpp"
+
+namespace ngstack::stack::ipv4 {
+class Ip;
+}
 
 namespace ngstack::stack::modes {
 
@@ -28,5 +33,18 @@ std::vector<uint8_t> ports_rss_key(const conf::Config& cfg);
 // on the wheel of the worker that created it, and any one worker may create
 // them all.
 unsigned timer_nodes(const conf::Config& cfg);
+
+// A transport's connection table as `stack:` sets it (groups, locking, lock
+// type, connections), its groups following the netisr's buckets, bucket map
+// and the ports' key.
+pcb::PcbParams pcb_params(const conf::Config& cfg, unsigned workers, unsigned buckets,
+                          std::vector<uint16_t> bucket_map, std::vector<uint8_t> rss_key);
+
+// Registers a transport (udp, tcp) with the netisr under policy cpu (its
+// m2cpuid names the owner of the packet's group) and has ip deliver
+// `ip_proto`, and the ICMP errors quoting it, to that protocol.
+Result<dispatch::ProtoId> register_transport(dispatch::Netisr& netisr, const ProtocolSettings& settings,
+                                             ipv4::Ip& ip, const char* name, uint8_t ip_proto,
+                                             dispatch::HandlerFn handler, dispatch::M2CpuFn m2cpuid, void* ctx);
 
 }  // namespace ngstack::stack::modes

@@ -1,4 +1,5 @@
 #include "stack/modes/l2.hpp"
+#include "stack/ipv4/ip.hpp"
 
 #include <algorithm>
 
@@ -53,6 +54,36 @@ Result<dispatch::ProtoId> register_traffic(traffic::Traffic& t, dispatch::Netisr
 
 std::vector<uint8_t> ports_rss_key(const conf::Config& cfg) {
   return cfg.ports.front().rss.key.empty() ? dispatch::symmetric_rss_key(40) : cfg.ports.front().rss.key;
+}
+
+pcb::PcbParams pcb_params(const conf::Config& cfg, unsigned workers, unsigned buckets,
+                          std::vector<uint16_t> bucket_map, std::vector<uint8_t> rss_key) {
+  pcb::PcbParams p;
+  p.groups = cfg.stack.groups;
+  p.buckets = buckets;
+  p.bucket_map = std::move(bucket_map);
+  p.workers = workers;
+  p.locking = pcb::locking_from_name(cfg.stack.locking).value_or(pcb::Locking::group);
+  p.lock_type = pcb::lock_type_from_name(cfg.stack.lock_type).value_or(pcb::LockType::spin);
+  p.capacity = cfg.stack.connections;
+  p.rss_key = std::move(rss_key);
+  return p;
+}
+
+Result<dispatch::ProtoId> register_transport(dispatch::Netisr& netisr, const ProtocolSettings& settings,
+                                             ipv4::Ip& ip, const char* name, uint8_t ip_proto,
+                                             dispatch::HandlerFn handler, dispatch::M2CpuFn m2cpuid, void* ctx) {
+  dispatch::ProtocolSpec spec;
+  spec.name = name;
+  spec.handler = handler;
+  spec.ctx = ctx;
+  spec.policy = dispatch::Policy::cpu;
+  spec.m2cpuid = m2cpuid;
+  spec.flow_ctx = ctx;
+  auto id = netisr.register_protocol(settings(spec));
+  if (!id) return id;
+  ip.set_upper(&netisr, ip_proto, *id);
+  return id;
 }
 
 unsigned timer_nodes(const conf::Config& cfg) {

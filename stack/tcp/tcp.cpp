@@ -143,15 +143,7 @@ Result<std::unique_ptr<Tcp>> Tcp::create(const conf::Config& cfg, ipv4::Ip& ip, 
   p.cc = tc.congestion_control == "cubic" ? 1 : 0;
   p.keepalive_interval_us = uint64_t{tc.keepalive_interval_ms} * 1000;
   p.keepalive_probes = tc.keepalive_probes;
-  pcb::PcbParams pp;
-  pp.groups = cfg.stack.groups;
-  pp.buckets = buckets;
-  pp.bucket_map = std::move(bucket_map);
-  pp.workers = workers;
-  pp.locking = pcb::locking_from_name(cfg.stack.locking).value_or(pcb::Locking::group);
-  pp.lock_type = pcb::lock_type_from_name(cfg.stack.lock_type).value_or(pcb::LockType::spin);
-  pp.capacity = cfg.stack.connections;
-  pp.rss_key = std::move(rss_key);
+  pcb::PcbParams pp = modes::pcb_params(cfg, workers, buckets, std::move(bucket_map), std::move(rss_key));
   pp.seed ^= 0x7463700000000000ULL;  // "tcp": its own in-group hash
   auto table = pcb::PcbTable::create("tcp", pp);
   if (!table) return Error{"stack: " + table.error()};
@@ -174,17 +166,7 @@ Tcp::~Tcp() = default;
 void Tcp::bind(std::vector<WorkerIo> io) { io_ = std::move(io); }
 
 Result<dispatch::ProtoId> Tcp::register_protocol(dispatch::Netisr& netisr, const modes::ProtocolSettings& settings) {
-  dispatch::ProtocolSpec spec;
-  spec.name = "tcp";
-  spec.handler = input_handler;
-  spec.ctx = this;
-  spec.policy = dispatch::Policy::cpu;
-  spec.m2cpuid = m2cpuid;
-  spec.flow_ctx = this;
-  auto id = netisr.register_protocol(settings(spec));
-  if (!id) return id;
-  ip_.set_upper(&netisr, IPPROTO_TCP, *id);
-  return id;
+  return modes::register_transport(netisr, settings, ip_, "tcp", IPPROTO_TCP, input_handler, m2cpuid, this);
 }
 
 unsigned Tcp::m2cpuid(const void* ctx, const rte_mbuf* m, unsigned source) {

@@ -23,16 +23,8 @@ const rte_ipv4_hdr* ip_of(const rte_mbuf* m) { return rte_pktmbuf_mtod_offset(m,
 Result<std::unique_ptr<Udp>> Udp::create(const conf::Config& cfg, ipv4::Ip& ip, unsigned workers, unsigned buckets,
                                          std::vector<uint16_t> bucket_map, std::vector<uint8_t> rss_key) {
   std::unique_ptr<Udp> u(new Udp(ip, workers));
-  pcb::PcbParams p;
-  p.groups = cfg.stack.groups;
-  p.buckets = buckets;
-  p.bucket_map = std::move(bucket_map);
-  p.workers = workers;
-  p.locking = pcb::locking_from_name(cfg.stack.locking).value_or(pcb::Locking::group);
-  p.lock_type = pcb::lock_type_from_name(cfg.stack.lock_type).value_or(pcb::LockType::spin);
-  p.capacity = cfg.stack.connections;
-  p.rss_key = std::move(rss_key);
-  auto t = pcb::PcbTable::create("udp", p);
+  auto t = pcb::PcbTable::create(
+      "udp", modes::pcb_params(cfg, workers, buckets, std::move(bucket_map), std::move(rss_key)));
   if (!t) return Error{"stack: " + t.error()};
   u->table_ = std::move(*t);
   u->ip_ids_ = std::make_unique<IpId[]>(workers);
@@ -47,17 +39,7 @@ Result<std::unique_ptr<Udp>> Udp::create(const conf::Config& cfg, ipv4::Ip& ip, 
 Udp::~Udp() = default;
 
 Result<dispatch::ProtoId> Udp::register_protocol(dispatch::Netisr& netisr, const modes::ProtocolSettings& settings) {
-  dispatch::ProtocolSpec spec;
-  spec.name = "udp";
-  spec.handler = input_handler;
-  spec.ctx = this;
-  spec.policy = dispatch::Policy::cpu;
-  spec.m2cpuid = m2cpuid;
-  spec.flow_ctx = this;
-  auto id = netisr.register_protocol(settings(spec));
-  if (!id) return id;
-  ip_.set_upper(&netisr, IPPROTO_UDP, *id);
-  return id;
+  return modes::register_transport(netisr, settings, ip_, "udp", IPPROTO_UDP, input_handler, m2cpuid, this);
 }
 
 unsigned Udp::m2cpuid(const void* ctx, const rte_mbuf* m, unsigned source) {
