@@ -6,9 +6,11 @@ Two halves:
 
 * the topology: `LinuxDut` (two namespaces of this process's own, tester and
   DUT, joined by a veth, with Linux servers in the DUT's namespace: echo,
-  discard, source) and `prepare_tester` (the tester namespace's kernel TCP
-  silenced with an nftables rule, offloads off), for the test driver that
-  runs in the root namespace;
+  discard, source), `linux_connect` (active opens from the Linux DUT's
+  namespace, for cases where the DUT connects to the bench) and
+  `prepare_tester` (the tester namespace's kernel TCP silenced with an
+  nftables rule, offloads off), for the test driver that runs in the root
+  namespace;
 * the bench: `Bench` (one AF_PACKET socket on the tester's interface, run
   inside the tester namespace) and `Conn` (one TCP connection to the DUT,
   played by hand: the bench keeps SND.NXT/RCV.NXT, the DUT's window, the
@@ -64,10 +66,11 @@ def check(cond, msg):
 def prepare_tester(ns):
     """The tester namespace's own TCP must not answer the DUT (it has no
     socket for the bench's connections and would reset them): an nftables
-    rule drops every RST its kernel sends (the output hook sees only locally
-    generated packets; the bench's AF_PACKET frames pass by it). Offloads off
-    on the tester's interface: frames as they are on the wire, checksums
-    computed by the sender."""
+    rule drops every RST its kernel sends, whatever the port, so also those
+    for the DUT's SYNs to a port of the tester's where nothing listens (the
+    output hook sees only locally generated packets; the bench's AF_PACKET
+    frames pass by it). Offloads off on the tester's interface: frames as
+    they are on the wire, checksums computed by the sender."""
     sh(f"ip netns exec {ns} nft add table inet tcpbench")
     sh(f"ip netns exec {ns} nft add chain inet tcpbench out '{{ type filter hook output priority 0; }}'")
     sh(f"ip netns exec {ns} nft add rule inet tcpbench out tcp flags rst drop")
@@ -131,6 +134,36 @@ for port, fn, args in ((7, echo, ()), (9, discard, ()), (19, source, (0,)), (SOU
 print("ready", flush=True)
 threading.Event().wait()
 """
+
+# Active opens from the Linux DUT's namespace (ngstack's tcp-client does the
+# same): `flows` sockets connect() to host:port at once, each prints
+# "connected <local port>", sends `nbytes` bytes and reads until the peer
+# closes or resets.
+CONNECTOR = r"""
+import socket, sys, threading
+host, port, flows, nbytes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+DATA = (bytes(range(256)) * (nbytes // 256 + 1))[:nbytes]
+
+def run():
+    try:
+        s = socket.create_connection((host, port), timeout=30)
+        print("connected", s.getsockname()[1], flush=True)
+        s.sendall(DATA)
+        while s.recv(65536):
+            pass
+    except OSError as e:
+        print("ended:", e, flush=True)
+
+for _ in range(flows):
+    threading.Thread(target=run).start()
+"""
+
+
+def linux_connect(ns, host, port, flows, nbytes):
+    """Start CONNECTOR in namespace ns; the caller kills it when done."""
+    return subprocess.Popen(["ip", "netns", "exec", ns, PY, "-c", CONNECTOR, host, str(port), str(flows), str(nbytes)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
 
 # Settings of the Linux DUT's namespace (each is per network namespace):
 # no rate limit on the ACKs for out-of-window segments and challenge ACKs
@@ -371,6 +404,20 @@ class Bench:
                 print(f"    <- {seg.sport}>{seg.dport} {seg}", flush=True)
             self.queues.setdefault((seg.dport, seg.sport), []).append(seg)
 
+    def syn_port(self, port, exclude=(), timeout=5.0):
+        """The DUT's port of the first connection whose SYN (no ACK) to the
+        bench's `port` has come, leaving out DUT ports in `exclude`; None
+        after `timeout`. The SYN stays queued for the Conn that takes it."""
+        deadline = time.time() + timeout
+        while True:
+            for (bport, dport), q in self.queues.items():
+                if bport == port and dport not in exclude and any(s.flags == "S" for s in q):
+                    return dport
+            left = deadline - time.time()
+            if left <= 0:
+                return None
+            self.pump(left)
+
     def close(self):
         self.sock.close()
 
@@ -447,7 +494,8 @@ class Conn:
             self.snd_nxt = seq_add(self.snd_nxt, len(payload) + ("S" in flags) + ("F" in flags))
         return t
 
-    def syn_options(self, offer):
+    def syn_options(self, offer, tsecr=0):
+        """Options of a SYN (or of a SYN-ACK, with the TSecr it echoes)."""
         opts = []
         if "mss" in offer:
             opts.append(("MSS", offer["mss"]))
@@ -455,7 +503,7 @@ class Conn:
             opts.append(("SAckOK", b""))
         if offer.get("ts"):
             self.syn_tsval = self.tsval()
-            opts.append(("Timestamp", (self.syn_tsval, 0)))
+            opts.append(("Timestamp", (self.syn_tsval, tsecr)))
         if "wscale" in offer:
             opts += [("NOP", None), ("WScale", offer["wscale"])]
         return opts
@@ -468,6 +516,11 @@ class Conn:
 
     def complete(self, synack):
         """Take the SYN-ACK's options and send the handshake's ACK."""
+        self.take_synack(synack)
+        self.send("A")
+
+    def take_synack(self, synack):
+        """The DUT's SYN-ACK: its ISN and what it and the bench's SYN agreed."""
         self.synack = synack
         self.irs = synack.seq
         self.rcv_nxt = seq_add(synack.seq, 1)
@@ -479,7 +532,6 @@ class Conn:
         if "ts" in o:
             self.ts_recent = o["ts"][0]
         self.dut_wnd = synack.window  # never scaled in a SYN
-        self.send("A")
 
     def connect(self, offer=FULL, window=65535, timeout=3.0):
         """Three-way handshake; returns the SYN-ACK."""

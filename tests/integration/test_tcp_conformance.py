@@ -87,15 +87,29 @@ ooo_queue            §3.10.7.4 (data), RFC 2018 §4: 20 segments after a hole
                      negotiated); filling the hole acknowledges what was
                      queued (ngstack: exactly `ooo_segments` (8) segments;
                      Linux: all 20) and the whole stream comes back intact.
+simultaneous_open    §3.5 figure 8, §3.10.7.3: the DUT's active opener
+                     (ngstack: a tcp-client, flows 2, bytes 1000, in an
+                     ngstack run of its own after the others; Linux:
+                     connect() from the DUT namespace) sends SYNs to port
+                     3009 of the tester, where nothing listens; the bench
+                     answers each with its own SYN (no ACK); the DUT replies
+                     <SEQ=ISS><ACK=bench's ISN+1><CTL=SYN,ACK> with its SYN's
+                     options. One connection is completed by the bench's
+                     SYN-ACK, the other by an ACK alone; each is ESTABLISHED:
+                     the DUT's data comes at ISS+1, the bench's is ACKed, and
+                     the DUT lists it as ESTABLISHED (`ngstack show tcp`,
+                     Linux: ss).
 syn_cookies          RFC 4987 §3.6: with the listener's syncache full
                      (ngstack: syn_backlog 4 half-open SYNs; Linux:
                      tcp_syncookies=2 for the case), a SYN is still answered,
                      the ACK of its SYN-ACK completes the connection (data
                      echoes); an ACK with a wrong cookie gets <SEQ=SEG.ACK>
                      <RST>. Run last (Linux remembers the cookie mode).
-simultaneous open    not covered: a listening service never sends a SYN.
 
-With --dut ngstack the JSON summary is checked too (summary_ngstack):
+With --dut ngstack, simultaneous_open's run is checked by its JSON summary
+(summary_simultaneous_open: tcp.stats connects and established 2, accepts 0,
+the tcp-client's connections and bytes), and the shared instance's JSON
+summary too (summary_ngstack):
 totals balanced, mempools full, tcp_bad_checksum 0, and the tcp.stats
 counters of what ran: challenge_acks, out_of_window, paws_dropped,
 persist_probes, rto_expired, fast_retransmits, sack_recoveries,
@@ -130,6 +144,24 @@ NGSTACK_TCP = {
     "keepalive_interval_ms": NG_KEEPALIVE_INTERVAL_MS, "keepalive_probes": NG_KEEPALIVE_PROBES,
 }
 
+# Simultaneous open: the DUT's active opener connects to this port of the
+# tester (nothing listens there; prepare_tester's rule drops the tester
+# kernel's RSTs), SIMOPEN_FLOWS connections at once, each sending
+# SIMOPEN_BYTES once established.
+SIMOPEN_PORT, SIMOPEN_FLOWS, SIMOPEN_BYTES = 3009, 2, 1000
+SIMOPEN_BENCH_DATA = b"simultaneous open"  # what the bench sends on each
+# ngstack's tcp-client connects once, when its worker comes online, and then
+# only retransmits its SYN (initial_rto_ms, doubling, syn_retries times:
+# with the battery's settings SYNs at 0, 1, 3, 7, 15 and 31 s, given up at
+# 63 s). In the battery's shared instance whether a SYN is still coming when
+# the case runs would depend on how long the cases before it take. So the
+# case gets an ngstack run of its own (NG_OWN_RUN), started just before its
+# bench, with the SYN retransmitted at least every second (max_rto_ms) for
+# about 30 s (syn_retries): the case sees a SYN within a second of looking
+# however long ngstack and the bench took to come up. Its counters stay out
+# of the shared summary too.
+NG_SIMOPEN_TCP = dict(NGSTACK_TCP, initial_rto_ms=500, max_rto_ms=1000, syn_retries=30)
+
 # What each DUT is expected to do where the RFCs leave a choice.
 DUTS = {
     "linux": {"wscale": None, "mss": 1460, "ooo_bound": None, "fin_wait2_s": tb.LINUX_FIN_TIMEOUT_S,
@@ -140,9 +172,22 @@ DUTS = {
 
 
 class Dut:
-    def __init__(self, name, ns=None):
-        self.name, self.ns = name, ns
+    def __init__(self, name, ns=None, ng_prefix=None):
+        self.name, self.ns, self.ng_prefix = name, ns, ng_prefix
         self.p = DUTS[name]
+
+    def tcp_states(self, lport, fport):
+        """The states the DUT lists for its connection <DUT_IP:lport,
+        TESTER_IP:fport> (`ngstack show tcp --json`; Linux: ss)."""
+        local, foreign = f"{tb.DUT_IP}:{lport}", f"{tb.TESTER_IP}:{fport}"
+        if self.name == "linux":
+            out = tb.sh(f"ip netns exec {self.ns} ss -Htan src {local} dst {foreign}").stdout
+            states = [ln.split()[0] for ln in out.splitlines() if ln.strip()]
+            return ["ESTABLISHED" if st == "ESTAB" else st for st in states]
+        from ngslab import NGSTACK
+        r = tb.sh(f"{NGSTACK} show tcp --json --prefix {self.ng_prefix}")
+        return [c["state"] for c in json.loads(r.stdout)["tcp"]["connections"]
+                if c["local"] == local and c["foreign"] == foreign]
 
     def sysctl(self, key, value):
         tb.sh(f"ip netns exec {self.ns} sysctl -qw {key}={value}")
@@ -644,6 +689,89 @@ def ooo_queue(b, dut):
     say("ok: the rest resent; the whole stream came back intact")
 
 
+def simopen_other(s, isn, iss):
+    """What the DUT may send, besides its data, once the bench has answered
+    its SYN-ACK: a plain ACK <SEQ=ISS+1><ACK=bench's ISN+1> or its SYN-ACK
+    again (a retransmission that crossed the bench's answer)."""
+    if s.flags == "SA":
+        return s.seq == isn and s.ack == seq_add(iss, 1) and not s.payload
+    return pure_ack(s) and s.seq == seq_add(isn, 1) and s.ack == seq_add(iss, 1)
+
+
+@case
+def simultaneous_open(b, dut):
+    """RFC 9293 §3.5 figure 8, §3.10.7.3: the DUT's active opener (ngstack:
+    the tcp-client of its own run, simopen_config; Linux: connect() in its
+    namespace) sends SYNs to SIMOPEN_PORT of the tester, where nothing
+    listens. The bench answers each with a SYN of its own (no ACK), as a
+    simultaneous opener whose SYN crossed; the DUT must answer
+    <SEQ=ISS><ACK=bench's ISN+1><CTL=SYN,ACK> with its first SYN's options.
+    The bench then completes one connection with its SYN-ACK (figure 8) and
+    the other with an ACK alone; each is ESTABLISHED: the DUT's data comes
+    at ISS+1, the bench's is ACKed, the DUT lists the connection as
+    established."""
+    proc = None
+    if dut.name == "linux":
+        proc = tb.linux_connect(dut.ns, tb.TESTER_IP, SIMOPEN_PORT, SIMOPEN_FLOWS, SIMOPEN_BYTES)
+    conns = []
+    try:
+        done = set()
+        for completion in ("SYN-ACK", "ACK"):
+            port = b.syn_port(SIMOPEN_PORT, done, 10.0)
+            check(port is not None, f"a SYN from the DUT to port {SIMOPEN_PORT} within 10 s"
+                                    f"{' besides port(s) ' + str(sorted(done)) if done else ''}")
+            done.add(port)
+            c = Conn(b, port, sport=SIMOPEN_PORT)
+            conns.append(c)
+            syn = c.expect(lambda s: True, 1.0, "the DUT's SYN")
+            check(syn.flags == "S" and not syn.payload and "mss" in syn.opts, f"a SYN with MSS, got {syn}")
+            isn = syn.seq
+            c.syn(FULL)
+            # Its SYN again (a retransmission) may cross the bench's; anything else is the answer.
+            sa = c.expect(lambda s: not (s.flags == "S" and s.seq == isn), 3.0,
+                          "a SYN-ACK for the bench's SYN (the DUT in SYN-SENT)")
+            check(sa.flags == "SA" and sa.seq == isn and sa.ack == seq_add(c.iss, 1) and not sa.payload,
+                  f"SYN in SYN-SENT: expected <SEQ=ISS {isn}><ACK={seq_add(c.iss, 1)}><CTL=SYN,ACK>, got {sa}"
+                  f" (the DUT's SYN {syn})")
+            check(set(sa.opt_kinds) == set(syn.opt_kinds) and
+                  all(sa.opts.get(k) == syn.opts.get(k) for k in ("mss", "wscale", "sackok")),
+                  f"the SYN-ACK keeps its SYN's options: SYN {syn}, SYN-ACK {sa}")
+            if "ts" in sa.opts:
+                check(sa.opts["ts"][1] == c.syn_tsval, f"TSecr = the bench's TSval {c.syn_tsval}, got {sa}")
+            say(f"ok: DUT port {port}: SYN {syn}; bench's SYN -> {sa}")
+            c.take_synack(sa)
+            if completion == "SYN-ACK":
+                c.send("SA", seq=c.iss, options=c.syn_options(FULL, tsecr=c.ts_recent))
+            else:
+                c.send("A")
+            mark = len(c.log)
+            data = c.recv_stream(SIMOPEN_BYTES, 3.0)
+            check(len(data) == SIMOPEN_BYTES, f"{SIMOPEN_BYTES} bytes from the DUT, got {len(data)}")
+            first = next(s for s in c.log[mark:] if s.payload)
+            check(first.seq == seq_add(isn, 1) and first.ack == seq_add(c.iss, 1),
+                  f"the DUT's data at ISS+1 {seq_add(isn, 1)} acking {seq_add(c.iss, 1)}, got {first}")
+            odd = [s for s in c.log[mark:] if not s.payload and not simopen_other(s, isn, c.iss)]
+            check(not odd, f"after the bench's {completion}, nothing but the DUT's data, plain ACKs and its"
+                           f" SYN-ACK again: {odd}")
+            c.send("PA", SIMOPEN_BENCH_DATA)
+            r = c.expect(lambda s: "A" in s.flags and s.ack == c.snd_nxt, 2.0, "an ACK of the bench's data")
+            check("R" not in r.flags and "S" not in r.flags, f"the bench's data ACKed, got {r}")
+            states = dut.tcp_states(port, SIMOPEN_PORT)
+            check(states == ["ESTABLISHED"], f"the DUT lists {tb.DUT_IP}:{port} <-> {tb.TESTER_IP}:{SIMOPEN_PORT}"
+                                             f" as ESTABLISHED, it says {states}")
+            say(f"ok: the bench's {completion} -> ESTABLISHED: {len(data)} bytes from ISS+1 ({first}),"
+                f" the bench's data ACKed ({r})")
+    finally:
+        if proc is not None:
+            # ngstack's stay up until its run stops (summary_simultaneous_open: no resets).
+            for c in conns:
+                c.abort()
+            proc.kill()
+            out = proc.communicate()[0].strip()
+            if out:
+                say("the Linux DUT's connect()s said: " + out.replace("\n", "; "))
+
+
 @case
 def syn_cookies(b, dut):
     if dut.name == "linux":
@@ -695,11 +823,12 @@ def selected(k):
 
 def inner(args):
     """The bench itself, inside the tester namespace."""
-    dut = Dut(args.dut, args.dut_ns)
+    dut = Dut(args.dut, args.dut_ns, args.ng_prefix)
     b = tb.Bench(verbose=args.verbose)
     results = []
+    cases = [fn for fn in CASES if fn.__name__ in args.only.split(",")] if args.only else selected(args.k)
     try:
-        for fn in selected(args.k):
+        for fn in cases:
             print(f"--- {fn.__name__}", flush=True)
             t0 = time.time()
             try:
@@ -747,6 +876,31 @@ stack:
 {tcp}"""
 
 
+def simopen_config(lab, prefix):
+    """The simultaneous_open case's own ngstack: only a tcp-client to the
+    tester, with SYNs kept coming (NG_SIMOPEN_TCP)."""
+    from ngslab import af_packet, workers_yaml
+    lcore_cpus, workers_text = workers_yaml(1)
+    tcp = "".join(f"    {k}: {v}\n" for k, v in NG_SIMOPEN_TCP.items())
+    return f"""mode: host
+eal:
+  main_lcore: 0
+  memory_mb: 512
+  no_huge: true
+  file_prefix: {prefix}
+{lcore_cpus}ports:
+  - {{name: p0, {af_packet(0, lab.port(0), 1)}}}
+{workers_text}host:
+  interfaces:
+    - {{port: p0, addresses: [198.18.1.1/24]}}
+services:
+  - {{type: tcp-client, server: {tb.TESTER_IP}, port: {SIMOPEN_PORT}, flows: {SIMOPEN_FLOWS}, bytes: {SIMOPEN_BYTES}}}
+stack:
+  locking: group
+  tcp:
+{tcp}"""
+
+
 # tcp.stats counters that must have moved when a case passed on ngstack.
 NG_COUNTERS = {
     "acceptable_segment": ["out_of_window"],
@@ -781,6 +935,55 @@ def check_ngstack_summary(s, results):
         check(st["ooo_queued"] >= NG_OOO_SEGMENTS, f"ooo_queued >= {NG_OOO_SEGMENTS}: {st['ooo_queued']}")
 
 
+def check_simopen_summary(s, results):
+    """The simultaneous_open run: both connections actively opened and
+    established (none accepted), each having sent its bytes and received
+    the bench's. (The summary's connection list is taken after the stack
+    closed its connections: the case checks their state live, with `ngstack
+    show tcp`.)"""
+    from ngslab import service
+    check(s["ok"] and s["totals"]["balanced"], f"rx + originated == tx + drops + consumed: {s['totals']}")
+    check(all(m["full"] for m in s["mempools"]), f"every mbuf back in its pool: {s['mempools']}")
+    if not any(r["name"] == "simultaneous_open" and r["status"] == "PASS" for r in results):
+        return
+    st = s["tcp"]["stats"]
+    print("    tcp.stats:", json.dumps(st), flush=True)
+    n, sent = SIMOPEN_FLOWS, len(SIMOPEN_BENCH_DATA)
+    check(st["connects"] == n and st["established"] == n and st["accepts"] == 0 and st["resets"] == 0,
+          f"tcp.stats: connects {n}, established {n}, accepts 0, resets 0: {st}")
+    check(st["bytes_out"] == n * SIMOPEN_BYTES and st["bytes_in"] == n * sent,
+          f"tcp.stats: bytes_out {n * SIMOPEN_BYTES}, bytes_in {n * sent}: {st}")
+    client = service(s, "tcp-client", SIMOPEN_PORT)
+    check(client["connections"] == n and client["resets"] == 0 and client["tx_bytes"] == n * SIMOPEN_BYTES
+          and client["rx_bytes"] == n * sent,
+          f"tcp-client: {n} connections, no resets, {n * SIMOPEN_BYTES} bytes out, {n * sent} in: {client}")
+
+
+# Cases that run in an ngstack of their own (its config, its summary check),
+# after the battery's shared instance.
+NG_OWN_RUN = {"simultaneous_open": (simopen_config, check_simopen_summary)}
+
+
+def run_ngstack(lab, config, prefix, argv, results_path, names, summary_name, summary_check):
+    """One ngstack run: the bench (argv, writing results_path) runs the
+    cases `names` against it; then its summary is checked. Returns the
+    results, the summary's included."""
+    from ngslab import Ngstack
+    with Ngstack(config) as ng:
+        ng.wait_running()
+        tb.in_namespace(lab.host(1), argv + ["--only", ",".join(names), "--ng-prefix", prefix], timeout=240)
+        results = json.load(open(results_path)) if os.path.getsize(results_path) else []
+        rc = ng.stop()
+        try:
+            check(rc == 0, f"ngstack exit {rc}:\n{ng.output()[-3000:]}")
+            summary_check(ng.summary(), results)
+            results.append({"name": summary_name, "status": "PASS"})
+        except (CheckFailed, KeyError, OSError, ValueError) as e:
+            results.append({"name": summary_name, "status": "FAIL", "msg": str(e)})
+            print(f"FAIL: {summary_name}: {e}", flush=True)
+    return results
+
+
 def outer(args):
     """Build the DUT and the tester namespace, run the bench inside it,
     clean up whatever happens."""
@@ -802,22 +1005,21 @@ def outer(args):
                 tb.in_namespace(env.tester, argv + ["--dut-ns", env.dut], timeout=240)
                 results = json.load(open(results_path)) if os.path.getsize(results_path) else []
         else:
-            from ngslab import Lab, Ngstack
-            prefix = f"ngt-tcpc-{os.getpid()}"
+            from ngslab import Lab
+            names = [fn.__name__ for fn in selected(args.k)]
+            shared = [n for n in names if n not in NG_OWN_RUN]
             with Lab("host") as lab:
                 tb.prepare_tester(lab.host(1))
-                with Ngstack(ngstack_config(lab, prefix)) as ng:
-                    ng.wait_running()
-                    tb.in_namespace(lab.host(1), argv, timeout=240)
-                    results = json.load(open(results_path)) if os.path.getsize(results_path) else []
-                    rc = ng.stop()
-                    try:
-                        check(rc == 0, f"ngstack exit {rc}:\n{ng.output()[-3000:]}")
-                        check_ngstack_summary(ng.summary(), results)
-                        results.append({"name": "summary_ngstack", "status": "PASS"})
-                    except (CheckFailed, KeyError, OSError, ValueError) as e:
-                        results.append({"name": "summary_ngstack", "status": "FAIL", "msg": str(e)})
-                        print(f"FAIL: summary_ngstack: {e}", flush=True)
+                if shared:
+                    prefix = f"ngt-tcpc-{os.getpid()}"
+                    results += run_ngstack(lab, ngstack_config(lab, prefix), prefix, argv, results_path, shared,
+                                           "summary_ngstack", check_ngstack_summary)
+                for n in names:
+                    if n in NG_OWN_RUN:
+                        config, summary_check = NG_OWN_RUN[n]
+                        prefix = f"ngt-tcpc-{n[:8]}-{os.getpid()}"
+                        results += run_ngstack(lab, config(lab, prefix), prefix, argv, results_path, [n],
+                                               f"summary_{n}", summary_check)
     except BaseException as e:  # noqa: BLE001 - the namespaces are gone by now; report
         extra_fail = f"{type(e).__name__}: {e}"
         print(f"FAIL: setup/teardown: {extra_fail}", flush=True)
@@ -841,6 +1043,8 @@ def main():
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--dut-ns", help=argparse.SUPPRESS)
     ap.add_argument("--results", help=argparse.SUPPRESS)
+    ap.add_argument("--only", help=argparse.SUPPRESS)  # exact case names (the outer's split between ngstack runs)
+    ap.add_argument("--ng-prefix", help=argparse.SUPPRESS)  # the running ngstack's file prefix
     args = ap.parse_args()
     if args.list:
         print("\n".join(fn.__name__ for fn in selected(args.k)))
