@@ -158,10 +158,20 @@ Status start_port(const conf::Config& cfg, std::size_t index, PortRuntime& port,
     spdlog::info("port {} ({}): rx offloads requested: {}; not offered by the device: {}", pc.name, port.driver,
                  rx_offload_list(rx.requested), rx_offload_list(rx.lacking));
   conf.txmode.offloads = kTxChecksumOffloads & info.tx_offload_capa;
+  // TSO needs the checksums offloaded too (the device fills each segment's).
+  if (cfg.stack.tcp.tso && cfg.is_inet() && (info.tx_offload_capa & kTxSegmentationOffloads) == kTxSegmentationOffloads &&
+      (conf.txmode.offloads & kTxChecksumOffloads) == kTxChecksumOffloads) {
+    conf.txmode.offloads |= kTxSegmentationOffloads;
+    // net_tap refuses a piece whose frame, Ethernet header included, is
+    // longer than the MTU (it counts oerrors): its pieces stay that short.
+    if (port.driver == "net_tap") port.tso_piece_max = pc.mtu;
+    spdlog::info("port {} ({}): TCP segmentation offload enabled", pc.name, port.driver);
+  }
   if (int rc = rte_eth_dev_configure(id, pc.rx_queues, txq, &conf); rc != 0)
     return port_error(pc.pos, "port " + pc.name + ": rte_eth_dev_configure failed", rc);
   port.rx_offloads = rx.requested;
   port.tx_offloads = conf.txmode.offloads;
+  port.tx_max_segs = info.tx_desc_lim.nb_seg_max;
   uint16_t nb_rxd = pc.rx_ring, nb_txd = pc.tx_ring;
   if (int rc = rte_eth_dev_adjust_nb_rx_tx_desc(id, &nb_rxd, &nb_txd); rc != 0)
     return port_error(pc.pos, "port " + pc.name + ": cannot size the rings", rc);

@@ -37,7 +37,9 @@ struct PortRuntime {
   bool started = false;
   bool rss = false;
   uint64_t rx_offloads = 0;  // RTE_ETH_RX_OFFLOAD_* asked of the device at configure
-  uint64_t tx_offloads = 0;  // RTE_ETH_TX_OFFLOAD_* enabled: the checksums of kTxChecksumOffloads it offers
+  uint64_t tx_offloads = 0;  // RTE_ETH_TX_OFFLOAD_* enabled: kTxChecksumOffloads it offers, TSO (kTxSegmentationOffloads)
+  uint16_t tx_max_segs = 0;  // the device's limit of mbufs per frame (tx_desc_lim.nb_seg_max)
+  uint16_t tso_piece_max = 0;  // a device that cuts TSO pieces smaller than the MTU's frame (see start_port)
   rte_ether_addr mac{};
 };
 
@@ -51,6 +53,11 @@ inline constexpr uint64_t kRxChecksumOffloads =
 // ask: their checksums are updated in software, RFC 1624).
 inline constexpr uint64_t kTxChecksumOffloads =
     RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
+
+// TCP segmentation offload (stack.tcp.tso): the stack hands the port one
+// frame of up to 64 KB as a chain of mbufs and the device cuts it into
+// MSS-sized segments; asked for only where the device offers both.
+inline constexpr uint64_t kTxSegmentationOffloads = RTE_ETH_TX_OFFLOAD_TCP_TSO | RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
 
 struct RxOffloadChoice {
   uint64_t requested = 0;  // for rte_eth_conf.rxmode.offloads: wanted and offered

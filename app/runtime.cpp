@@ -107,7 +107,8 @@ Status make_workers(Runtime& rt) {
   }
   std::vector<stack::PortInfo> info;  // what router and bridge need of the ports
   for (std::size_t i = 0; i < rt.ports.size(); ++i)
-    info.push_back({rt.ports[i].port_id, rt.ports[i].mac, rt.cfg.ports[i].mtu, rt.ports[i].tx_offloads});
+    info.push_back({rt.ports[i].port_id, rt.ports[i].mac, rt.cfg.ports[i].mtu, rt.ports[i].tx_offloads,
+                    rt.ports[i].tx_max_segs, rt.ports[i].tso_piece_max});
   switch (rt.cfg.mode) {
     case conf::Mode::forwarder: {
       std::vector<rte_ether_addr> macs;
@@ -378,6 +379,12 @@ int run(const conf::Config& cfg, const Options& opts) {
   // The services as they served: shutdown closed their sockets.
   summary.final.services = at_stop.services;
   summary.final.locks = at_stop.locks;
+  // TCP's connections and buffers as they were when traffic stopped
+  // (shutdown freed them); its counters are the final ones.
+  if (summary.final.tcp && at_stop.tcp) {
+    summary.final.tcp->connections = at_stop.tcp->connections;
+    summary.final.tcp->buffers_held = at_stop.tcp->buffers_held;
+  }
   summary.mempools = teardown(rt);
   std::fputs(format_summary(summary).c_str(), stdout);
   std::fflush(stdout);

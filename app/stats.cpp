@@ -152,6 +152,8 @@ Snapshot take_snapshot(const Runtime& rt, bool workers_stopped) {
       t.stats.emplace_back(std::string(stack::tcp::stat_name(st)), tcp.stat(st));
     }
     t.connections = tcp.connections();
+    t.worker_buffers = tcp.params().worker_buffers;
+    for (unsigned w = 0; w < tcp.workers(); ++w) t.buffers_held.push_back(tcp.buffers_held(w));
     for (const auto* l : tcp.listeners())
       t.listeners.push_back({conf::format_ipv4(l->local().addr) + ":" + std::to_string(l->local().port), l->backlog(),
                              l->embryonic(), l->accepted(), l->overflowed()});
@@ -455,6 +457,9 @@ std::string format_tcp(const Snapshot& f, bool all_connections) {
     line += item;
   }
   if (line.size() > 2) o += line.substr(0, line.size() - 2) + "\n";
+  o += fmt("  buffers held (mbufs, budget %u per worker):", t.worker_buffers);
+  for (std::size_t w = 0; w < t.buffers_held.size(); ++w) o += fmt(" w%zu %lld", w, static_cast<long long>(t.buffers_held[w]));
+  o += "\n";
   for (const auto& l : t.listeners)
     o += fmt("  listen %-21s backlog %u, syn-received %u, accepted %llu, overflowed %llu\n", l.local.c_str(),
              l.backlog, l.embryonic, ull(l.accepted), ull(l.overflowed));
@@ -735,7 +740,9 @@ void json_tcp(JsonWriter& j, const Snapshot& f) {
   const TcpSnap& t = *f.tcp;
   j.begin_object("tcp").begin_object("stats");
   for (const auto& [name, v] : t.stats) j.value(name.c_str(), v);
-  j.end_object().begin_array("listeners");
+  j.end_object().begin_object("buffers").value("budget_per_worker", t.worker_buffers).begin_array("held");
+  for (int64_t h : t.buffers_held) j.value({}, static_cast<uint64_t>(std::max<int64_t>(h, 0)));
+  j.end_array().end_object().begin_array("listeners");
   for (const auto& l : t.listeners)
     j.begin_object()
         .value("local", l.local)

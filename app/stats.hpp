@@ -135,6 +135,8 @@ struct TcpSnap {
     uint64_t accepted = 0, overflowed = 0;
   };
   std::vector<Listener> listeners;
+  uint32_t worker_buffers = 0;          // each worker's budget of queued mbufs (stack.tcp.worker_buffers)
+  std::vector<int64_t> buffers_held;    // per worker: mbufs its connections queue now
   uint64_t stat(const std::string& name) const {
     for (const auto& [n, v] : stats)
       if (n == name) return v;

@@ -168,6 +168,14 @@ unsigned Config::mbufs_needed() const {
   return static_cast<unsigned>(std::min<uint64_t>(pow2 - 1, UINT32_MAX));
 }
 
+unsigned Config::tcp_worker_buffers() const {
+  if (stack.tcp.worker_buffers != 0) return stack.tcp.worker_buffers;
+  const uint64_t pool = mbufs_needed(), pinned = mbufs_pinned();
+  const uint64_t spare = pool > pinned ? (pool - pinned) / 2 : 0;
+  const uint64_t per_worker = spare / std::max<std::size_t>(1, workers.list.size());
+  return static_cast<unsigned>(std::clamp<uint64_t>(per_worker, 64, UINT32_MAX));
+}
+
 void assign_rx_queues(Config& cfg) {
   auto& workers = cfg.workers.list;
   const std::size_t nw = workers.size();
@@ -365,7 +373,11 @@ std::string dump_yaml(const Config& cfg) {
       << ", syn_backlog: " << t.syn_backlog << ", syn_cookies: " << (t.syn_cookies ? "true" : "false")
       << ", challenge_ack_limit: " << t.challenge_ack_limit << ", syn_retries: " << t.syn_retries
       << ", data_retries: " << t.data_retries << ", congestion_control: " << t.congestion_control
-      << ", keepalive_interval_ms: " << t.keepalive_interval_ms << ", keepalive_probes: " << t.keepalive_probes << "}\n";
+      << ", keepalive_interval_ms: " << t.keepalive_interval_ms << ", keepalive_probes: " << t.keepalive_probes
+      << ", worker_buffers: " << (t.worker_buffers ? std::to_string(t.worker_buffers) : std::string("auto"))
+      << ", tso: " << (t.tso ? "true" : "false") << "}";
+    if (!t.worker_buffers) o << "  # worker_buffers auto: " << cfg.tcp_worker_buffers() << " mbufs per worker";
+    o << "\n";
   }
   if (!cfg.services.empty()) o << "services:\n";
   for (const auto& sv : cfg.services) {

@@ -309,6 +309,10 @@ struct TcpConfig {
   std::string congestion_control = "newreno";  // newreno | cubic
   uint32_t keepalive_interval_ms = 75000;  // between keepalive probes (services turn keepalive on)
   uint32_t keepalive_probes = 9;           // unanswered probes that end a connection
+  // mbufs one worker's connections may hold in their send, receive and
+  // reassembly queues together; 0: auto (Config::tcp_worker_buffers)
+  uint32_t worker_buffers = 0;
+  bool tso = true;                         // TCP segmentation offload where a port offers it
 };
 
 struct StackConfig {
@@ -389,6 +393,11 @@ struct Config {
   unsigned arp_hold_total() const;
   uint64_t mbufs_pinned() const;      // rings + (router) ARP hold budget + reassembly
   unsigned mbufs_needed() const;      // the pool size: mempool.mbufs, or what `auto` resolves to
+  // stack.tcp.worker_buffers resolved: the configured value, else half of
+  // what the pool holds beyond its pinned part (mbufs_pinned), shared out
+  // over the workers (at least 64 each): TCP's queues can never take the
+  // mbufs the rx rings and packets in flight need.
+  unsigned tcp_worker_buffers() const;
 };
 
 // Spread rx queues over workers. Queue q of every port goes to worker q % W, so

@@ -870,6 +870,14 @@ void load_stack(MapReader& top, Config& cfg) {
     c.data_retries = static_cast<uint32_t>(t.integer("data_retries", 1, 30, c.data_retries));
     c.keepalive_interval_ms = ms("keepalive_interval_ms", 1, c.keepalive_interval_ms);
     c.keepalive_probes = static_cast<uint32_t>(t.integer("keepalive_probes", 1, 255, c.keepalive_probes));
+    if (t.has("worker_buffers") && t.node()["worker_buffers"].IsScalar() &&
+        t.node()["worker_buffers"].Scalar() == "auto") {
+      t.take("worker_buffers");
+      c.worker_buffers = 0;
+    } else {
+      c.worker_buffers = static_cast<uint32_t>(t.integer("worker_buffers", 16, 1u << 30, c.worker_buffers));
+    }
+    c.tso = t.boolean("tso", c.tso);
     if (t.has("congestion_control")) {
       YAML::Node v = t.take("congestion_control");
       c.congestion_control = t.parse_string(v, "stack.tcp.congestion_control");

@@ -63,6 +63,7 @@ std::string_view drop_reason_name(DropReason r) {
     case DropReason::tcp_no_room: return "tcp_no_room";
     case DropReason::tcp_receive_buffer_full: return "tcp_receive_buffer_full";
     case DropReason::tcp_ooo_full: return "tcp_ooo_full";
+    case DropReason::tcp_worker_budget: return "tcp_worker_budget";
     case DropReason::tcp_duplicate: return "tcp_duplicate";
     case DropReason::bridge_vlan_mismatch: return "bridge_vlan_mismatch";
     case DropReason::bridge_bad_source: return "bridge_bad_source";

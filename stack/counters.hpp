@@ -84,6 +84,7 @@ enum class DropReason : uint8_t {
   tcp_receive_buffer_full, // in-order data beyond the receive queue's mbuf bound
   tcp_ooo_full,            // out of order beyond stack.tcp.ooo_segments
   tcp_duplicate,           // out of order and already queued
+  tcp_worker_budget,       // data while the worker's connections hold stack.tcp.worker_buffers mbufs
   // Bridge (stack/bridge)
   bridge_vlan_mismatch,    // untagged on a trunk, tagged on an access port, VLAN not carried
   bridge_bad_source,       // source MAC is multicast/broadcast

@@ -29,7 +29,9 @@ struct PortInfo {
   uint16_t port_id = 0;
   rte_ether_addr mac{};
   uint16_t mtu = 1500;
-  uint64_t tx_offloads = 0;  // RTE_ETH_TX_OFFLOAD_* enabled (checksums of packets made here)
+  uint64_t tx_offloads = 0;  // RTE_ETH_TX_OFFLOAD_* enabled (checksums of packets made here, TSO)
+  uint16_t tx_max_segs = 0;  // mbufs one frame may chain (the device's nb_seg_max); 0: no limit given
+  uint16_t tso_piece_max = 0;  // bytes a TSO piece may have, Ethernet header included; 0: the MTU's frame
 };
 
 // DPDK port id -> config port index, for handlers that read mbuf->port.

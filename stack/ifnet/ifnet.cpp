@@ -14,6 +14,8 @@ Result<Interfaces> Interfaces::create(const conf::Config& cfg, const std::vector
     itf.mac = ports[i].mac;
     itf.mtu = ports[i].mtu;
     itf.tx_offloads = ports[i].tx_offloads;
+    itf.tx_max_segs = ports[i].tx_max_segs;
+    itf.tso_piece_max = ports[i].tso_piece_max;
     itf.name = cfg.ports[i].name;
   }
   r.port_index_ = PortIndex(port_ids);

@@ -24,6 +24,8 @@ struct Interface {
   rte_ether_addr mac{};
   uint16_t mtu = 1500;
   uint64_t tx_offloads = 0;  // RTE_ETH_TX_OFFLOAD_* the port enabled
+  uint16_t tx_max_segs = 0;  // mbufs one frame may chain; 0: no limit given
+  uint16_t tso_piece_max = 0;  // bytes a TSO piece may have, Ethernet header included; 0: the MTU's frame
   std::vector<conf::Ipv4Prefix> addresses;  // the first is the default source
   std::string name;
   bool on_subnet(uint32_t addr) const {

@@ -207,7 +207,8 @@ void Ip::forward(unsigned w, rte_mbuf* m, uint64_t id, uint16_t in_port, uint64_
     return drop(w, m, DropReason::ipv4_bad_destination);
   const uint32_t nh_addr = nh.gateway ? nh.gateway : dst;
   const uint16_t total = rte_be_to_cpu_16(ip->total_length);
-  if (total > out.mtu) [[unlikely]] {
+  // A TSO frame is cut to the MTU by the device.
+  if (total > out.mtu && !(m->ol_flags & RTE_MBUF_F_TX_TCP_SEG)) [[unlikely]] {
     if (ip->fragment_offset & rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG)) {
       if (!local_origin) icmp_error(w, m, IcmpError::frag_needed, in_port, now, out.mtu);
       return drop(w, m, DropReason::ipv4_frag_needed);

@@ -19,6 +19,29 @@ namespace {
 
 constexpr size_t kChunk = 16384;  // bytes moved per read/send call
 
+// The byte stream tcp-source and tcp-client send: byte i is "ngstack\n"[i % 8],
+// however send() cut it, so a receiver can check every byte by its offset.
+struct Pattern {
+  uint8_t bytes[kChunk + 8];
+  Pattern() {
+    for (size_t i = 0; i < sizeof(bytes); ++i) bytes[i] = "ngstack\n"[i % 8];
+  }
+  // Sends what the connection takes of the `left` bytes still owed out of
+  // `total`; returns how many went.
+  uint64_t send(TcpConn& c, uint64_t& left, uint64_t total) const {
+    uint64_t done = 0;
+    while (left > 0) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>({left, c.send_space(), kChunk}));
+      if (n == 0) break;
+      const size_t sent = c.send(bytes + (total - left) % 8, n);
+      done += sent;
+      left -= sent;
+      if (sent < n) break;
+    }
+    return done;
+  }
+};
+
 class TcpService final : public Service {
  public:
   TcpService(const conf::ServiceConfig& c, tcp::Tcp& tcp, unsigned workers)
@@ -27,8 +50,6 @@ class TcpService final : public Service {
     handlers_.readable = readable;
     handlers_.writable = writable;
     handlers_.closed = closed;
-    // A pattern for tcp-source: "ngstack\n" repeated.
-    for (size_t i = 0; i < sizeof(pattern_); ++i) pattern_[i] = "ngstack\n"[i % 8];
   }
 
   Status start() {
@@ -106,18 +127,13 @@ class TcpService final : public Service {
         return;
       case conf::ServiceType::tcp_source: {
         k.rx_bytes.add(c.read(nullptr, c.readable()));
+        // `bytes: 0` is endless: 2^64 - 1 bytes, counted down all the same.
         uint64_t left = c.user();
-        while (left > 0) {
-          const size_t n = static_cast<size_t>(std::min<uint64_t>({left, c.send_space(), sizeof(pattern_)}));
-          if (n == 0) break;
-          const size_t sent = c.send(pattern_, n);
-          k.tx_bytes.add(sent);
-          if (left != UINT64_MAX) left -= sent;
-        }
+        k.tx_bytes.add(pattern_.send(c, left, cfg_.bytes == 0 ? UINT64_MAX : cfg_.bytes));
         c.set_user(left);
         // A half-close by the peer does not stop a counted transfer; an
         // endless one ends with it (RFC 864's chargen ends when the peer closes).
-        if (left == 0 || (c.eof() && left == UINT64_MAX)) c.close();
+        if (left == 0 || (c.eof() && cfg_.bytes == 0)) c.close();
         return;
       }
       default:  // tcp-discard
@@ -133,7 +149,7 @@ class TcpService final : public Service {
   socket::TcpListener* listener_ = nullptr;
   std::unique_ptr<Counters[]> counters_;
   unsigned workers_;
-  uint8_t pattern_[kChunk];
+  Pattern pattern_;
   bool stopped_ = false;
   ServiceView final_;
 };
@@ -149,7 +165,6 @@ class TcpClient final : public Service {
     handlers_.writable = pump_cb;
     handlers_.closed = closed;
     for (unsigned w = 0; w < workers; ++w) per_worker_[w] = std::make_unique<PerWorker>();
-    for (size_t i = 0; i < sizeof(pattern_); ++i) pattern_[i] = "ngstack\n"[i % 8];
   }
 
   // Worker w opens its share there: connect() picks ports whose replies land on w.
@@ -227,13 +242,7 @@ class TcpClient final : public Service {
       pw.last_rx.set(c.now());
     }
     uint64_t left = c.user();
-    while (left > 0) {
-      const size_t n = static_cast<size_t>(std::min<uint64_t>({left, c.send_space(), sizeof(pattern_)}));
-      if (n == 0) break;
-      const size_t sent = c.send(pattern_, n);
-      pw.tx_bytes.add(sent);
-      left -= sent;
-    }
+    pw.tx_bytes.add(pattern_.send(c, left, cfg_.bytes));
     c.set_user(left);
     if (c.eof()) c.close();
   }
@@ -243,7 +252,7 @@ class TcpClient final : public Service {
   socket::TcpHandlers handlers_;
   std::vector<std::unique_ptr<PerWorker>> per_worker_;
   unsigned workers_;
-  uint8_t pattern_[kChunk];
+  Pattern pattern_;
   bool stopped_ = false;
   ServiceView final_;
 };

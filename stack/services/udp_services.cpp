@@ -60,7 +60,7 @@ struct Request {
 class Client final : public Service {
  public:
   Client(const conf::ServiceConfig& c, udp::Udp& udp, unsigned workers, uint64_t tsc_hz)
-      : cfg_(c), udp_(udp), workers_(workers), tsc_hz_(tsc_hz), per_worker_(workers) {
+      : cfg_(c), udp_(udp), tsc_hz_(tsc_hz), per_worker_(workers) {
     for (unsigned w = 0; w < workers; ++w) {
       auto& pw = per_worker_[w];
       pw = std::make_unique<PerWorker>();
@@ -315,7 +315,6 @@ class Client final : public Service {
 
   conf::ServiceConfig cfg_;
   udp::Udp& udp_;
-  unsigned workers_;
   uint64_t tsc_hz_;
   uint64_t timeout_ = 0;
   std::vector<std::unique_ptr<PerWorker>> per_worker_;

@@ -152,6 +152,7 @@ struct Tcb {
   uint64_t t_rexmt = 0, t_persist = 0, t_delack = 0, t_linger = 0;  // linger: TIME_WAIT, FIN_WAIT_2
   uint64_t t_keep = 0;        // keepalive: when to look at the idle time again
   uint64_t t_reorder = 0;     // SACKed data above a hole: recover if nothing else does by then
+  uint64_t t_budget = 0;      // send() was refused by the worker's buffer budget: offer `writable` again
   uint64_t keep_idle = 0;     // keepalive idle time in TSC cycles (the listener's); 0: off
   uint64_t last_rx = 0;       // TSC of the last segment received
   uint8_t keep_probes = 0;    // unanswered keepalive probes
@@ -169,6 +170,8 @@ struct Tcb {
   rte_mbuf* snd_cursor = nullptr;  // an mbuf of sndq and the sequence of its first byte (a seek hint)
   uint32_t snd_cursor_seq = 0;
   SeqRange sacked[kScoreboard];  // the sender's scoreboard, above snd_una
+  uint16_t home = 0;             // the worker whose buffer budget its queued mbufs count in
+  uint32_t charged = 0;          // mbufs of sndq, rcvq and ooo counted in that budget
   uint8_t nsacked = 0;
   // --- per connection counters (ss -ti) ---------------------------------------------------------------
   uint64_t bytes_in = 0, bytes_out = 0, bytes_acked = 0;

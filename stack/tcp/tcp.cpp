@@ -28,6 +28,7 @@ constexpr uint16_t kMinPeerMss = 216;      // below it the peer's MSS is raised 
 constexpr uint16_t kDefaultMss = 536;      // RFC 9293 §3.7.1: no MSS option
 constexpr uint64_t kPawsIdleUs = 24ull * 86400 * 1'000'000;  // RFC 7323 §5.5
 constexpr unsigned kMaxSegmentsPerOutput = 64;
+constexpr uint64_t kBudgetRetryUs = 1000;  // send() refused by the worker's budget: offer `writable` again after
 constexpr uint32_t kMaxWindow = 1u << 30;  // RFC 7323 §2.3
 
 // SipHash-2-4 (Aumasson and Bernstein) over 64-bit words: the keyed hash of
@@ -143,6 +144,8 @@ Result<std::unique_ptr<Tcp>> Tcp::create(const conf::Config& cfg, ipv4::Ip& ip, 
   p.cc = tc.congestion_control == "cubic" ? 1 : 0;
   p.keepalive_interval_us = uint64_t{tc.keepalive_interval_ms} * 1000;
   p.keepalive_probes = tc.keepalive_probes;
+  p.worker_buffers = cfg.tcp_worker_buffers();
+  p.tso = tc.tso;
   pcb::PcbParams pp = modes::pcb_params(cfg, workers, buckets, std::move(bucket_map), std::move(rss_key));
   pp.seed ^= 0x7463700000000000ULL;  // "tcp": its own in-group hash
   auto table = pcb::PcbTable::create("tcp", pp);
@@ -151,6 +154,8 @@ Result<std::unique_ptr<Tcp>> Tcp::create(const conf::Config& cfg, ipv4::Ip& ip, 
   t->tcbs_ = std::make_unique<Tcb[]>(t->table_->slots());
   for (uint32_t i = 0; i < t->table_->slots(); ++i) t->tcbs_[i].index = i;
   t->stats_ = std::make_unique<Stats[]>(workers);
+  t->budgets_ = std::make_unique<BufferBudget[]>(workers);
+  if (ip.pool()) t->mbuf_payload_ = rte_pktmbuf_data_room_size(ip.pool()) - RTE_PKTMBUF_HEADROOM;
   for (unsigned w = 0; w < workers; ++w) {
     t->per_worker_.push_back(std::make_unique<PerWorker>(t.get(), w, p.challenge_ack_rate, tsc_hz));
     t->scratch_.push_back(std::make_unique<uint8_t[]>(4096));
@@ -349,7 +354,7 @@ void Tcp::listen_input(unsigned w, Segment& s, const pcb::ListenEntry& l, pcb::G
         Tcb* tp = create_tcb(g, s.tuple, &err);
         if (!tp) return discard(w, s, DropReason::tcp_no_pcb);
         Tcb& t = *tp;
-        init_tcb(t, now);
+        init_tcb(w, t, now);
         t.handlers = &listener->handlers_;
         t.app = listener->ctx_;
         t.cc = listener->cc_;
@@ -434,7 +439,7 @@ void Tcp::listen_input(unsigned w, Segment& s, const pcb::ListenEntry& l, pcb::G
   Tcb* tp = create_tcb(g, s.tuple, &err);
   if (!tp) return discard(w, s, DropReason::tcp_no_pcb);
   Tcb& t = *tp;
-  init_tcb(t, now);
+  init_tcb(w, t, now);
   t.ifport = static_cast<uint16_t>(route);
   t.state = State::syn_received;
   t.handlers = &listener->handlers_;
@@ -837,6 +842,15 @@ void Tcp::data_input(unsigned w, Tcb& t, Segment& s, uint64_t now) {
         return discard(w, s, DropReason::tcp_receive_buffer_full);
       }
       const bool had_ooo = t.ooo.count > 0;
+      // Beyond the worker's budget only a segment that fills a hole is kept:
+      // it lets queued data go to the reader (dropping it could leave every
+      // budgeted mbuf waiting for it).
+      if (!had_ooo && budget_room(t) == 0) {
+        st.inc(Stat::worker_budget_full);
+        t.ack_now = true;
+        s.flags &= static_cast<uint8_t>(~kFin);
+        return discard(w, s, DropReason::tcp_worker_budget);
+      }
       t.rcvq.push(m);
       s.m = nullptr;
       t.rcv_nxt += s.len;
@@ -856,6 +870,7 @@ void Tcp::data_input(unsigned w, Tcb& t, Segment& s, uint64_t now) {
         st.add(Stat::bytes_in, q->data_len);
         t.rcvq.push(q);
       }
+      settle(t);
       if (had_ooo) {
         t.ack_now = true;  // RFC 5681 §4.2: a segment that fills a hole is ACKed at once
         t.sack_pending = t.ooo.count > 0;
@@ -874,6 +889,11 @@ void Tcp::data_input(unsigned w, Tcb& t, Segment& s, uint64_t now) {
         s.flags &= static_cast<uint8_t>(~kFin);
         return discard(w, s, DropReason::tcp_ooo_full);
       }
+      if (budget_room(t) == 0) {
+        st.inc(Stat::worker_budget_full);
+        s.flags &= static_cast<uint8_t>(~kFin);
+        return discard(w, s, DropReason::tcp_worker_budget);
+      }
       m->hash.usr = s.seq;
       // Sorted by sequence; a segment wholly inside a queued one is a duplicate.
       rte_mbuf** link = &t.ooo.head;
@@ -889,6 +909,7 @@ void Tcp::data_input(unsigned w, Tcb& t, Segment& s, uint64_t now) {
       if (!m->next) t.ooo.tail = m;
       t.ooo.bytes += m->data_len;
       ++t.ooo.count;
+      settle(t);
       s.m = nullptr;
       t.last_ooo_start = s.seq;
       st.inc(Stat::ooo_queued);
@@ -1064,6 +1085,28 @@ void Tcp::ctlinput(unsigned w, rte_mbuf* m, const pcb::FourTuple& tuple, pcb::Gr
 
 // --- output ------------------------------------------------------------------------------------
 
+uint32_t Tcp::tso_piece(const Tcb& t) const {
+  if (!params_.tso) return 0;
+  const ifnet::Interface& itf = ip_.interfaces().at(t.ifport);
+  if (!(itf.tx_offloads & RTE_ETH_TX_OFFLOAD_TCP_TSO)) return 0;
+  // A TSO frame's headers: Ethernet, IPv4, TCP and timestamps (it never carries SACK blocks).
+  const uint32_t headers = sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + kHeaderLen + (t.ts_on ? 12u : 0u);
+  uint32_t piece = t.mss;
+  if (itf.tso_piece_max > headers) piece = std::min<uint32_t>(piece, itf.tso_piece_max - headers);
+  return piece;
+}
+
+uint32_t Tcp::tso_payload_limit(const Tcb& t) const {
+  if (!params_.tso) return 0;
+  const ifnet::Interface& itf = ip_.interfaces().at(t.ifport);
+  if (!(itf.tx_offloads & RTE_ETH_TX_OFFLOAD_TCP_TSO)) return 0;
+  // The IPv4 total length bounds it (headers with the most options), and
+  // so does the device's limit of mbufs per frame.
+  uint32_t limit = 65535 - sizeof(rte_ipv4_hdr) - 60;
+  if (itf.tx_max_segs > 1) limit = std::min<uint32_t>(limit, (itf.tx_max_segs - 1u) * mbuf_payload_);
+  return limit;
+}
+
 uint32_t Tcp::pipe(const Tcb& t) const {
   // RFC 6675 §4: what is in flight, less what was SACKed, less the holes
   // below the highest SACKed byte taken as lost and not yet retransmitted.
@@ -1183,11 +1226,33 @@ bool Tcp::send_segment(unsigned w, Tcb& t, uint32_t seq, uint32_t len, uint8_t f
   }
   const uint32_t hdr = kHeaderLen + n;
   const uint32_t headers = sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + hdr;
-  auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, static_cast<uint16_t>(headers + len)));
+  // More than one MSS is a TSO frame (output() makes one only for a port
+  // with TSO enabled): its payload continues in chained mbufs.
+  const bool tso = len > t.mss;
+  const uint32_t room = rte_pktmbuf_tailroom(m);
+  const uint32_t first = tso ? std::min<uint32_t>(len, room > headers ? room - headers : 0) : len;
+  auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, static_cast<uint16_t>(headers + first)));
   if (!p) {
     rte_pktmbuf_free(m);
     st.inc(Stat::no_mbuf);
     return false;
+  }
+  for (uint32_t off = first; off < len;) {
+    rte_mbuf* seg = rte_pktmbuf_alloc(ip_.pool());
+    if (!seg) [[unlikely]] {
+      rte_pktmbuf_free(m);
+      st.inc(Stat::no_mbuf);
+      return false;
+    }
+    const uint32_t k = std::min<uint32_t>(len - off, rte_pktmbuf_tailroom(seg));
+    copy_from_sndq(t, seq + off, reinterpret_cast<uint8_t*>(rte_pktmbuf_append(seg, static_cast<uint16_t>(k))), k);
+    if (rte_pktmbuf_chain(m, seg) != 0) [[unlikely]] {
+      rte_pktmbuf_free(seg);
+      rte_pktmbuf_free(m);
+      st.inc(Stat::no_mbuf);
+      return false;
+    }
+    off += k;
   }
   auto* eth = reinterpret_cast<rte_ether_hdr*>(p);
   eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
@@ -1216,10 +1281,24 @@ bool Tcp::send_segment(unsigned w, Tcb& t, uint32_t seq, uint32_t len, uint8_t f
   th->cksum = 0;
   th->tcp_urp = 0;
   std::memcpy(th + 1, opts, n);
-  if (len > 0) copy_from_sndq(t, seq, reinterpret_cast<uint8_t*>(th) + hdr, len);
+  if (first > 0) copy_from_sndq(t, seq, reinterpret_cast<uint8_t*>(th) + hdr, first);
   const ifnet::Interface& out = ip_.interfaces().at(port);
   constexpr uint64_t kOffload = RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
-  if ((out.tx_offloads & kOffload) == kOffload && total <= out.mtu) {
+  uint32_t wire_segments = 1;
+  if (tso) {
+    // The device cuts the payload into tso_segsz pieces, each behind a copy
+    // of these headers; the pseudo-header sum leaves the length out.
+    m->l2_len = sizeof(rte_ether_hdr);
+    m->l3_len = sizeof(rte_ipv4_hdr);
+    m->l4_len = hdr;
+    uint32_t piece = t.mss;
+    if (out.tso_piece_max > headers && out.tso_piece_max - headers < piece) piece = out.tso_piece_max - headers;
+    m->tso_segsz = static_cast<uint16_t>(piece);
+    m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_TCP_SEG;
+    th->cksum = rte_ipv4_phdr_cksum(ip, m->ol_flags);
+    wire_segments = (len + piece - 1) / piece;
+    st.inc(Stat::tso_frames_out);
+  } else if ((out.tx_offloads & kOffload) == kOffload && total <= out.mtu) {
     m->l2_len = sizeof(rte_ether_hdr);
     m->l3_len = sizeof(rte_ipv4_hdr);
     m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_TCP_CKSUM;
@@ -1228,9 +1307,9 @@ bool Tcp::send_segment(unsigned w, Tcb& t, uint32_t seq, uint32_t len, uint8_t f
     ip->hdr_checksum = rte_ipv4_cksum(ip);
     th->cksum = rte_ipv4_udptcp_cksum(ip, th);
   }
-  st.inc(Stat::segments_out);
+  st.add(Stat::segments_out, wire_segments);
   if (len > 0)
-    st.inc(Stat::data_segments_out);
+    st.add(Stat::data_segments_out, wire_segments);
   else if (!(flags & (kSyn | kFin | kRst)))
     st.inc(Stat::acks_out);
   if (flags & kRst) st.inc(Stat::rst_out);
@@ -1277,11 +1356,8 @@ void Tcp::output(unsigned w, Tcb& t, uint64_t now) {
   }
   const uint32_t end = t.snd_end();
   const bool fin_allowed = t.fin_queued && t.state != State::fin_wait_2;
-  uint32_t sacked_bytes = 0, sacked_top = t.snd_una;
-  for (unsigned i = 0; i < t.nsacked; ++i) {
-    sacked_bytes += t.sacked[i].end - t.sacked[i].start;
-    sacked_top = seq_max(sacked_top, t.sacked[i].end);
-  }
+  uint32_t sacked_top = t.snd_una;
+  for (unsigned i = 0; i < t.nsacked; ++i) sacked_top = seq_max(sacked_top, t.sacked[i].end);
   for (unsigned sent = 0; sent < kMaxSegmentsPerOutput; ++sent) {
     // RFC 6675 §5: in SACK recovery, holes below the highest SACKed byte go first.
     if (t.in_recovery && t.sack_on) {
@@ -1352,6 +1428,18 @@ void Tcp::output(unsigned w, Tcb& t, uint64_t now) {
         set_timer(w, t, &Tcb::t_persist, now + us_to_tsc(wait));
       }
       break;
+    }
+    if (len == t.mss && !fin && seq == t.snd_max) {
+      // New data, a full segment, and more behind it: with TSO, as many
+      // full segments as the windows allow go as one frame. Retransmissions
+      // and the FIN's segment stay single.
+      // Whole pieces of the device's cut (the MSS, or less where the device
+      // cuts shorter), so that no runt piece follows each frame.
+      const uint32_t piece = tso_piece(t);
+      uint32_t frame = piece ? std::min({avail, usable, in_window, tso_payload_limit(t)}) : 0;
+      if (piece) frame -= frame % piece;
+      if (fin_allowed && frame > 0 && seq + frame == end) frame -= piece;
+      if (frame > len) len = frame;
     }
     const uint8_t flags = static_cast<uint8_t>(kAck | (fin ? kFin : 0) | (len > 0 && seq + len == end ? kPsh : 0));
     if (!send_segment(w, t, seq, len, flags, now)) break;
@@ -1470,7 +1558,7 @@ void Tcp::set_timer(unsigned w, Tcb& t, uint64_t Tcb::*field, uint64_t when) {
 
 void Tcp::reschedule(unsigned w, Tcb& t) {
   uint64_t next = 0;
-  for (uint64_t d : {t.t_rexmt, t.t_persist, t.t_delack, t.t_linger, t.t_keep, t.t_reorder})
+  for (uint64_t d : {t.t_rexmt, t.t_persist, t.t_delack, t.t_linger, t.t_keep, t.t_reorder, t.t_budget})
     if (d && (!next || d < next)) next = d;
   if (!next) return;
   // A node armed at or before the next deadline serves it (and re-arms).
@@ -1559,6 +1647,10 @@ void Tcp::timers_due(unsigned w, Tcb& t, pcb::GroupGuard& g, uint64_t now) {
   }
   if (due(t.t_rexmt)) rexmt_timeout(w, t, g, now);
   if (t.in_use && due(t.t_persist)) persist_timeout(w, t, now);
+  if (t.in_use && due(t.t_budget)) {
+    t.t_budget = 0;
+    notify(w, t, g, now, false, true);  // the service tries send() again
+  }
 }
 
 void Tcp::rexmt_timeout(unsigned w, Tcb& t, pcb::GroupGuard& g, uint64_t now) {
@@ -1631,7 +1723,8 @@ Tcb* Tcp::create_tcb(pcb::GroupGuard& g, const pcb::FourTuple& tuple, pcb::PcbTa
   return &t;
 }
 
-void Tcp::init_tcb(Tcb& t, uint64_t) {
+void Tcp::init_tcb(unsigned w, Tcb& t, uint64_t) {
+  t.home = static_cast<uint16_t>(w);
   t.rto_us = params_.initial_rto_us;
   t.ssthresh = UINT32_MAX;
   t.cc = params_.cc;
@@ -1689,6 +1782,7 @@ void Tcp::free_tcb(unsigned w, Tcb& t, pcb::GroupGuard& g) {
   t.sndq.clear();
   t.rcvq.clear();
   t.ooo.clear();
+  settle(t);
   table_->remove(g, &table_->at(t.index));
   t.in_use = false;
   t.state = State::closed;
@@ -1703,6 +1797,7 @@ void Tcp::enter_time_wait(unsigned w, Tcb& t, uint64_t now) {
   // service has not read stays readable), the tuple stays 2 MSL.
   t.sndq.clear();
   t.ooo.clear();
+  settle(t);
   set_timer(w, t, &Tcb::t_linger, now + us_to_tsc(2 * params_.msl_us));
 }
 
@@ -1726,6 +1821,9 @@ void Tcp::notify(unsigned w, Tcb& t, pcb::GroupGuard& g, uint64_t now, bool read
 size_t Tcp::append_send(Tcb& t, const uint8_t* data, size_t len) {
   const size_t room = t.sndq.bytes >= params_.sndbuf ? 0 : params_.sndbuf - t.sndq.bytes;
   size_t left = std::min(len, room), done = 0;
+  // The worker's budget is applied by send_space(), not here: what it
+  // offered is taken whole even when another worker's connection used the
+  // budget meanwhile (it overshoots by that much, at most).
   while (left > 0) {
     rte_mbuf* tail = t.sndq.tail;
     size_t space = tail ? rte_pktmbuf_tailroom(tail) : 0;
@@ -1741,6 +1839,7 @@ size_t Tcp::append_send(Tcb& t, const uint8_t* data, size_t len) {
     done += n;
     left -= n;
   }
+  settle(t);
   return done;
 }
 
@@ -1779,6 +1878,7 @@ void Tcp::drop_acked(Tcb& t, uint32_t bytes) {
       bytes = 0;
     }
   }
+  settle(t);
 }
 
 size_t Tcp::read(unsigned w, Tcb& t, uint8_t* out, size_t len) {
@@ -1795,6 +1895,7 @@ size_t Tcp::read(unsigned w, Tcb& t, uint8_t* out, size_t len) {
       t.rcvq.bytes -= static_cast<uint32_t>(n);
     }
   }
+  settle(t);
   // A window update when reading opened the window by two segments (RFC 9293 §3.8.6.2.2).
   const uint32_t offered = seq_gt(t.rcv_adv, t.rcv_nxt) ? t.rcv_adv - t.rcv_nxt : 0;
   if (done > 0 && rcv_space(t) >= offered + 2u * t.mss && synchronized(t.state) && !t.fin_received && !t.ack_now) {
@@ -1855,7 +1956,7 @@ Result<socket::ConnRef> Tcp::connect(unsigned worker, uint32_t faddr, uint16_t f
   t.tuple = *tuple;
   t.in_use = true;
   t.ifport = static_cast<uint16_t>(port);
-  init_tcb(t, now);
+  init_tcb(worker, t, now);
   t.state = State::syn_sent;
   t.handlers = &h;
   t.app = ctx;
@@ -1878,6 +1979,7 @@ void Tcp::shutdown() {
       t.sndq.clear();
       t.rcvq.clear();
       t.ooo.clear();
+      settle(t);
       table_->remove(guard, &table_->at(i));
       t.in_use = false;
       ++t.generation;
@@ -1976,7 +2078,18 @@ size_t TcpConn::send_space() {
     tcb_.want_writable = true;
     return 0;
   }
-  return cap - tcb_.sndq.bytes;
+  // The worker's buffer budget: the tail mbuf's room and the whole mbufs left.
+  const size_t tail = tcb_.sndq.tail ? rte_pktmbuf_tailroom(tcb_.sndq.tail) : 0;
+  const size_t budget = tail + size_t{tcp_.budget_room(tcb_)} * tcp_.mbuf_payload_;
+  if (budget == 0) {
+    // Nothing of ours may be in flight to bring `writable` back: look again
+    // shortly (the other connections' ACKs and reads return the budget).
+    tcb_.want_writable = true;
+    tcp_.stats_[worker_].inc(tcp::Stat::worker_budget_full);
+    if (!tcb_.t_budget) tcp_.set_timer(worker_, tcb_, &tcp::Tcb::t_budget, now_ + tcp_.us_to_tsc(tcp::kBudgetRetryUs));
+    return 0;
+  }
+  return std::min<size_t>(cap - tcb_.sndq.bytes, budget);
 }
 
 size_t TcpConn::send(const void* data, size_t len) {

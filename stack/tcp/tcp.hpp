@@ -44,6 +44,7 @@
 #include <rte_mbuf.h>
 
 #include <array>
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string_view>
@@ -73,7 +74,8 @@ namespace ngstack::stack::tcp {
   X(paws_dropped) X(out_of_window) X(ack_for_unsent) X(persist_probes) X(ooo_queued) X(ooo_dropped)      \
   X(rcv_buffer_full) X(syncache_added) X(syncache_overflow) X(cookies_sent) X(cookies_accepted)          \
   X(cookies_rejected) X(time_wait_reused) X(fin_wait2_timeouts) X(icmp_errors_in) X(mss_lowered)         \
-  X(urgent_in) X(no_mbuf) X(no_timer) X(unroutable) X(spurious_retransmits) X(keepalive_probes) X(keepalive_drops) X(reorder_timeouts) X(timers_late)
+  X(urgent_in) X(no_mbuf) X(no_timer) X(unroutable) X(spurious_retransmits) X(keepalive_probes) X(keepalive_drops) X(reorder_timeouts) X(timers_late) \
+  X(worker_budget_full) X(tso_frames_out)
 enum class Stat : uint8_t {
 #define NGSTACK_TCP_STAT_ENUM(name) name,
   NGSTACK_TCP_STATS(NGSTACK_TCP_STAT_ENUM)
@@ -111,6 +113,8 @@ struct Params {
   uint64_t keepalive_interval_us = 75'000'000;
   unsigned keepalive_probes = 9;
   uint8_t cc = 0;  // default for listeners and connects: 0 NewReno, 1 CUBIC
+  uint32_t worker_buffers = 16384;  // mbufs one worker's connections may queue (Config::tcp_worker_buffers)
+  bool tso = true;                  // segmentation offload where the port has it enabled
 };
 
 class Tcp {
@@ -148,6 +152,8 @@ class Tcp {
   // --- stats (any thread) --------------------------------------------------------------
   uint64_t stat(Stat s) const;
   uint64_t stat(unsigned w, Stat s) const { return stats_[w].get(s); }
+  // mbufs the connections homed on worker w hold in their queues (its buffer budget's use).
+  int64_t buffers_held(unsigned w) const { return budgets_[w].held.load(std::memory_order_relaxed); }
   // Takes each group's lock in turn: control path only.
   std::vector<ConnView> connections();
   std::vector<socket::TcpListener*> listeners() const;
@@ -164,6 +170,13 @@ class Tcp {
     unsigned w = 0;
     TokenBucket challenge;  // RFC 5961 §7: challenge ACKs per second
     PerWorker(Tcp* t, unsigned worker, double rate, uint64_t hz) : tcp(t), w(worker), challenge(rate, rate, hz) {}
+  };
+
+  // The buffer budget of one worker: mbufs its connections hold in their
+  // queues. Charged under the connection's group lock, from whichever worker
+  // handles it (direct dispatch), so atomic; alone on its line.
+  struct alignas(64) BufferBudget {
+    std::atomic<int64_t> held{0};
   };
 
   Tcp(ipv4::Ip& ip, unsigned workers, uint64_t hz) : ip_(ip), workers_(workers), tsc_hz_(hz) {}
@@ -198,6 +211,10 @@ class Tcp {
   uint16_t window_to_advertise(Tcb& t) const;
   uint32_t rcv_space(const Tcb& t) const;
   uint32_t pipe(const Tcb& t) const;
+  // The most payload one TSO frame of t may carry; 0 when its port has no TSO.
+  uint32_t tso_payload_limit(const Tcb& t) const;
+  // The payload of each piece the device cuts from t's TSO frames; 0: no TSO.
+  uint32_t tso_piece(const Tcb& t) const;
   uint32_t ts_now(uint64_t now) const { return static_cast<uint32_t>(now / ms_cycles_); }
   uint32_t isn(const pcb::FourTuple& t, uint64_t now) const;
   uint32_t cookie(const pcb::FourTuple& t, uint32_t peer_seq, uint8_t mss_index, uint64_t now, unsigned epoch_back) const;
@@ -212,7 +229,7 @@ class Tcp {
 
   // Life cycle.
   Tcb* create_tcb(pcb::GroupGuard& g, const pcb::FourTuple& tuple, pcb::PcbTable::InsertError* err);
-  void init_tcb(Tcb& t, uint64_t now);
+  void init_tcb(unsigned w, Tcb& t, uint64_t now);
   void established(unsigned w, Tcb& t, pcb::GroupGuard& g, uint64_t now);
   // The connection ends; the service (if still attached) hears `why`.
   void drop_connection(unsigned w, Tcb& t, pcb::GroupGuard& g, socket::CloseReason why, bool send_rst, uint64_t now);
@@ -221,6 +238,19 @@ class Tcp {
   void enter_time_wait(unsigned w, Tcb& t, uint64_t now);
 
   // Buffers.
+  // Counts the change in t's queued mbufs in its home worker's budget.
+  void settle(Tcb& t) {
+    const uint32_t now_held = t.sndq.count + t.rcvq.count + t.ooo.count;
+    if (now_held != t.charged) {
+      budgets_[t.home].held.fetch_add(int64_t{now_held} - int64_t{t.charged}, std::memory_order_relaxed);
+      t.charged = now_held;
+    }
+  }
+  // mbufs t's home worker may still queue (0: the budget is spent).
+  uint32_t budget_room(const Tcb& t) const {
+    const int64_t used = budgets_[t.home].held.load(std::memory_order_relaxed);
+    return used >= int64_t{params_.worker_buffers} ? 0 : static_cast<uint32_t>(params_.worker_buffers - used);
+  }
   size_t append_send(Tcb& t, const uint8_t* data, size_t len);
   void copy_from_sndq(Tcb& t, uint32_t seq, uint8_t* out, uint32_t len);
   void drop_acked(Tcb& t, uint32_t bytes);
@@ -241,6 +271,8 @@ class Tcp {
   std::unique_ptr<Tcb[]> tcbs_;
   std::vector<WorkerIo> io_;
   std::unique_ptr<Stats[]> stats_;
+  std::unique_ptr<BufferBudget[]> budgets_;
+  uint32_t mbuf_payload_ = 2048;  // data room of the pool's mbufs, less headroom
   std::vector<std::unique_ptr<PerWorker>> per_worker_;
   std::vector<std::unique_ptr<uint8_t[]>> scratch_;
   uint64_t secret_[2] = {};  // ISN and cookie key (RFC 6528, RFC 4987)

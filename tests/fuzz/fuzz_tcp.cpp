@@ -150,6 +150,7 @@ stack:
     rcvbuf: @RCVBUF@
     nagle: @NAGLE@
     ooo_segments: 8
+    worker_buffers: 48     # small enough that the budget refuses data and send()
     syn_backlog: @BACKLOG@
     syn_cookies: @COOKIES@
     congestion_control: @CC@
@@ -486,6 +487,15 @@ void check_accounting(const Stack& s) {
   // dropped as too big for its MTU is one TCP made too big.
   if (drop(s, stack::DropReason::ipv4_frag_needed) != 0) fail(s, "TCP sent a segment larger than the egress MTU");
   if (s.tcp->stat(stack::tcp::Stat::no_timer) != 0) fail(s, "TCP found no timer node");
+  // The workers' buffer budgets count exactly the mbufs queued: never below
+  // 0, never more than the pool has out.
+  int64_t queued = 0;
+  for (unsigned w = 0; w < kWorkers; ++w) {
+    if (s.tcp->buffers_held(w) < 0) fail(s, "a worker's buffer budget went below 0");
+    queued += s.tcp->buffers_held(w);
+  }
+  if (queued > int64_t{P->pool->size} - int64_t{rte_mempool_avail_count(P->pool)})
+    fail(s, "the buffer budgets count more mbufs than are out of the pool");
 }
 
 // The rest of each worker's loop until nothing is queued: drain, poll,
@@ -1019,6 +1029,8 @@ void finish(Stack& s) {
   for (unsigned w = 0; w < kWorkers; ++w) s.tx[w]->flush_all();
   capture(s);
   check_accounting(s);
+  for (unsigned w = 0; w < kWorkers; ++w)
+    if (s.tcp->buffers_held(w) != 0) fail(s, "a worker's buffer budget is not back to 0 after shutdown");
   s.services.clear();
   P->tcp = nullptr;
   s.tcp.reset();

@@ -91,10 +91,12 @@ class Lab:
 class Ngstack:
     """An ngstack process run with a config text; stops it with SIGINT."""
 
-    def __init__(self, config_text=None, args=()):
+    def __init__(self, config_text=None, args=(), netns=None):
         self.dir = tempfile.mkdtemp(prefix="ngstack-test-")
         self.json_path = os.path.join(self.dir, "summary.json")
         cmd = [NGSTACK, "--json", self.json_path, "--stats-interval", "1"] + list(args)
+        if netns:  # its devices (net_tap) are born in that namespace; `ip netns exec` execs ngstack
+            cmd = ["ip", "netns", "exec", netns] + cmd
         if config_text is not None:
             self.config_path = os.path.join(self.dir, "config.yaml")
             with open(self.config_path, "w") as f:

@@ -714,7 +714,8 @@ TEST(Config, TcpServicesAndStackTcp) {
   - {type: tcp-client, server: 198.19.1.2, port: 19, flows: 4, bytes: 10, duration_ms: 500}
 stack:
   tcp: {msl_ms: 1000, min_rto_ms: 50, delayed_ack_ms: 10, sndbuf: 65536, rcvbuf: 32768, nagle: false,
-        ooo_segments: 8, syn_backlog: 4, syn_cookies: false, congestion_control: cubic}
+        ooo_segments: 8, syn_backlog: 4, syn_cookies: false, congestion_control: cubic, worker_buffers: 500,
+        tso: false}
 )"),
                        "t.yaml");
   ASSERT_TRUE(h.ok()) << h.error();
@@ -739,6 +740,9 @@ stack:
   EXPECT_EQ(t.syn_backlog, 4u);
   EXPECT_FALSE(t.syn_cookies);
   EXPECT_EQ(t.congestion_control, "cubic");
+  EXPECT_EQ(t.worker_buffers, 500u);
+  EXPECT_EQ(h->tcp_worker_buffers(), 500u);
+  EXPECT_FALSE(t.tso);
   auto again = load_string(dump_yaml(*h), "dump.yaml");
   ASSERT_TRUE(again.ok()) << again.error() << "\n" << dump_yaml(*h);
   EXPECT_EQ(again->stack.tcp.min_rto_ms, 50u);
@@ -747,6 +751,18 @@ stack:
   EXPECT_EQ(again->services[2].sessions, 64u);
   EXPECT_EQ(again->services[3].duration_ms, 500u);
   EXPECT_EQ(again->services[0].keepalive_ms, 2000u);
+  EXPECT_EQ(again->stack.tcp.worker_buffers, 500u);
+  EXPECT_FALSE(again->stack.tcp.tso);
+  // auto: half of the pool beyond its pinned part, over the workers; it stays auto through a dump.
+  auto a = load_string(host_yaml("stack: {tcp: {worker_buffers: auto}}\n"), "t.yaml");
+  ASSERT_TRUE(a.ok()) << a.error();
+  EXPECT_EQ(a->stack.tcp.worker_buffers, 0u);
+  EXPECT_TRUE(a->stack.tcp.tso);
+  const uint64_t spare = (a->mbufs_needed() - a->mbufs_pinned()) / 2 / a->workers.list.size();
+  EXPECT_EQ(a->tcp_worker_buffers(), std::max<uint64_t>(spare, 64));
+  auto a2 = load_string(dump_yaml(*a), "dump.yaml");
+  ASSERT_TRUE(a2.ok()) << a2.error();
+  EXPECT_EQ(a2->stack.tcp.worker_buffers, 0u);
 }
 
 TEST(ConfigErrors, StackTcp) {
@@ -768,6 +784,9 @@ TEST(ConfigErrors, StackTcp) {
             std::string::npos);
   EXPECT_NE(err(host_yaml("stack: {tcp: {keepalive: true}}\n")).find("stack.tcp.keepalive: unknown key"),
             std::string::npos);
+  EXPECT_NE(err(host_yaml("stack: {tcp: {worker_buffers: 3}}\n")).find("stack.tcp.worker_buffers: must be in [16,"),
+            std::string::npos);
+  EXPECT_NE(err(host_yaml("stack: {tcp: {tso: maybe}}\n")).find("stack.tcp.tso"), std::string::npos);
 }
 
 TEST(ConfigErrors, HostModeAndServices) {

@@ -132,6 +132,47 @@ std::optional<Seg> parse(const Bytes& f) {
   return s;
 }
 
+// What a TSO device puts on the wire for frame `m`: the payload cut into
+// tso_segsz pieces, each behind a copy of the headers with its sequence
+// number, lengths and both checksums; FIN and PSH only on the last piece.
+// A frame without RTE_MBUF_F_TX_TCP_SEG is one piece (its checksums
+// completed when it asked for that), or goes as it is.
+std::vector<Bytes> cut_as_a_device_would(const rte_mbuf* m, const Bytes& f) {
+  const bool tso = m->ol_flags & RTE_MBUF_F_TX_TCP_SEG;
+  if (!tso && !(m->ol_flags & RTE_MBUF_F_TX_TCP_CKSUM)) return {f};
+  const unsigned l4_len = tso ? m->l4_len : (f[m->l2_len + m->l3_len + 12] >> 4) * 4u;
+  const unsigned hdrs = m->l2_len + m->l3_len + l4_len;
+  if (f.size() < hdrs) return {};
+  const std::size_t payload = f.size() - hdrs;
+  const std::size_t seg = std::max<std::size_t>(1, tso ? m->tso_segsz : payload);
+  std::vector<Bytes> out;
+  const uint32_t seq0 = be32(&f[m->l2_len + m->l3_len + 4]);
+  for (std::size_t off = 0; off == 0 || off < payload; off += seg) {
+    const std::size_t n = std::min<std::size_t>(seg, payload - off);
+    const bool last = off + n == payload;
+    Bytes w(f.begin(), f.begin() + hdrs);
+    w.insert(w.end(), f.begin() + static_cast<long>(hdrs + off), f.begin() + static_cast<long>(hdrs + off + n));
+    uint8_t* ip = &w[m->l2_len];
+    uint8_t* th = ip + m->l3_len;
+    const unsigned total = m->l3_len + l4_len + static_cast<unsigned>(n);
+    ip[2] = static_cast<uint8_t>(total >> 8), ip[3] = static_cast<uint8_t>(total);
+    ip[10] = ip[11] = 0;
+    const uint16_t ipsum = static_cast<uint16_t>(~TcpSegment::fold(TcpSegment::sum(ip, m->l3_len)));
+    ip[10] = static_cast<uint8_t>(ipsum >> 8), ip[11] = static_cast<uint8_t>(ipsum);
+    const uint32_t seq = seq0 + static_cast<uint32_t>(off);
+    th[4] = static_cast<uint8_t>(seq >> 24), th[5] = static_cast<uint8_t>(seq >> 16);
+    th[6] = static_cast<uint8_t>(seq >> 8), th[7] = static_cast<uint8_t>(seq);
+    if (!last) th[13] &= static_cast<uint8_t>(~(TcpSegment::kFin | TcpSegment::kPsh));
+    th[16] = th[17] = 0;
+    const unsigned tcp_len = l4_len + static_cast<unsigned>(n);
+    const uint32_t pseudo = TcpSegment::sum(ip + 12, 8) + 6 + tcp_len;
+    const uint16_t tsum = static_cast<uint16_t>(~TcpSegment::fold(pseudo + TcpSegment::sum(th, tcp_len)));
+    th[16] = static_cast<uint8_t>(tsum >> 8), th[17] = static_cast<uint8_t>(tsum);
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
 std::string flags_of(uint8_t f) {
   std::string s;
   static constexpr std::pair<uint8_t, const char*> kNames[] = {
@@ -172,6 +213,8 @@ struct Knobs {
   std::string locking = "group";
   std::string tcp = "msl_ms: 50";  // stack.tcp's YAML
   bool tcp_direct = false;         // tcp explicitly in direct mode (2 workers)
+  uint64_t tx_offloads = 0;        // what the port enabled (PortInfo::tx_offloads): checksums, TSO
+  uint16_t tx_max_segs = 0;
   // Called after register_protocols, before the workers come online.
   std::function<void(modes::Router&)> setup;
 };
@@ -226,7 +269,7 @@ class TcpTest : public ::testing::Test {
     ASSERT_TRUE(cfg.ok()) << cfg.error();
     rte_ether_addr mac;
     std::memcpy(mac.addr_bytes, kOurMac, 6);
-    std::vector<PortInfo> info{{port_, mac, cfg->ports[0].mtu}};
+    std::vector<PortInfo> info{{port_, mac, cfg->ports[0].mtu, k.tx_offloads, k.tx_max_segs}};
     const uint64_t hz = rte_get_tsc_hz();
     auto r = modes::Router::create(*cfg, info, pool_, workers_, hz);
     ASSERT_TRUE(r.ok()) << r.error();
@@ -1811,4 +1854,200 @@ TEST_F(TcpTest, CubicReducesToSevenTenthsNewRenoToHalfAndTheyGrowDifferently) {
   EXPECT_LT(view(1).cwnd, 12u * kOurMss) << "not past W_max (10 segments) by much";
   EXPECT_EQ(stat(tcp::Stat::rto_expired), 0u);
   EXPECT_EQ(all_drops(), 0u) << drop_list();
+}
+
+// --- TCP segmentation offload --------------------------------------------------------------
+
+// A port with TSO enabled gets new data as frames of several full segments
+// (one mbuf chain, RTE_MBUF_F_TX_TCP_SEG, tso_segsz = the connection's MSS,
+// the pseudo-header sum without the length); cut as a device cuts them, the
+// pieces are exactly the segments a port without TSO would have carried:
+// contiguous, at most one MSS each, the stream's bytes, the FIN alone at the
+// end. The counters count wire segments, and frames apart.
+TEST_F(TcpTest, WithTsoNewDataLeavesAsMultiSegmentFramesTheDeviceCutsIntoExactSegments) {
+  constexpr uint32_t kBytes = 300000;
+  Knobs k;
+  k.services = "  - {type: tcp-source, port: 19, bytes: " + std::to_string(kBytes) + "}\n";
+  k.tx_offloads = RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_TSO |
+                  RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+  k.tx_max_segs = 16;  // 15 x 2048 bytes of payload per frame at most
+  ASSERT_NO_FATAL_FAILURE(make(k));
+  Offer o;
+  o.ws = o.ts = o.sack = true;
+  o.shift = 7;
+  Peer p;
+  Seg synack;
+  // open() reads what follows the handshake's ACK with out(), which would
+  // parse a TSO frame as one: take the handshake by hand.
+  p.sport = 40100;
+  p.dport = kSource;
+  p.snd_nxt = 0x7ffff000u;
+  TcpSegment syn = next(p, kSyn);
+  syn.mss(1460);
+  syn.sack_permitted();
+  syn.timestamps(p.tsval++, 0);
+  syn.wscale(o.shift);
+  input({mbuf(syn)});
+  auto sa = out();
+  ASSERT_EQ(sa.size(), 1u);
+  p.iss = sa[0].seq;
+  p.rcv_nxt = sa[0].seq + 1;
+  p.ts = true;
+  p.ts_recent = sa[0].tsval;
+  p.window = 65535;  // x 128: 8 MB
+  input({mbuf(next(p, kAck))});
+
+  const uint32_t mss = kOurMss - 12;  // less the timestamps option
+  uint64_t stream = 0, frames = 0, tso_frames = 0, wire = 0, biggest = 0;
+  bool fin = false, content_ok = true;
+  for (int round = 0; round < 200 && !fin; ++round) {
+    std::vector<Seg> segs;
+    for (rte_mbuf* m : sent(0)) {
+      const Bytes f = bytes_of(m);
+      ++frames;
+      if (m->ol_flags & RTE_MBUF_F_TX_TCP_SEG) {
+        ++tso_frames;
+        EXPECT_EQ(m->tso_segsz, mss);
+        EXPECT_GT(m->nb_segs, 1u) << "the payload continues in chained mbufs";
+        EXPECT_LE(m->nb_segs, k.tx_max_segs);
+        EXPECT_EQ(m->l2_len + m->l3_len + m->l4_len, 14u + 20u + 32u);
+        EXPECT_TRUE(m->ol_flags & RTE_MBUF_F_TX_IP_CKSUM);
+        // The pseudo-header sum, length left out, is what the device completes.
+        const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(&f[14]);
+        const auto* th = reinterpret_cast<const rte_tcp_hdr*>(&f[34]);
+        EXPECT_EQ(th->cksum, rte_ipv4_phdr_cksum(ip, m->ol_flags));
+        EXPECT_EQ(th->tcp_flags & kFin, 0) << "the FIN goes in a segment of its own";
+        biggest = std::max<uint64_t>(biggest, f.size() - 66);
+      }
+      for (const Bytes& w : cut_as_a_device_would(m, f)) {
+        auto s = parse(w);
+        if (!s) {
+          ADD_FAILURE() << "a cut piece does not parse";
+          continue;
+        }
+        EXPECT_LE(s->data.size(), mss);
+        EXPECT_LE(w.size(), 14u + 1500u);
+        expect_well_formed(*s, p);
+        segs.push_back(std::move(*s));
+      }
+      rte_pktmbuf_free(m);
+    }
+    for (const Seg& s : segs) {
+      if (s.data.empty() && !(s.flags & kFin)) continue;
+      ++wire;
+      EXPECT_EQ(s.seq, p.rcv_nxt) << "contiguous, in order, nothing resent";
+      for (std::size_t i = 0; i < s.data.size(); ++i)
+        content_ok = content_ok && s.data[i] == static_cast<uint8_t>("ngstack\n"[(stream + i) % 8]);
+      stream += s.data.size();
+      take(p, {s});
+      fin = fin || (s.flags & kFin);
+    }
+    if (segs.empty()) {
+      ADD_FAILURE() << "the transfer stalled at " << stream << " bytes";
+      break;
+    }
+    input({mbuf(next(p, kAck))});
+  }
+  EXPECT_TRUE(fin);
+  EXPECT_EQ(stream, kBytes);
+  EXPECT_TRUE(content_ok) << "the stream's bytes, in order, across mbuf boundaries";
+  EXPECT_GT(tso_frames, 5u);
+  EXPECT_GT(biggest, 10u * mss) << "frames of many segments once cwnd opened";
+  EXPECT_LE(biggest, 15u * 2048u) << "within the device's mbufs per frame";
+  EXPECT_EQ(stat(tcp::Stat::tso_frames_out), tso_frames);
+  EXPECT_EQ(stat(tcp::Stat::data_segments_out), wire) << "wire segments, not frames";
+  EXPECT_LT(frames, wire / 4);
+  EXPECT_EQ(stat(tcp::Stat::retransmits), 0u);
+  // Our FIN: the connection ends through LAST-ACK.
+  input({mbuf(next(p, kFin | kAck))});
+  free_all(sent(0));
+  EXPECT_EQ(all_drops(), 0u) << drop_list();
+  advance_ms(150);  // TIME-WAIT: 2 MSL of 50 ms
+  EXPECT_EQ(live(), 0u);
+}
+
+// --- the worker's buffer budget ---------------------------------------------------------------
+
+// stack.tcp.worker_buffers bounds the mbufs one worker's connections queue
+// together: tcp-echo facing a closed window fills its send queue to the
+// budget, send_space() then offers nothing, the data that follows is dropped
+// by name (tcp_worker_budget) and retransmitted later; a tcp-source accepted
+// meanwhile cannot send at all (and has nothing in flight to wake it). When
+// the window opens and ACKs return the budget, everything is echoed whole,
+// the source's retry timer gets its bytes out, and the budget's use goes back to 0.
+TEST_F(TcpTest, WorkerBufferBudgetBoundsQueuedMbufsAndTheStreamRecoversWhole) {
+  constexpr uint32_t kBudget = 24;
+  Knobs k;
+  k.tcp = "msl_ms: 50, worker_buffers: " + std::to_string(kBudget);
+  ASSERT_NO_FATAL_FAILURE(make(k));
+  EXPECT_EQ(router_->tcp().params().worker_buffers, kBudget);
+  Peer p = open(40200, kEcho);
+  p.window = 0;  // the peer reads nothing: the echo piles up in our send queue
+  input({mbuf(next(p, kAck))});
+  free_all(sent(0));
+  const Bytes data = pattern(80 * 1000, 11);
+  uint32_t sent_upto = 0;  // bytes of `data` the stack acknowledged
+  auto push = [&](std::size_t upto) {
+    // The peer sends from what the stack acknowledged, one 1000-byte segment at a time.
+    p.snd_nxt = 0x10000000u + p.sport * 1000u + 1 + sent_upto;
+    for (std::size_t off = sent_upto; off < upto; off += 1000) {
+      TcpSegment s = next(p, kAck | kPsh, Bytes(data.begin() + static_cast<long>(off),
+                                                data.begin() + static_cast<long>(std::min(upto, off + 1000))));
+      input({mbuf(s)});
+    }
+  };
+  Bytes echoed;
+  Peer src;  // a tcp-source connection, opened once the budget is spent
+  uint64_t source_bytes = 0;
+  auto collect = [&](const std::vector<Seg>& segs) {
+    for (const Seg& s : segs) {
+      if (src.sport != 0 && s.dport == src.sport) {
+        if (s.seq == src.rcv_nxt) source_bytes += s.data.size();
+        take(src, {s});
+        continue;
+      }
+      if (s.dport != p.sport) continue;
+      if (s.seq == p.rcv_nxt && !s.data.empty()) echoed.insert(echoed.end(), s.data.begin(), s.data.end());
+      take(p, {s});
+      if (static_cast<int32_t>(s.ack - (0x10000000u + p.sport * 1000u + 1 + sent_upto)) > 0)
+        sent_upto = s.ack - (0x10000000u + p.sport * 1000u + 1);
+    }
+  };
+  push(data.size());
+  collect(out());
+  EXPECT_LE(router_->tcp().buffers_held(0), int64_t{kBudget} + 1) << "the budget, overshot by one mbuf's room at most";
+  EXPECT_GE(router_->tcp().buffers_held(0), int64_t{kBudget} - 1);
+  EXPECT_GT(drops(DropReason::tcp_worker_budget), 0u);
+  EXPECT_GT(stat(tcp::Stat::worker_budget_full), 0u);
+  EXPECT_LT(sent_upto, data.size()) << "the stack did not take everything";
+  EXPECT_TRUE(echoed.empty());
+  src = open(40201, kSource);
+  free_all(sent(0));
+  EXPECT_EQ(source_bytes, 0u) << "tcp-source could queue nothing";
+  // The window opens: the echo flows, ACKs return the budget, the peer sends the rest again.
+  p.window = 65535;
+  for (int round = 0; round < 400 && (echoed.size() < data.size()); ++round) {
+    input({mbuf(next(p, kAck))});
+    collect(out());
+    if (sent_upto < data.size()) {
+      push(std::min<std::size_t>(data.size(), sent_upto + 8000));
+      collect(out());
+    }
+    advance_ms(2);  // the budget's retry timer offers `writable` again
+    collect(out());
+  }
+  ASSERT_EQ(echoed.size(), data.size());
+  EXPECT_TRUE(echoed == data) << "every byte echoed once, in order";
+  EXPECT_EQ(source_bytes, 100u) << "the source sent once the budget came back";
+  input({mbuf(next(src, kFin | kAck))});
+  collect(out());
+  EXPECT_LE(router_->tcp().buffers_held(0), int64_t{kBudget} + 1);
+  input({mbuf(next(p, kFin | kAck))});
+  collect(out());
+  input({mbuf(next(p, kAck))});
+  advance_ms(150);  // the source's TIME-WAIT: 2 MSL of 50 ms
+  free_all(sent(0));
+  EXPECT_EQ(live(), 0u);
+  EXPECT_EQ(router_->tcp().buffers_held(0), 0) << "the budget's use comes back to 0";
+  EXPECT_EQ(drops(DropReason::tcp_worker_budget) + drops(DropReason::tcp_out_of_window), all_drops()) << drop_list();
 }
