@@ -22,6 +22,7 @@
 #include "stack/pcb/pcb.hpp"
 #include "stack/tcp/seq.hpp"
 #include "stack/socket/tcp_socket.hpp"
+#include "stack/timer/timer_wheel.hpp"
 
 namespace ngstack::stack::tcp {
 
@@ -157,6 +158,11 @@ struct Tcb {
   uint64_t last_rx = 0;       // TSC of the last segment received
   uint8_t keep_probes = 0;    // unanswered keepalive probes
   uint64_t armed[kTimerNodes] = {};  // expiries of this connection's nodes on a wheel (0: free)
+  // Beside each expiry: its node's handle and the worker whose wheel holds
+  // it. Only that worker may cancel the node (a wheel has no lock); on any
+  // other worker it stays until it fires and finds the Tcb's generation moved on.
+  timer::TimerHandle armed_node[kTimerNodes] = {};
+  uint16_t armed_worker[kTimerNodes] = {};
   // --- output state --------------------------------------------------------------------------
   bool ack_now = false;
   uint8_t unacked_segments = 0;  // full-sized segments received since our last ACK

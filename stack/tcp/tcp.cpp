@@ -1560,7 +1560,11 @@ void Tcp::reschedule(unsigned w, Tcb& t) {
   uint64_t next = 0;
   for (uint64_t d : {t.t_rexmt, t.t_persist, t.t_delack, t.t_linger, t.t_keep, t.t_reorder, t.t_budget})
     if (d && (!next || d < next)) next = d;
-  if (!next) return;
+  if (!next) {
+    // No deadline left: this connection's nodes on this worker's wheel serve nothing.
+    cancel_timers(w, t);
+    return;
+  }
   // A node armed at or before the next deadline serves it (and re-arms).
   int free_slot = -1;
   for (unsigned i = 0; i < kTimerNodes; ++i) {
@@ -1576,10 +1580,22 @@ void Tcp::reschedule(unsigned w, Tcb& t) {
   }
   const uint64_t arg = uint64_t{static_cast<uint32_t>(free_slot)} << 62 |
                        uint64_t{t.generation & kTimerGenerationMask} << 32 | t.index;
-  if (io_[w].timers->arm(next, on_timer, per_worker_[w].get(), arg))
+  if (const timer::TimerHandle h = io_[w].timers->arm(next, on_timer, per_worker_[w].get(), arg)) {
     t.armed[free_slot] = next;
-  else
+    t.armed_node[free_slot] = h;
+    t.armed_worker[free_slot] = static_cast<uint16_t>(w);
+  } else {
     stats_[w].inc(Stat::no_timer);
+  }
+}
+
+void Tcp::cancel_timers(unsigned w, Tcb& t) {
+  for (unsigned i = 0; i < kTimerNodes; ++i) {
+    if (!t.armed[i] || t.armed_worker[i] != w) continue;
+    io_[w].timers->cancel(t.armed_node[i]);
+    t.armed[i] = 0;
+    t.armed_node[i] = {};
+  }
 }
 
 void Tcp::on_timer(void* ctx, uint64_t arg, uint64_t now) {
@@ -1593,6 +1609,7 @@ void Tcp::on_timer(void* ctx, uint64_t arg, uint64_t now) {
   // The connection this node was armed for is gone (its slot may serve another).
   if (!t.in_use || (t.generation & kTimerGenerationMask) != gen) return;
   t.armed[slot] = 0;
+  t.armed_node[slot] = {};
   const uint32_t generation = t.generation;
   tcp.timers_due(pw.w, t, g, now);
   if (!t.in_use || t.generation != generation) return;
@@ -1783,6 +1800,9 @@ void Tcp::free_tcb(unsigned w, Tcb& t, pcb::GroupGuard& g) {
   t.rcvq.clear();
   t.ooo.clear();
   settle(t);
+  // Its nodes on this worker's wheel go now; any on another worker's wheel
+  // fire once and find the generation moved on.
+  cancel_timers(w, t);
   table_->remove(g, &table_->at(t.index));
   t.in_use = false;
   t.state = State::closed;

@@ -27,10 +27,12 @@
 //            backoff), delayed ACK, TIME-WAIT / FIN-WAIT-2, as TSC deadlines
 //            in the Tcb; one node on the worker's timer wheel stands for the
 //            earliest, and its callback takes the group's lock, checks the
-//            Tcb's generation and handles what is due (lazy cancellation, as
-//            stack/timer describes). Timers are armed on the worker that
-//            handles the connection: its owner under deferred/hybrid
-//            dispatch and with NIC RSS.
+//            Tcb's generation and handles what is due. Timers are armed on
+//            the worker that handles the connection: its owner under
+//            deferred/hybrid dispatch and with NIC RSS. A connection freed,
+//            or left with no deadline, cancels its nodes on the wheel of the
+//            worker doing it; a node on another worker's wheel (direct
+//            dispatch) stays lazy, as stack/timer describes.
 //   recovery NewReno (RFC 5681, RFC 6582) or CUBIC (RFC 9438) per service;
 //            with SACK, RFC 6675's scoreboard chooses what to retransmit.
 //
@@ -222,6 +224,8 @@ class Tcp {
   // Timers.
   void set_timer(unsigned w, Tcb& t, uint64_t Tcb::*field, uint64_t when);
   void reschedule(unsigned w, Tcb& t);
+  // Cancels t's nodes on worker w's wheel (w: the worker running this).
+  void cancel_timers(unsigned w, Tcb& t);
   static void on_timer(void* ctx, uint64_t arg, uint64_t now);
   void timers_due(unsigned w, Tcb& t, pcb::GroupGuard& g, uint64_t now);
   void rexmt_timeout(unsigned w, Tcb& t, pcb::GroupGuard& g, uint64_t now);

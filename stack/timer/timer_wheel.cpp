@@ -1,6 +1,7 @@
 #include "stack/timer/timer_wheel.hpp"
 
 #include <algorithm>
+#include <cassert>
 #include <string>
 
 namespace ngstack::stack::timer {
@@ -20,17 +21,50 @@ Result<std::unique_ptr<TimerWheel>> TimerWheel::create(const WheelParams& p) {
   return w;
 }
 
-bool TimerWheel::arm(uint64_t expiry_tsc, TimerFn fn, void* ctx, uint64_t arg) {
+void TimerWheel::push(uint32_t slot, uint32_t n) {
+  Node& node = nodes_[n];
+  node.slot = slot;
+  node.prev = kNil;
+  node.next = heads_[slot];
+  if (node.next != kNil) nodes_[node.next].prev = n;
+  heads_[slot] = n;
+}
+
+void TimerWheel::unlink(uint32_t n) {
+  Node& node = nodes_[n];
+  // run() is walking this list and was to visit n next: it visits what follows.
+  if (cursor_ == n) cursor_ = node.next;
+  if (node.prev != kNil)
+    nodes_[node.prev].next = node.next;
+  else
+    heads_[node.slot] = node.next;
+  if (node.next != kNil) nodes_[node.next].prev = node.prev;
+}
+
+void TimerWheel::release(uint32_t n) {
+  Node& node = nodes_[n];
+  ++node.generation;
+  node.slot = kNil;
+  node.prev = kNil;
+  node.fn = nullptr;
+  node.ctx = nullptr;
+  node.next = free_;
+  free_ = n;
+  --armed_;
+}
+
+TimerHandle TimerWheel::arm(uint64_t expiry_tsc, TimerFn fn, void* ctx, uint64_t arg) {
   if (free_ == kNil) [[unlikely]] {
     ++exhausted_;
-    return false;
+    return {};
   }
   const uint32_t n = free_;
-  free_ = nodes_[n].next;
-  nodes_[n].expiry = expiry_tsc;
-  nodes_[n].fn = fn;
-  nodes_[n].ctx = ctx;
-  nodes_[n].arg = arg;
+  Node& node = nodes_[n];
+  free_ = node.next;
+  node.expiry = expiry_tsc;
+  node.fn = fn;
+  node.ctx = ctx;
+  node.arg = arg;
   // The first tick that starts at or after the expiry: when run() visits it
   // the timer is due, so it never goes round again. A timer already due goes
   // to the next slot run() visits, not one revolution late.
@@ -38,10 +72,21 @@ bool TimerWheel::arm(uint64_t expiry_tsc, TimerFn fn, void* ctx, uint64_t arg) {
   const uint64_t tick = std::max(due_tick, started_ ? last_tick_ + 1 : 0);
   push(static_cast<uint32_t>(tick & slot_mask_), n);
   ++armed_;
+  return {n, node.generation};
+}
+
+bool TimerWheel::cancel(TimerHandle h) {
+  if (h.node >= nodes_.size()) return false;
+  const Node& node = nodes_[h.node];
+  if (node.slot == kNil || node.generation != h.generation) return false;
+  unlink(h.node);
+  release(h.node);
+  ++cancelled_;
   return true;
 }
 
 unsigned TimerWheel::run(uint64_t now_tsc) {
+  assert(!running_ && "TimerWheel::run() from one of its callbacks");
   const uint64_t now_tick = tick_of(now_tsc);
   uint64_t steps;
   if (!started_) {
@@ -54,32 +99,32 @@ unsigned TimerWheel::run(uint64_t now_tsc) {
     // enough: each slot's nodes are checked against `now`, not their tick.
     steps = std::min<uint64_t>(now_tick - last_tick_, slot_mask_ + 1ull);
   }
+  running_ = true;
   unsigned fired = 0;
   for (uint64_t tick = now_tick + 1 >= steps ? now_tick - steps + 1 : 0; tick <= now_tick; ++tick) {
-    // From here arm() places new timers after this tick, never in the list
-    // being walked nor in a slot this run already passed.
+    // From here arm() places new timers after this tick: in a slot this run
+    // has still to visit, or at the head of this slot's list, behind the
+    // cursor, never in the part of the list still to be walked.
     last_tick_ = tick;
     const uint32_t slot = static_cast<uint32_t>(tick & slot_mask_);
-    uint32_t n = heads_[slot];
-    heads_[slot] = kNil;
-    while (n != kNil) {
+    // Nodes not yet due (a later revolution) stay where they are. The cursor
+    // is read before each callback and kept right by cancel() (unlink()).
+    cursor_ = heads_[slot];
+    while (cursor_ != kNil) {
+      const uint32_t n = cursor_;
       Node& node = nodes_[n];
-      const uint32_t next = node.next;
-      if (node.expiry <= now_tsc) {
-        const TimerFn fn = node.fn;
-        void* ctx = node.ctx;
-        const uint64_t arg = node.arg;
-        node.next = free_;
-        free_ = n;
-        --armed_;
-        ++fired;
-        fn(ctx, arg, now_tsc);
-      } else {
-        push(slot, n);  // a later revolution
-      }
-      n = next;
+      cursor_ = node.next;
+      if (node.expiry > now_tsc) continue;
+      const TimerFn fn = node.fn;
+      void* ctx = node.ctx;
+      const uint64_t arg = node.arg;
+      unlink(n);
+      release(n);
+      ++fired;
+      fn(ctx, arg, now_tsc);
     }
   }
+  running_ = false;
   fired_ += fired;
   return fired;
 }

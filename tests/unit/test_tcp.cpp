@@ -1093,6 +1093,93 @@ TEST_F(TcpTest, ConnectionsAreCountedAndEveryPcbComesBack) {
   EXPECT_EQ(all_drops(), 0u) << drop_list();
 }
 
+// Connection churn (a load generator opening and closing connections by the
+// 100 000 per second): when a connection ends, its timer nodes go back to the
+// worker's wheel at once, not at their expiry, or the wheel fills with dead
+// nodes (no_timer) long before they would fire. Every connection here holds
+// nodes far in the future (a 10 min RTO, a one-hour keepalive); a quarter
+// more connections than the wheel has nodes open and close in turn
+// on one worker, ending each way a connection ends: LAST-ACK (the peer
+// closed first), a RST from the peer when established and in SYN-RECEIVED,
+// and TIME-WAIT expiring (freed from its own node's callback, which cancels
+// the others). After each close the wheel holds exactly what it held before.
+TEST_F(TcpTest, ConnectionChurnGivesEveryTimerNodeBackToTheWheel) {
+  Knobs k;
+  // Nothing of a live connection is due while the test runs (TIME-WAIT's
+  // 40 ms aside): the test's clock moves 50 ms per TIME-WAIT, 4 minutes in all.
+  k.tcp = "msl_ms: 20, min_rto_ms: 600000, initial_rto_ms: 600000, max_rto_ms: 600000";
+  k.services = "  - {type: tcp-echo, port: 7, keepalive_ms: 3600000}\n"
+               "  - {type: tcp-source, port: 19, bytes: 100, keepalive_ms: 3600000}\n";
+  ASSERT_NO_FATAL_FAILURE(make(k));
+  const timer::TimerWheel& wheel = *timers_[0];
+  const unsigned base = wheel.armed();
+  const unsigned n = wheel.capacity() + wheel.capacity() / 4;
+  unsigned left_armed = 0, first_left = 0;  // closes after which the wheel held more than before
+  auto closed = [&](unsigned i) {
+    if (wheel.armed() != base && left_armed++ == 0) first_left = i;
+  };
+  for (unsigned i = 0; i < n; ++i) {
+    const uint16_t sport = static_cast<uint16_t>(10000 + i);
+    SCOPED_TRACE("connection " + std::to_string(i));
+    switch (i % 4) {
+      case 0: {  // passive close: FIN, our FIN with the echo, LAST-ACK, ACK
+        Peer p = open(sport, kEcho);
+        ASSERT_GT(wheel.armed(), base) << "an established connection holds a node";
+        auto segs = send(p, pattern(5, 1), kAck | kPsh | kFin);
+        ASSERT_EQ(segs.size(), 1u) << describe(segs);
+        take(p, segs);
+        input({mbuf(next(p, kAck))});
+        break;
+      }
+      case 1: {  // the peer resets an established connection
+        Peer p = open(sport, kEcho);
+        input({mbuf(next(p, kRst))});
+        break;
+      }
+      case 2: {  // the peer resets in SYN-RECEIVED
+        Peer p;
+        p.sport = sport;
+        p.dport = kEcho;
+        p.snd_nxt = 0x20000000u + i;
+        input({mbuf(next(p, kSyn).mss(1460))});
+        ASSERT_EQ(out().size(), 1u) << "the SYN-ACK";
+        ASSERT_GT(wheel.armed(), base) << "the SYN-ACK's retransmission timer";
+        input({mbuf(next(p, kRst))});
+        break;
+      }
+      case 3: {  // active close: tcp-source's 100 bytes and FIN, TIME-WAIT for 2 MSL
+        Peer p = open(sport, kSource);
+        auto segs = out();
+        ASSERT_EQ(segs.size(), 1u) << describe(segs);
+        take(p, segs);
+        input({mbuf(next(p, kAck | kFin))});
+        ASSERT_EQ(out().size(), 1u) << "the ACK of the peer's FIN";
+        // (Gone already only if the test stalled for 2 MSL of real time.)
+        if (auto c = conn(sport)) {
+          ASSERT_EQ(c->state, tcp::State::time_wait);
+        }
+        advance_ms(50);
+        break;
+      }
+    }
+    ASSERT_TRUE(out().empty());
+    if (live() != 0) {  // the counts below say why
+      ADD_FAILURE() << "connection " << i << " did not close";
+      break;
+    }
+    closed(i);
+  }
+  EXPECT_EQ(left_armed, 0u) << "closes after which the wheel held more nodes than before (the first: connection "
+                            << first_left << "); " << wheel.armed() - base << " nodes left armed, of "
+                            << wheel.capacity();
+  EXPECT_EQ(stat(tcp::Stat::no_timer), 0u) << "timers the full wheel refused";
+  EXPECT_EQ(wheel.exhausted(), 0u);
+  EXPECT_GE(wheel.cancelled(), n) << "every connection cancelled at least its RTO's node";
+  EXPECT_EQ(stat(tcp::Stat::closed), n);
+  EXPECT_EQ(stat(tcp::Stat::rto_expired), 0u);
+  EXPECT_EQ(all_drops(), 0u) << drop_list();
+}
+
 // --- (9) concurrency -----------------------------------------------------------------------
 
 namespace {
