@@ -92,8 +92,10 @@ unsigned timer_nodes(const conf::Config& cfg) {
     // the control path removed while its slot was reused), the reassembly
     // sweep, and room to spare.
     case conf::Mode::router:
-    // TCP: a connection keeps at most a few nodes armed (stack/tcp: lazy
-    // cancellation), and any worker may arm one for it under direct dispatch.
+    // TCP: a connection keeps at most 3 nodes armed, and under direct
+    // dispatch any worker may arm one for it; a freed connection's nodes on
+    // another worker's wheel stay until they fire (only the wheel's own
+    // worker may cancel them).
     case conf::Mode::host: return 2 * cfg.router.arp.max_entries + 64 + 4 * cfg.stack.connections;
     // One per station (only ageing removes stations, and consumes the timer).
     case conf::Mode::bridge: return cfg.bridge.max_entries + 64;
