@@ -51,6 +51,7 @@ const char* service_type_name(ServiceType t) {
     case ServiceType::tcp_source: return "tcp-source";
     case ServiceType::http: return "http";
     case ServiceType::tcp_client: return "tcp-client";
+    case ServiceType::tcp_load: return "tcp-load";
   }
   return "?";
 }

@@ -324,7 +324,8 @@ struct StackConfig {
 };
 
 // Built-in services on the host stack's sockets (host and router modes).
-enum class ServiceType : uint8_t { udp_echo, udp_discard, udp_client, tcp_echo, tcp_discard, tcp_source, http, tcp_client };
+enum class ServiceType : uint8_t { udp_echo, udp_discard, udp_client, tcp_echo, tcp_discard, tcp_source, http, tcp_client,
+                                  tcp_load /* a `clients:` generator, in the services' views */ };
 inline bool is_tcp_service(ServiceType t) { return t >= ServiceType::tcp_echo; }
 const char* service_type_name(ServiceType t);
 
