@@ -261,8 +261,11 @@ std::string show(Runtime& rt, const ControlCommand& c) {
     text = format_fdb(s);
     json_bridge(j, s);
   } else if (c.section == "services") {
-    text = s.services.empty() ? "services: none (the configuration has no services:)\n" : format_services(s);
+    // `clients:` generators are listed with the services they run beside.
+    text = s.services.empty() ? "services: none (the configuration has no services: or clients:)\n"
+                              : format_services(s) + format_clients(s);
     json_services(j, s);
+    json_clients(j, s);
   } else if (c.section == "locks") {
     text = format_locks(s);
     json_locks(j, s);

@@ -290,7 +290,8 @@ std::string render_metrics(const Snapshot& s, const MetricsContext& ctx) {
     };
     auto service = [&](const char* name, const char* help, uint64_t stack::socket::SocketStats::*field) {
       e.counter(name, help);
-      for (const V& v : s.services) e.sample(labels(v), v.io.*field);
+      for (const V& v : s.services)
+        if (v.type != conf::ServiceType::tcp_load) e.sample(labels(v), v.io.*field);  // `clients:`: not exported yet
     };
     service("ngstack_service_rx_datagrams_total", "Datagrams the service's sockets received",
             &stack::socket::SocketStats::rx_datagrams);

@@ -81,6 +81,15 @@ class TrafficDone {
   double since_ = -1;
 };
 
+// clients.stop_when_done: true once every `clients:` generator opened all it
+// was to open and every connection it opened has ended.
+bool clients_done(const Runtime& rt) {
+  if (!rt.router || !rt.cfg.clients.stop_when_done) return false;
+  for (const auto& v : rt.router->services())
+    if (v.type == conf::ServiceType::tcp_load && !v.done) return false;
+  return true;
+}
+
 // Builds the workers, each with its rx queues, its tx queue index and buffers,
 // and the mode's stack (forwarder, router or bridge) bound to them.
 Status make_workers(Runtime& rt) {
@@ -342,10 +351,15 @@ int run(const conf::Config& cfg, const Options& opts) {
                    rt.cfg.traffic.settle_ms);
       break;
     }
+    if (clients_done(rt)) {
+      spdlog::info("clients: every generator is done: stopping");
+      break;
+    }
     if (t >= next_print) {
       Snapshot cur = take_snapshot(rt);
       summary.intervals.push_back(interval_rate(prev, cur));
-      if (!opts.quiet && opts.stats_interval_s > 0) std::fputs(format_interval(prev, cur).c_str(), stdout);
+      if (!opts.quiet && opts.stats_interval_s > 0)
+        std::fputs((format_interval(prev, cur) + format_clients_interval(prev, cur)).c_str(), stdout);
       std::fflush(stdout);
       prev = std::move(cur);
       next_print += interval;

@@ -402,10 +402,14 @@ std::string service_endpoint(const stack::services::ServiceView& v) {
 }  // namespace
 
 std::string format_services(const Snapshot& f) {
-  if (f.services.empty()) return "";
+  const auto n = static_cast<size_t>(std::count_if(f.services.begin(), f.services.end(), [](const auto& v) {
+    return v.type != conf::ServiceType::tcp_load;
+  }));
+  if (n == 0) return "";
   auto ull = [](uint64_t v) { return static_cast<unsigned long long>(v); };
-  std::string o = fmt("services: %zu\n", f.services.size());
+  std::string o = fmt("services: %zu\n", n);
   for (const auto& v : f.services) {
+    if (v.type == conf::ServiceType::tcp_load) continue;
     const auto& io = v.io;
     if (conf::is_tcp_service(v.type)) {
       o += fmt("  %-11s %-24s %llu connection%s (%llu reset or timed out): rx %llu bytes, tx %llu bytes\n",
@@ -431,6 +435,68 @@ std::string format_services(const Snapshot& f) {
       o += fmt("    latency (us): p50 %.1f, p99 %.1f, max %.1f (min %.1f, mean %.1f) over %llu responses\n",
                v.latency.p50_us, v.latency.p99_us, v.latency.max_us, v.latency.min_us, v.latency.mean_us,
                ull(v.latency.samples));
+  }
+  return o;
+}
+
+namespace {
+std::string latency_line(const char* what, const stack::services::LatencySummary& l) {
+  if (!l.samples) return "";
+  return fmt("    %-12s (us): min %.1f, p50 %.1f, p99 %.1f, p99.9 %.1f, max %.1f (mean %.1f) over %llu\n", what,
+             l.min_us, l.p50_us, l.p99_us, l.p999_us, l.max_us, l.mean_us, static_cast<unsigned long long>(l.samples));
+}
+std::string load_target(const stack::services::ServiceView& v) {
+  const auto& l = v.load;
+  std::string t = conf::format_ipv4(v.server);
+  if (l.addresses > 1) t += "-" + conf::format_ipv4(v.server + l.addresses - 1);
+  t += ":" + std::to_string(v.port);
+  if (l.ports > 1) t += "-" + std::to_string(v.port + l.ports - 1);
+  return t;
+}
+}  // namespace
+
+std::string format_clients(const Snapshot& f) {
+  std::string o;
+  auto ull = [](uint64_t v) { return static_cast<unsigned long long>(v); };
+  for (const auto& v : f.services) {
+    if (v.type != conf::ServiceType::tcp_load) continue;
+    const auto& l = v.load;
+    if (o.empty()) o = "clients:\n";
+    const double s = l.seconds;
+    o += fmt("  %-11s to %s, %s: %llu connections attempted (%.1f/s), %llu established, %llu completed, %llu open%s\n",
+             l.name.c_str(), load_target(v).c_str(),
+             l.rate > 0 ? fmt("rate %.0f/s", l.rate).c_str() : fmt("concurrency %u", l.concurrency).c_str(),
+             ull(l.attempted), s > 0 ? static_cast<double>(l.attempted) / s : 0.0, ull(l.established),
+             ull(l.completed), ull(l.open), v.done ? ", done" : "");
+    o += fmt("    requests %llu, responses %llu (%.1f/s); tx %llu bytes, rx %llu bytes, goodput %llu bytes\n",
+             ull(l.requests), ull(l.responses),
+             l.response_seconds > 0 ? static_cast<double>(l.responses) / l.response_seconds : 0.0, ull(l.tx_bytes),
+             ull(l.rx_bytes), ull(l.goodput_bytes));
+    if (l.http_status[1] + l.http_status[2] + l.http_status[3] + l.http_status[4] + l.http_status[5])
+      o += fmt("    http responses: 1xx %llu, 2xx %llu, 3xx %llu, 4xx %llu, 5xx %llu\n", ull(l.http_status[1]),
+               ull(l.http_status[2]), ull(l.http_status[3]), ull(l.http_status[4]), ull(l.http_status[5]));
+    o += fmt("    errors %llu: refused %llu, reset %llu, timeout %llu, bad_response %llu, local %llu, no_session %llu\n",
+             ull(l.errors()), ull(l.refused), ull(l.reset), ull(l.timeout), ull(l.bad_response), ull(l.local),
+             ull(l.no_session));
+    o += latency_line("connect", l.connect) + latency_line("first byte", l.ttfb) +
+         latency_line("transaction", l.transaction);
+  }
+  return o;
+}
+
+std::string format_clients_interval(const Snapshot& prev, const Snapshot& cur) {
+  std::string o;
+  const double dt = cur.t_s - prev.t_s;
+  for (std::size_t i = 0; i < cur.services.size(); ++i) {
+    const auto& v = cur.services[i];
+    if (v.type != conf::ServiceType::tcp_load || i >= prev.services.size()) continue;
+    const auto &c = v.load, &p = prev.services[i].load;
+    o += fmt("  client %-10s conn/s %8.0f attempted %8.0f established | req/s %8.0f | open %6llu | goodput %8.3f "
+             "Mbit/s, tx %8.3f Mbit/s | errors/s %.0f\n",
+             c.name.c_str(), per_s(c.attempted, p.attempted, dt), per_s(c.established, p.established, dt),
+             per_s(c.responses, p.responses, dt), static_cast<unsigned long long>(c.open),
+             per_s(c.goodput_bytes, p.goodput_bytes, dt) * 8 / 1e6, per_s(c.tx_bytes, p.tx_bytes, dt) * 8 / 1e6,
+             per_s(c.errors(), p.errors(), dt));
   }
   return o;
 }
@@ -509,7 +575,7 @@ std::string format_sections(const Snapshot& f, const std::string& mode) {
   std::string o = format_ports(f) + format_workers(f) + format_netisr(f);
   if (mode == "router" || mode == "host") o += format_fib(f, false) + format_arp(f);
   if (mode == "bridge") o += format_fdb(f);
-  return o + format_traffic(f) + format_services(f) + format_tcp(f, false) + format_locks(f);
+  return o + format_traffic(f) + format_services(f) + format_clients(f) + format_tcp(f, false) + format_locks(f);
 }
 }  // namespace
 
@@ -683,9 +749,78 @@ void json_traffic(JsonWriter& j, const Snapshot& f) {
   j.end_array().end_object();
 }
 
+namespace {
+void json_latency(JsonWriter& j, const char* name, const stack::services::LatencySummary& l) {
+  j.begin_object(name)
+      .value("samples", l.samples)
+      .value("min", l.min_us)
+      .value("mean", l.mean_us)
+      .value("p50", l.p50_us)
+      .value("p90", l.p90_us)
+      .value("p99", l.p99_us)
+      .value("p999", l.p999_us)
+      .value("max", l.max_us)
+      .end_object();
+}
+}  // namespace
+
+void json_clients(JsonWriter& j, const Snapshot& f) {
+  bool any = false;
+  for (const auto& v : f.services) any = any || v.type == conf::ServiceType::tcp_load;
+  if (!any) return;
+  j.begin_array("clients");
+  for (const auto& v : f.services) {
+    if (v.type != conf::ServiceType::tcp_load) continue;
+    const auto& l = v.load;
+    const double s = l.seconds;
+    j.begin_object()
+        .value("name", l.name)
+        .value("target", load_target(v))
+        .value("rate", l.rate)
+        .value("concurrency", l.concurrency)
+        .value("attempted", l.attempted)
+        .value("established", l.established)
+        .value("completed", l.completed)
+        .value("open", l.open)
+        .value("requests", l.requests)
+        .value("responses", l.responses)
+        .value("tx_bytes", l.tx_bytes)
+        .value("rx_bytes", l.rx_bytes)
+        .value("goodput_bytes", l.goodput_bytes)
+        .value("seconds", s)
+        .value("connections_per_s", s > 0 ? static_cast<double>(l.attempted) / s : 0.0)
+        .value("established_per_s", s > 0 ? static_cast<double>(l.established) / s : 0.0)
+        .value("response_seconds", l.response_seconds)
+        .value("responses_per_s", l.response_seconds > 0 ? static_cast<double>(l.responses) / l.response_seconds : 0.0)
+        .value("done", v.done)
+        .begin_object("errors")
+        .value("total", l.errors())
+        .value("refused", l.refused)
+        .value("reset", l.reset)
+        .value("timeout", l.timeout)
+        .value("bad_response", l.bad_response)
+        .value("local", l.local)
+        .value("no_session", l.no_session)
+        .end_object()
+        .begin_object("http_status")
+        .value("1xx", l.http_status[1])
+        .value("2xx", l.http_status[2])
+        .value("3xx", l.http_status[3])
+        .value("4xx", l.http_status[4])
+        .value("5xx", l.http_status[5])
+        .end_object();
+    json_latency(j, "connect_us", l.connect);
+    json_latency(j, "first_byte_us", l.ttfb);
+    json_latency(j, "transaction_us", l.transaction);
+    j.end_object();
+  }
+  j.end_array();
+}
+
 void json_services(JsonWriter& j, const Snapshot& f) {
   j.begin_array("services");
   for (const auto& v : f.services) {
+    if (v.type == conf::ServiceType::tcp_load) continue;
     j.begin_object().value("type", conf::service_type_name(v.type));
     if (is_client(v))
       j.value("server", conf::format_ipv4(v.server));
@@ -863,6 +998,7 @@ std::string summary_json(const Summary& s) {
   // Modes with the IPv4 stack (a connection table): its services and locks.
   if (f.locks) {
     json_services(j, f);
+    json_clients(j, f);
     json_locks(j, f);
     json_tcp(j, f);
   }
@@ -1168,6 +1304,44 @@ int tel_service(const char*, const char* params, rte_tel_data* d) {
   return 0;
 }
 
+// /ngstack/client,<index>: the `clients:` generator's counters and latencies
+// (index: its position in clients.generators), as the summary JSON's entry.
+int tel_client(const char*, const char* params, rte_tel_data* d) {
+  std::lock_guard lock(g_telemetry_mutex);
+  if (!g_runtime || !g_runtime->router || !params || !*params) return -EINVAL;
+  char* end = nullptr;
+  const unsigned long i = std::strtoul(params, &end, 10);
+  const Snapshot s = take_snapshot(*g_runtime);
+  std::vector<const stack::services::ServiceView*> loads;
+  for (const auto& v : s.services)
+    if (v.type == conf::ServiceType::tcp_load) loads.push_back(&v);
+  if (*end != '\0' || i >= loads.size()) return -EINVAL;
+  const auto& v = *loads[i];
+  const auto& l = v.load;
+  rte_tel_data_start_dict(d);
+  rte_tel_data_add_dict_string(d, "name", l.name.c_str());
+  rte_tel_data_add_dict_string(d, "target", load_target(v).c_str());
+  const std::pair<const char*, uint64_t> fields[] = {
+      {"attempted", l.attempted},   {"established", l.established},   {"completed", l.completed},
+      {"open", l.open},             {"requests", l.requests},         {"responses", l.responses},
+      {"tx_bytes", l.tx_bytes},     {"rx_bytes", l.rx_bytes},         {"goodput_bytes", l.goodput_bytes},
+      {"errors", l.errors()},       {"refused", l.refused},           {"reset", l.reset},
+      {"timeout", l.timeout},       {"bad_response", l.bad_response}, {"local", l.local},
+      {"no_session", l.no_session}, {"done", v.done ? 1u : 0u}};
+  for (const auto& [k, x] : fields) rte_tel_data_add_dict_u64(d, k, x);
+  tel_dict_double(d, "seconds", l.seconds);
+  tel_dict_double(d, "response_seconds", l.response_seconds);
+  for (const auto& [name, h] : {std::pair{"connect_us", &l.connect}, std::pair{"first_byte_us", &l.ttfb},
+                                std::pair{"transaction_us", &l.transaction}}) {
+    const std::string n = name;
+    tel_dict_double(d, (n + "_p50").c_str(), h->p50_us);
+    tel_dict_double(d, (n + "_p99").c_str(), h->p99_us);
+    tel_dict_double(d, (n + "_p999").c_str(), h->p999_us);
+    tel_dict_double(d, (n + "_max").c_str(), h->max_us);
+  }
+  return 0;
+}
+
 int tel_summary(const char*, const char*, rte_tel_data* d) {
   std::lock_guard lock(g_telemetry_mutex);
   if (!g_runtime) return -EINVAL;
@@ -1208,6 +1382,9 @@ void register_telemetry(const Runtime* rt) {
                              "the busiest groups. No parameters");
   rte_telemetry_register_cmd("/ngstack/tcp", tel_tcp,
                              "Router and host modes: TCP's counters (as netstat -s -p tcp), connections and listeners");
+  rte_telemetry_register_cmd("/ngstack/client", tel_client,
+                             "Router and host modes: counters and latencies of one clients: generator. Parameter: its "
+                             "index in clients.generators");
   rte_telemetry_register_cmd("/ngstack/services", tel_services,
                              "Router and host modes, one row per service: type address:port sockets rx_datagrams "
                              "tx_datagrams");

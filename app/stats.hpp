@@ -219,6 +219,9 @@ std::string format_arp(const Snapshot& s);
 std::string format_fdb(const Snapshot& s);
 std::string format_traffic(const Snapshot& s);
 std::string format_services(const Snapshot& s);  // "" when there are none
+std::string format_clients(const Snapshot& s);   // `clients:` generators; "" when there are none
+// One line per `clients:` generator for the periodic stats: rates over the interval.
+std::string format_clients_interval(const Snapshot& prev, const Snapshot& cur);
 std::string format_locks(const Snapshot& s);     // "" without a connection table
 std::string format_tcp(const Snapshot& s, bool all_connections);  // "" without TCP
 // `ngstack show stats`: the summary's sections for a running instance.
@@ -231,6 +234,7 @@ void json_bridge(JsonWriter& j, const Snapshot& s);
 void json_traffic(JsonWriter& j, const Snapshot& s);
 void json_netisr(JsonWriter& j, const Snapshot& s);
 void json_services(JsonWriter& j, const Snapshot& s);  // "services": [...]
+void json_clients(JsonWriter& j, const Snapshot& s);   // "clients": [...]; nothing without generators
 void json_locks(JsonWriter& j, const Snapshot& s);     // "locks": {...}; nothing without a connection table
 void json_tcp(JsonWriter& j, const Snapshot& s);       // "tcp": {...}; nothing without TCP
 

@@ -32,6 +32,15 @@ const char* mode_name(Mode m) {
   return "?";
 }
 
+const char* client_transaction_name(ClientTransaction t) { return t == ClientTransaction::http ? "http" : "raw"; }
+
+uint32_t ClientConfig::sessions() const {
+  if (max_open) return max_open;
+  if (concurrency) return concurrency;
+  const double r = rate * timeout_ms / 1000.0;
+  return static_cast<uint32_t>(std::clamp(r, 64.0, 65536.0));
+}
+
 const char* service_type_name(ServiceType t) {
   switch (t) {
     case ServiceType::udp_echo: return "udp-echo";
@@ -42,6 +51,7 @@ const char* service_type_name(ServiceType t) {
     case ServiceType::tcp_source: return "tcp-source";
     case ServiceType::http: return "http";
     case ServiceType::tcp_client: return "tcp-client";
+    case ServiceType::tcp_load: return "tcp-load";
   }
   return "?";
 }
@@ -135,6 +145,7 @@ uint64_t auto_mbufs_besides_hold(const Config& c) {
   // per mbuf). Beyond that, segments wait (no_mbuf) and TCP retransmits.
   bool tcp = false;
   for (const auto& sv : c.services) tcp = tcp || is_tcp_service(sv.type);
+  tcp = tcp || !c.clients.generators.empty();
   if (tcp) n += 32ull * (c.stack.tcp.sndbuf + c.stack.tcp.rcvbuf) / 2048;
   if (c.mode == Mode::bridge) n += 4096;
   // Generators: one burst being built and one waiting for tx room, each.
@@ -402,6 +413,31 @@ std::string dump_yaml(const Config& cfg) {
       if (!sv.congestion_control.empty()) o << ", congestion_control: " << sv.congestion_control;
     }
     o << "}\n";
+  }
+  if (!cfg.clients.generators.empty()) {
+    o << "clients:\n  stop_when_done: " << (cfg.clients.stop_when_done ? "true" : "false") << "\n  generators:\n";
+    for (const auto& g : cfg.clients.generators) {
+      auto range = [](uint32_t first, uint32_t count, auto fmt1) {
+        return count == 1 ? fmt1(first) : fmt1(first) + "-" + fmt1(first + count - 1);
+      };
+      o << "    - {name: \"" << g.name << "\", addresses: "
+        << range(g.addresses.first, g.addresses.count, [](uint32_t a) { return format_ipv4(a); })
+        << ", ports: \"" << range(g.ports.first, g.ports.count, [](uint32_t p) { return std::to_string(p); }) << "\"";
+      if (g.source) o << ", source: " << format_ipv4(g.source);
+      if (g.rate > 0) o << ", rate: " << g.rate;
+      else o << ", concurrency: " << g.concurrency;
+      o << ", connections: " << g.connections << ", duration_ms: " << g.duration_ms
+        << ", transaction: " << client_transaction_name(g.transaction);
+      if (g.transaction == ClientTransaction::raw)
+        o << ", request_bytes: " << g.request_bytes << ", response_bytes: " << g.response_bytes;
+      else
+        o << ", path: \"" << g.path << "\"" << (g.host.empty() ? "" : ", host: \"" + g.host + "\"");
+      o << ", requests: " << g.requests << ", close: " << (g.close == ClientClose::rst ? "rst" : "fin")
+        << ", timeout_ms: " << g.timeout_ms << ", max_open: " << (g.max_open ? std::to_string(g.max_open) : "auto")
+        << "}";
+      if (!g.max_open) o << "  # max_open auto: " << g.sessions();
+      o << "\n";
+    }
   }
   if (cfg.metrics.listen) o << "metrics:\n  listen: \"" << cfg.metrics.listen->str() << "\"\n";
   return o.str();

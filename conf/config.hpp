@@ -324,7 +324,8 @@ struct StackConfig {
 };
 
 // Built-in services on the host stack's sockets (host and router modes).
-enum class ServiceType : uint8_t { udp_echo, udp_discard, udp_client, tcp_echo, tcp_discard, tcp_source, http, tcp_client };
+enum class ServiceType : uint8_t { udp_echo, udp_discard, udp_client, tcp_echo, tcp_discard, tcp_source, http, tcp_client,
+                                  tcp_load /* a `clients:` generator, in the services' views */ };
 inline bool is_tcp_service(ServiceType t) { return t >= ServiceType::tcp_echo; }
 const char* service_type_name(ServiceType t);
 
@@ -357,6 +358,47 @@ struct ServiceConfig {
   SourcePos pos;
 };
 
+// `clients:` (host and router modes): stateful TCP load generators, the TCP
+// side of traffic generation (stack/services/tcp_load.hpp). Each opens
+// connections to its targets at a paced rate or keeping a fixed number open,
+// runs `requests` transactions on each (raw request/response or HTTP/1.1
+// GET), then closes with FIN or RST.
+enum class ClientTransaction : uint8_t { raw, http };
+enum class ClientClose : uint8_t { fin, rst };
+const char* client_transaction_name(ClientTransaction t);
+
+struct ClientConfig {
+  std::string name;             // for the reports; default client<i>
+  AddressRange addresses;       // targets: connection i goes to address i % count,
+  PortRange ports;              //   port (i / addresses) % count
+  uint32_t source = 0;          // our address to connect from (0: the route's source)
+  double rate = 0;              // connections per second in all (TSC paced), or
+  uint32_t concurrency = 0;     // connections kept open at once
+  uint64_t connections = 0;     // in all; 0: no limit
+  uint64_t duration_ms = 0;     // opening stops after this; 0: no limit
+  ClientTransaction transaction = ClientTransaction::raw;
+  uint32_t request_bytes = 64;  // raw: sent per request
+  uint32_t response_bytes = 64; // raw: read per response
+  std::string path = "/";       // http: the request target
+  std::string host;             // http: the Host field (empty: the target address)
+  uint32_t requests = 1;        // per connection (keep-alive); 0: connect and close
+  ClientClose close = ClientClose::fin;
+  uint32_t timeout_ms = 5000;   // the handshake and each request-response must finish within it
+  uint32_t max_open = 0;        // sessions (open connections) at most; 0: auto
+  SourcePos pos;
+  // max_open resolved: the configured value, else concurrency, else what
+  // rate x timeout can keep open (at least 64, at most 65536).
+  uint32_t sessions() const;
+};
+
+struct ClientsConfig {
+  std::vector<ClientConfig> generators;
+  // End the run once every generator opened all it was to open (its count or
+  // duration) and every connection it opened has ended.
+  bool stop_when_done = false;
+  SourcePos pos;
+};
+
 // host: an IPv4 end host (the router's layers with forwarding off); its
 // section `host:` has the router's keys and is read into Config::router.
 enum class Mode { forwarder, router, bridge, traffic, host };
@@ -377,6 +419,7 @@ struct Config {
   MetricsConfig metrics;
   StackConfig stack;
   std::vector<ServiceConfig> services;
+  ClientsConfig clients;
 
   // Router and host mode: the IPv4 stack of interfaces, ARP, ICMP, sockets.
   bool is_inet() const { return mode == Mode::router || mode == Mode::host; }

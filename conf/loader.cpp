@@ -996,6 +996,133 @@ void load_services(MapReader& top, Config& cfg) {
   }
 }
 
+// `clients:` (host and router modes): TCP load generators on the stack's sockets.
+void load_clients(MapReader& top, Config& cfg) {
+  if (!top.has("clients")) return;
+  ClientsConfig& cc = cfg.clients;
+  cc.pos = top.pos_of("clients");
+  if (!cfg.is_inet())
+    throw ConfigError{cc.pos.where() + ": clients run on the IPv4 stack: set mode: host or mode: router"};
+  MapReader r(top.take("clients"), "clients", top.file());
+  cc.stop_when_done = r.boolean("stop_when_done", false);
+  if (!r.has("generators")) r.fail(r.node(), "clients", "missing key \"generators\" (a list of load generators)");
+  YAML::Node gs = r.take("generators");
+  sequence(r, gs, "clients.generators");
+  if (gs.size() == 0) r.fail(gs, "clients.generators", "no generator listed");
+  // An address we can reach: on a connected subnet, or under a forwarding route.
+  auto routed = [&](uint32_t a) {
+    for (const auto& ic : cfg.router.interfaces)
+      for (const auto& p : ic.addresses)
+        if ((a & p.mask()) == (p.addr & p.mask())) return true;
+    for (const auto& rt : cfg.router.routes)
+      if (rt.action == RouteAction::forward && (a & rt.prefix.mask()) == rt.prefix.addr) return true;
+    return false;
+  };
+  // Printable ASCII without spaces or quotes: a request line's target and a field value.
+  auto token = [](const std::string& v) {
+    return !v.empty() && std::all_of(v.begin(), v.end(), [](char ch) { return ch > ' ' && ch < 127 && ch != '"'; });
+  };
+  uint64_t sessions = 0;
+  for (std::size_t i = 0; i < gs.size(); ++i) {
+    const std::string kp = "clients.generators[" + std::to_string(i) + "]";
+    MapReader e(gs[i], kp, top.file());
+    ClientConfig g;
+    g.pos = e.pos(gs[i], kp);
+    g.name = e.string("name", "client" + std::to_string(i));
+    if (!token(g.name)) e.fail(e.node()["name"], kp + ".name", "expected a name without spaces or quotes");
+    // The target: one ADDR:PORT, or ranges of addresses and ports.
+    if (e.has("target") && (e.has("addresses") || e.has("ports")))
+      e.fail(e.node()["target"], kp + ".target", "either target or addresses and ports, not both");
+    if (e.has("target")) {
+      YAML::Node t = e.take("target");
+      const std::string ts = e.parse_string(t, kp + ".target");
+      const auto colon = ts.rfind(':');
+      auto a = parse_ipv4(colon == std::string::npos ? ts : ts.substr(0, colon));
+      unsigned port = 0;
+      char tail;
+      if (!a || colon == std::string::npos || std::sscanf(ts.c_str() + colon + 1, "%u%c", &port, &tail) != 1 ||
+          port < 1 || port > 65535)
+        e.fail(t, kp + ".target", "expected ADDRESS:PORT like 198.18.1.2:80, got \"" + ts + "\"");
+      g.addresses = {*a, 1};
+      g.ports = {static_cast<uint16_t>(port), 1};
+    } else {
+      if (!e.has("addresses") || !e.has("ports"))
+        e.fail(gs[i], kp, "missing key \"target\" (ADDRESS:PORT), or \"addresses\" and \"ports\" (ranges)");
+      YAML::Node an = e.take("addresses");
+      g.addresses = address_range(e, an, kp + ".addresses");
+      YAML::Node pn = e.take("ports");
+      g.ports = port_range(e, pn, kp + ".ports");
+      if (g.ports.first == 0) e.fail(pn, kp + ".ports", "port 0 is no destination");
+    }
+    for (uint32_t k = 0; k < g.addresses.count; ++k)
+      if (!routed(g.addresses.first + k))
+        e.fail(gs[i], kp, "no route to " + format_ipv4(g.addresses.first + k) +
+                              " (no interface subnet or forwarding route covers it)");
+    if (e.has("source")) {
+      YAML::Node sn = e.take("source");
+      g.source = ipv4_value(e, sn, kp + ".source");
+      bool ours = false;
+      for (const auto& ic : cfg.router.interfaces)
+        for (const auto& p : ic.addresses) ours |= p.addr == g.source;
+      if (!ours) e.fail(sn, kp + ".source", format_ipv4(g.source) + " is no address of an interface");
+    }
+    // Open loop (rate) or closed loop (concurrency): exactly one.
+    if (e.has("rate") == e.has("concurrency"))
+      e.fail(gs[i], kp, "set either rate (connections per second) or concurrency (connections kept open), one of them");
+    if (e.has("rate")) g.rate = positive_number(e, e.take("rate"), kp + ".rate", 1e8);
+    g.concurrency = static_cast<uint32_t>(e.integer("concurrency", 1, 1 << 20, 0));
+    g.connections = static_cast<uint64_t>(e.integer("connections", 0, INT64_MAX, 0));
+    g.duration_ms = static_cast<uint64_t>(e.integer("duration_ms", 0, INT64_MAX, 0));
+    const std::string tr = e.string("transaction", "raw");
+    if (tr == "raw") g.transaction = ClientTransaction::raw;
+    else if (tr == "http") g.transaction = ClientTransaction::http;
+    else e.fail(e.node()["transaction"], kp + ".transaction", "unknown value \"" + tr + "\" (known: raw, http)");
+    const bool http = g.transaction == ClientTransaction::http;
+    for (const char* k : {"request_bytes", "response_bytes"})
+      if (http && e.has(k)) e.fail(e.node()[k], kp + "." + k, "only for transaction: raw");
+    for (const char* k : {"path", "host"})
+      if (!http && e.has(k)) e.fail(e.node()[k], kp + "." + k, "only for transaction: http");
+    g.request_bytes = static_cast<uint32_t>(e.integer("request_bytes", 0, 1 << 30, g.request_bytes));
+    g.response_bytes = static_cast<uint32_t>(e.integer("response_bytes", 0, 1 << 30, g.response_bytes));
+    if (e.has("path")) {
+      g.path = e.string("path", "/");
+      if (g.path[0] != '/' || !token(g.path))
+        e.fail(e.node()["path"], kp + ".path", "expected an absolute path (/...) without spaces or quotes");
+    }
+    if (e.has("host")) {
+      g.host = e.string("host", "");
+      if (!token(g.host)) e.fail(e.node()["host"], kp + ".host", "expected a host name without spaces or quotes");
+    }
+    g.requests = static_cast<uint32_t>(e.integer("requests", 0, 1 << 30, g.requests));
+    const std::string cl = e.string("close", "fin");
+    if (cl == "fin") g.close = ClientClose::fin;
+    else if (cl == "rst") g.close = ClientClose::rst;
+    else e.fail(e.node()["close"], kp + ".close", "unknown value \"" + cl + "\" (known: fin, rst)");
+    g.timeout_ms = static_cast<uint32_t>(e.integer("timeout_ms", 1, 3'600'000, g.timeout_ms));
+    if (e.has("max_open") && e.node()["max_open"].IsScalar() && e.node()["max_open"].Scalar() == "auto")
+      e.take("max_open");
+    else
+      g.max_open = static_cast<uint32_t>(e.integer("max_open", 1, 1 << 20, 0));
+    if (g.concurrency && g.max_open && g.max_open < g.concurrency)
+      e.fail(gs[i], kp + ".max_open", "max_open " + std::to_string(g.max_open) + " is below concurrency " +
+                                           std::to_string(g.concurrency));
+    if (cc.stop_when_done && g.connections == 0 && g.duration_ms == 0)
+      e.fail(gs[i], kp, "stop_when_done needs an end: set connections or duration_ms");
+    e.finish();
+    sessions += g.sessions();
+    // Closing first with FIN leaves our side in TIME-WAIT for 2 MSL, each holding a PCB.
+    if (g.rate > 0 && g.close == ClientClose::fin)
+      sessions += static_cast<uint64_t>(g.rate * 2.0 * cfg.stack.tcp.msl_ms / 1000.0);
+    cc.generators.push_back(std::move(g));
+  }
+  if (sessions > cfg.stack.connections)
+    r.fail(gs, "clients.generators", "the generators may hold " + std::to_string(sessions) +
+                                         " connections at once (max_open, and rate x 2 MSL in TIME-WAIT after "
+                                         "close: fin); stack.connections is " + std::to_string(cfg.stack.connections) +
+                                         " (raise it, lower stack.tcp.msl_ms, or close: rst)");
+  r.finish();
+}
+
 void load_metrics(MapReader& top, Config& cfg) {
   if (!top.has("metrics")) return;
   MapReader r(top.take("metrics"), "metrics", top.file());
@@ -1073,6 +1200,7 @@ Config parse(const YAML::Node& root, const std::string& file) {
   load_dispatch(top, cfg);
   load_stack(top, cfg);
   load_services(top, cfg);
+  load_clients(top, cfg);
   load_metrics(top, cfg);
   top.finish();
   return cfg;

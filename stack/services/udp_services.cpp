@@ -1,5 +1,6 @@
 #include "stack/services/udp_services.hpp"
 
+#include "stack/services/tcp_load.hpp"
 #include "stack/services/tcp_services.hpp"
 
 #include <rte_cycles.h>
@@ -355,7 +356,14 @@ Result<std::unique_ptr<Services>> Services::create(const conf::Config& cfg, udp:
         s->list_.push_back(std::move(*t));
         break;
       }
+      case conf::ServiceType::tcp_load:
+        break;  // `clients:`, below
     }
+  }
+  for (std::size_t i = 0; i < cfg.clients.generators.size(); ++i) {
+    auto t = make_tcp_load(cfg.clients.generators[i], tcp, workers, tsc_hz, static_cast<unsigned>(i));
+    if (!t) return Error{t.error()};
+    s->list_.push_back(std::move(*t));
   }
   return s;
 }

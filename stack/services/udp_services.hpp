@@ -24,6 +24,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "conf/config.hpp"
@@ -66,6 +67,32 @@ struct LatencySummary {
   double min_us = 0, mean_us = 0, p50_us = 0, p90_us = 0, p99_us = 0, p999_us = 0, max_us = 0;
 };
 
+// What a `clients:` generator (tcp-load, stack/services/tcp_load.hpp) says of itself.
+struct LoadView {
+  std::string name;
+  uint32_t addresses = 1, ports = 1;  // how many targets: address and port ranges' sizes
+  double rate = 0;                    // the configured rate (0: concurrency)
+  uint32_t concurrency = 0;
+  uint64_t attempted = 0;    // connect() called
+  uint64_t established = 0;  // `connected`
+  uint64_t completed = 0;    // every request answered, then closed as configured
+  uint64_t open = 0;         // established and not ended yet (concurrent connections)
+  uint64_t requests = 0;     // requests sent
+  uint64_t responses = 0;    // responses read whole
+  uint64_t tx_bytes = 0;     // L7 bytes handed to the socket
+  uint64_t rx_bytes = 0;     // L7 bytes read
+  uint64_t goodput_bytes = 0;  // bytes of the transactions that completed (request + response)
+  // Errors by kind: one per connection that did not complete.
+  uint64_t refused = 0, reset = 0, timeout = 0, bad_response = 0;
+  uint64_t local = 0;       // connect() failed here (no PCB, no port, no route) or the stack dropped it (no memory)
+  uint64_t no_session = 0;  // rate mode: a connection due found every session (max_open) busy, and was skipped
+  uint64_t http_status[6] = {};  // http: responses by status class
+  double seconds = 0;           // the first connection opened to the last one: connections/s = attempted / seconds
+  double response_seconds = 0;  // the first connection opened to the last response: responses/s over it
+  LatencySummary connect, ttfb, transaction;
+  uint64_t errors() const { return refused + reset + timeout + bad_response + local + no_session; }
+};
+
 // What `show services`, the summary and the JSON say of one service.
 struct ServiceView {
   conf::ServiceType type = conf::ServiceType::udp_echo;
@@ -84,6 +111,7 @@ struct ServiceView {
   double transactions_per_s = 0;
   bool done = false;  // sent all it was to send, nothing outstanding
   LatencySummary latency;
+  LoadView load;  // tcp-load only
 };
 
 class Service {

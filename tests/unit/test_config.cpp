@@ -829,3 +829,130 @@ TEST(ConfigErrors, HostModeAndServices) {
                 .find("11 flows need as many connections; stack.connections is 10"),
             std::string::npos);
 }
+
+// `clients:`: stateful TCP load generators (stack/services/tcp_load.hpp).
+TEST(Config, ClientsSection) {
+  auto h = load_string(host_yaml(R"(clients:
+  stop_when_done: true
+  generators:
+    - {name: web, target: 198.19.1.2:8080, rate: 2000, connections: 4000, transaction: http, path: /index.html,
+       host: example.test, requests: 10, close: rst, timeout_ms: 300}
+    - {addresses: 10.1.2.3-10.1.2.6, ports: 80-81, concurrency: 50, duration_ms: 1000, request_bytes: 100,
+       response_bytes: 2000, requests: 0, source: 198.18.1.1, max_open: 64}
+stack: {tcp: {msl_ms: 500}}
+)"),
+                       "t.yaml");
+  ASSERT_TRUE(h.ok()) << h.error();
+  EXPECT_TRUE(h->clients.stop_when_done);
+  ASSERT_EQ(h->clients.generators.size(), 2u);
+  const ClientConfig& a = h->clients.generators[0];
+  EXPECT_EQ(a.name, "web");
+  EXPECT_EQ(a.addresses.first, 0xc6130102u);
+  EXPECT_EQ(a.addresses.count, 1u);
+  EXPECT_EQ(a.ports.first, 8080u);
+  EXPECT_EQ(a.ports.count, 1u);
+  EXPECT_EQ(a.rate, 2000.0);
+  EXPECT_EQ(a.concurrency, 0u);
+  EXPECT_EQ(a.connections, 4000u);
+  EXPECT_EQ(a.transaction, ClientTransaction::http);
+  EXPECT_EQ(a.path, "/index.html");
+  EXPECT_EQ(a.host, "example.test");
+  EXPECT_EQ(a.requests, 10u);
+  EXPECT_EQ(a.close, ClientClose::rst);
+  EXPECT_EQ(a.timeout_ms, 300u);
+  EXPECT_EQ(a.sessions(), 600u) << "auto: rate x timeout";
+  const ClientConfig& b = h->clients.generators[1];
+  EXPECT_EQ(b.name, "client1");
+  EXPECT_EQ(b.addresses.first, 0x0a010203u);
+  EXPECT_EQ(b.addresses.count, 4u);
+  EXPECT_EQ(b.ports.first, 80u);
+  EXPECT_EQ(b.ports.count, 2u);
+  EXPECT_EQ(b.concurrency, 50u);
+  EXPECT_EQ(b.duration_ms, 1000u);
+  EXPECT_EQ(b.transaction, ClientTransaction::raw);
+  EXPECT_EQ(b.request_bytes, 100u);
+  EXPECT_EQ(b.response_bytes, 2000u);
+  EXPECT_EQ(b.requests, 0u);
+  EXPECT_EQ(b.source, 0xc6120101u);
+  EXPECT_EQ(b.sessions(), 64u);
+  // What `ngstack check` prints loads back to the same.
+  const std::string dump = dump_yaml(*h);
+  EXPECT_NE(dump.find("clients:\n  stop_when_done: true\n  generators:\n"), std::string::npos) << dump;
+  auto again = load_string(dump, "dump.yaml");
+  ASSERT_TRUE(again.ok()) << again.error() << "\n" << dump;
+  EXPECT_EQ(without_notes(dump_yaml(*again)), without_notes(dump));
+  ASSERT_EQ(again->clients.generators.size(), 2u);
+  EXPECT_EQ(again->clients.generators[0].path, "/index.html");
+  EXPECT_EQ(again->clients.generators[0].close, ClientClose::rst);
+  EXPECT_EQ(again->clients.generators[1].addresses.count, 4u);
+  EXPECT_EQ(again->clients.generators[1].ports.count, 2u);
+  EXPECT_EQ(again->clients.generators[1].max_open, 64u);
+  // Router mode takes clients too; defaults.
+  auto r = load_string(router_yaml(kRouter) + "clients: {generators: [{target: 198.19.1.2:7, rate: 10}]}\n", "t.yaml");
+  ASSERT_TRUE(r.ok()) << r.error();
+  const ClientConfig& d = r->clients.generators[0];
+  EXPECT_FALSE(r->clients.stop_when_done);
+  EXPECT_EQ(d.requests, 1u);
+  EXPECT_EQ(d.close, ClientClose::fin);
+  EXPECT_EQ(d.request_bytes, 64u);
+  EXPECT_EQ(d.timeout_ms, 5000u);
+  EXPECT_EQ(d.sessions(), 64u);
+}
+
+TEST(ConfigErrors, ClientsSection) {
+  auto err = [](const std::string& gen, const std::string& extra = "") {
+    return error_of(host_yaml("clients:\n  generators:\n    - {" + gen + "}\n" + extra));
+  };
+  const std::string at = "t.yaml:38:7: clients.generators[0]";
+  EXPECT_EQ(err("target: 198.19.1.2:80, rate: 10, color: red"), "t.yaml:38:41: clients.generators[0].color: unknown key");
+  EXPECT_EQ(err("target: 198.19.1.2:80"),
+            at + ": set either rate (connections per second) or concurrency (connections kept open), one of them");
+  EXPECT_EQ(err("target: 198.19.1.2:80, rate: 10, concurrency: 5"),
+            at + ": set either rate (connections per second) or concurrency (connections kept open), one of them");
+  EXPECT_EQ(err("rate: 10"),
+            at + ": missing key \"target\" (ADDRESS:PORT), or \"addresses\" and \"ports\" (ranges)");
+  EXPECT_EQ(err("target: 198.19.1.2, rate: 10"),
+            "t.yaml:38:16: clients.generators[0].target: expected ADDRESS:PORT like 198.18.1.2:80, got \"198.19.1.2\"");
+  EXPECT_EQ(err("target: 198.19.1.2:0, rate: 10"),
+            "t.yaml:38:16: clients.generators[0].target: expected ADDRESS:PORT like 198.18.1.2:80, got \"198.19.1.2:0\"");
+  EXPECT_EQ(err("target: 198.19.1.2:80, ports: 80, rate: 10"),
+            "t.yaml:38:16: clients.generators[0].target: either target or addresses and ports, not both");
+  EXPECT_EQ(err("addresses: 198.19.1.9-198.19.1.2, ports: 80, rate: 10"),
+            "t.yaml:38:19: clients.generators[0].addresses: the range ends before it starts: \"198.19.1.9-198.19.1.2\"");
+  EXPECT_EQ(err("addresses: 198.19.1.2, ports: 90-80, rate: 10"),
+            "t.yaml:38:38: clients.generators[0].ports: ports are 0..65535, first <= last; got \"90-80\"");
+  EXPECT_EQ(err("target: 203.0.113.5:80, rate: 10"),
+            at + ": no route to 203.0.113.5 (no interface subnet or forwarding route covers it)");
+  EXPECT_EQ(err("target: 192.0.2.1:80, rate: 10"),
+            at + ": no route to 192.0.2.1 (no interface subnet or forwarding route covers it)")
+      << "a blackhole route reaches nothing";
+  EXPECT_EQ(err("target: 198.19.1.2:80, rate: 10, source: 198.19.1.2"),
+            "t.yaml:38:49: clients.generators[0].source: 198.19.1.2 is no address of an interface");
+  EXPECT_EQ(err("target: 198.19.1.2:80, rate: 0"),
+            "t.yaml:38:37: clients.generators[0].rate: must be above 0 and at most 100000000, got 0");
+  EXPECT_EQ(err("target: 198.19.1.2:80, rate: 10, transaction: ftp"),
+            "t.yaml:38:54: clients.generators[0].transaction: unknown value \"ftp\" (known: raw, http)");
+  EXPECT_EQ(err("target: 198.19.1.2:80, rate: 10, path: /x"),
+            "t.yaml:38:47: clients.generators[0].path: only for transaction: http");
+  EXPECT_EQ(err("target: 198.19.1.2:80, rate: 10, transaction: http, request_bytes: 5"),
+            "t.yaml:38:75: clients.generators[0].request_bytes: only for transaction: raw");
+  EXPECT_EQ(err("target: 198.19.1.2:80, rate: 10, transaction: http, path: x"),
+            "t.yaml:38:66: clients.generators[0].path: expected an absolute path (/...) without spaces or quotes");
+  EXPECT_EQ(err("target: 198.19.1.2:80, rate: 10, close: linger"),
+            "t.yaml:38:48: clients.generators[0].close: unknown value \"linger\" (known: fin, rst)");
+  EXPECT_EQ(err("target: 198.19.1.2:80, concurrency: 10, max_open: 5"),
+            at + ".max_open: max_open 5 is below concurrency 10");
+  EXPECT_EQ(error_of(host_yaml("clients:\n  stop_when_done: true\n  generators:\n    - {target: 198.19.1.2:80, rate: 10}\n")),
+            "t.yaml:39:7: clients.generators[0]: stop_when_done needs an end: set connections or duration_ms");
+  EXPECT_EQ(err("target: 198.19.1.2:80, rate: 10000"),
+            "t.yaml:38:5: clients.generators: the generators may hold 650000 connections at once (max_open, and rate x "
+            "2 MSL in TIME-WAIT after close: fin); stack.connections is 16384 (raise it, lower stack.tcp.msl_ms, or "
+            "close: rst)");
+  EXPECT_EQ(error_of(host_yaml("clients:\n  generators: []\n")), "t.yaml:37:15: clients.generators: no generator listed");
+  EXPECT_EQ(error_of(router_yaml(kRouter) + "clients: {stop_when_done: true}\n"),
+            "t.yaml:36:10: clients: missing key \"generators\" (a list of load generators)");
+  std::string fwd = kValid;
+  EXPECT_EQ(error_of(fwd + "clients: {generators: [{target: 198.19.1.2:80, rate: 10}]}\n").find(
+                "clients run on the IPv4 stack: set mode: host or mode: router") != std::string::npos,
+            true);
+}

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "stack/services/http.hpp"
+#include "stack/services/http_response.hpp"
 
 namespace ngstack::stack::services::http {
 namespace {
@@ -689,6 +690,62 @@ TEST(HttpFileTree, LoadsADirectory) {
   auto missing = FileTree::load((dir / "nope").string(), 1 << 20);
   EXPECT_FALSE(missing.ok());
   fs::remove_all(dir);
+}
+
+
+// --- the client's response parser (http_response.hpp) -------------------------------------
+
+// Feeds `in` in pieces of `piece` bytes; returns the bytes taken in all.
+size_t feed_response(ResponseParser& p, std::string_view in, size_t piece) {
+  size_t took = 0;
+  for (size_t off = 0; off < in.size() && p.state != ResponseParser::State::done &&
+                       p.state != ResponseParser::State::bad;) {
+    const size_t n = std::min(piece, in.size() - off);
+    const size_t k = p.consume(bytes(in.substr(off)), n);
+    took += k;
+    off += k;
+    if (k < n) break;
+  }
+  return took;
+}
+
+TEST(HttpResponseParser, ReadsStatusFieldsAndALengthDelimitedBodyInAnyPieces) {
+  const std::string r = "HTTP/1.1 200 OK\r\nServer: x\r\ncontent-LENGTH:  5 \r\nConnection: keep-alive\r\n\r\nhello";
+  for (size_t piece : {1ul, 2ul, 7ul, 1000ul}) {
+    ResponseParser p;
+    EXPECT_EQ(feed_response(p, r + "HTTP/1.1", piece), r.size()) << "stops at the response's end, piece " << piece;
+    EXPECT_EQ(p.state, ResponseParser::State::done);
+    EXPECT_EQ(p.status, 200);
+    EXPECT_EQ(p.length, 5);
+    EXPECT_EQ(p.head_bytes, r.size() - 5);
+  }
+  // 204 and 304 have no body; an interim 100 is skipped; reset() readies the next one.
+  ResponseParser p;
+  EXPECT_EQ(feed_response(p, "HTTP/1.1 304 Not Modified\r\n\r\n", 3), 29u);
+  EXPECT_EQ(p.state, ResponseParser::State::done);
+  p.reset();
+  const std::string c = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+  EXPECT_EQ(feed_response(p, c, 5), c.size());
+  EXPECT_EQ(p.state, ResponseParser::State::done);
+  EXPECT_EQ(p.status, 404);
+}
+
+TEST(HttpResponseParser, WhatItCannotDelimitOrReadIsBad) {
+  for (const char* r : {"garbage\r\n\r\n", "HTTP/1.1 20 OK\r\n\r\n", "HTTP/2 200 OK\r\n\r\n", "HTTP/1.1 200OK\r\n\r\n",
+                        "HTTP/1.1 200 OK\r\n\r\n",  // no length: nothing ends the body on a kept connection
+                        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+                        "HTTP/1.1 200 OK\r\nContent-Length: 5x\r\n\r\n",
+                        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+                        "HTTP/1.1 200 OK\r\nno colon here\r\n\r\n"}) {
+    ResponseParser p;
+    feed_response(p, r, 4);
+    EXPECT_EQ(p.state, ResponseParser::State::bad) << r;
+  }
+  // A head without end is bad once it passes kMaxHead.
+  ResponseParser p;
+  const std::string big = "HTTP/1.1 200 OK\r\nX: " + std::string(ResponseParser::kMaxHead, 'a');
+  feed_response(p, big, 4096);
+  EXPECT_EQ(p.state, ResponseParser::State::bad);
 }
 
 }  // namespace
