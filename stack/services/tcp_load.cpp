@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "stack/services/http_response.hpp"
+#include "stack/services/stream_pattern.hpp"
 #include "stack/tcp/tcp.hpp"
 
 namespace ngstack::stack::services {
@@ -25,13 +26,6 @@ namespace {
 constexpr size_t kChunk = 16384;       // bytes moved per read/send call
 constexpr unsigned kMaxOpensPerPoll = 64;
 
-// The raw request's bytes: "ngstack\n" repeated, as tcp-source sends.
-struct Pattern {
-  uint8_t bytes[kChunk + 8];
-  Pattern() {
-    for (size_t i = 0; i < sizeof(bytes); ++i) bytes[i] = "ngstack\n"[i % 8];
-  }
-};
 
 enum class Phase : uint8_t { connecting, request, closing };
 
@@ -397,7 +391,7 @@ class TcpLoad final : public Service {
       while (s.send_off < s.request_len) {
         const size_t n = static_cast<size_t>(std::min<uint64_t>({s.request_len - s.send_off, c.send_space(), kChunk}));
         if (n == 0) break;
-        const size_t sent = c.send(pattern_.bytes + s.send_off % 8, n);
+        const size_t sent = c.send(pattern_.at(s.send_off), n);
         k.tx_bytes.add(sent);
         s.send_off += sent;
         if (sent < n) break;
@@ -515,7 +509,7 @@ class TcpLoad final : public Service {
   uint64_t timeout_ = 0, scan_every_ = 0;
   socket::TcpHandlers handlers_;
   std::vector<std::unique_ptr<PerWorker>> per_worker_;
-  Pattern pattern_;
+  StreamPattern pattern_;
   std::atomic<bool> warm_{false};
   std::atomic<bool> local_warned_{false};
   bool stopped_ = false;

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "stack/services/http.hpp"
+#include "stack/services/stream_pattern.hpp"
 
 namespace ngstack::stack::services {
 
@@ -19,28 +20,6 @@ namespace {
 
 constexpr size_t kChunk = 16384;  // bytes moved per read/send call
 
-// The byte stream tcp-source and tcp-client send: byte i is "ngstack\n"[i % 8],
-// however send() cut it, so a receiver can check every byte by its offset.
-struct Pattern {
-  uint8_t bytes[kChunk + 8];
-  Pattern() {
-    for (size_t i = 0; i < sizeof(bytes); ++i) bytes[i] = "ngstack\n"[i % 8];
-  }
-  // Sends what the connection takes of the `left` bytes still owed out of
-  // `total`; returns how many went.
-  uint64_t send(TcpConn& c, uint64_t& left, uint64_t total) const {
-    uint64_t done = 0;
-    while (left > 0) {
-      const size_t n = static_cast<size_t>(std::min<uint64_t>({left, c.send_space(), kChunk}));
-      if (n == 0) break;
-      const size_t sent = c.send(bytes + (total - left) % 8, n);
-      done += sent;
-      left -= sent;
-      if (sent < n) break;
-    }
-    return done;
-  }
-};
 
 class TcpService final : public Service {
  public:
@@ -149,7 +128,7 @@ class TcpService final : public Service {
   socket::TcpListener* listener_ = nullptr;
   std::unique_ptr<Counters[]> counters_;
   unsigned workers_;
-  Pattern pattern_;
+  StreamPattern pattern_;
   bool stopped_ = false;
   ServiceView final_;
 };
@@ -252,7 +231,7 @@ class TcpClient final : public Service {
   socket::TcpHandlers handlers_;
   std::vector<std::unique_ptr<PerWorker>> per_worker_;
   unsigned workers_;
-  Pattern pattern_;
+  StreamPattern pattern_;
   bool stopped_ = false;
   ServiceView final_;
 };
