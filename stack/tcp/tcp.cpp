@@ -1085,26 +1085,21 @@ void Tcp::ctlinput(unsigned w, rte_mbuf* m, const pcb::FourTuple& tuple, pcb::Gr
 
 // --- output ------------------------------------------------------------------------------------
 
-uint32_t Tcp::tso_piece(const Tcb& t) const {
-  if (!params_.tso) return 0;
+Tcp::TsoShape Tcp::tso_shape(const Tcb& t) const {
+  if (!params_.tso) return {};
   const ifnet::Interface& itf = ip_.interfaces().at(t.ifport);
-  if (!(itf.tx_offloads & RTE_ETH_TX_OFFLOAD_TCP_TSO)) return 0;
+  if (!(itf.tx_offloads & RTE_ETH_TX_OFFLOAD_TCP_TSO)) return {};
+  TsoShape shape;
   // A TSO frame's headers: Ethernet, IPv4, TCP and timestamps (it never carries SACK blocks).
   const uint32_t headers = sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + kHeaderLen + (t.ts_on ? 12u : 0u);
-  uint32_t piece = t.mss;
-  if (itf.tso_piece_max > headers) piece = std::min<uint32_t>(piece, itf.tso_piece_max - headers);
-  return piece;
-}
-
-uint32_t Tcp::tso_payload_limit(const Tcb& t) const {
-  if (!params_.tso) return 0;
-  const ifnet::Interface& itf = ip_.interfaces().at(t.ifport);
-  if (!(itf.tx_offloads & RTE_ETH_TX_OFFLOAD_TCP_TSO)) return 0;
-  // The IPv4 total length bounds it (headers with the most options), and
-  // so does the device's limit of mbufs per frame.
-  uint32_t limit = 65535 - sizeof(rte_ipv4_hdr) - 60;
-  if (itf.tx_max_segs > 1) limit = std::min<uint32_t>(limit, (itf.tx_max_segs - 1u) * mbuf_payload_);
-  return limit;
+  shape.piece = t.mss;
+  if (itf.tso_piece_max > headers) shape.piece = std::min<uint32_t>(shape.piece, itf.tso_piece_max - headers);
+  // The IPv4 total length bounds a frame (headers with the most options),
+  // and so does the device's limit of mbufs per frame.
+  shape.max_payload = 65535 - sizeof(rte_ipv4_hdr) - 60;
+  if (itf.tx_max_segs > 1)
+    shape.max_payload = std::min<uint32_t>(shape.max_payload, (itf.tx_max_segs - 1u) * mbuf_payload_);
+  return shape;
 }
 
 uint32_t Tcp::pipe(const Tcb& t) const {
@@ -1291,8 +1286,7 @@ bool Tcp::send_segment(unsigned w, Tcb& t, uint32_t seq, uint32_t len, uint8_t f
     m->l2_len = sizeof(rte_ether_hdr);
     m->l3_len = sizeof(rte_ipv4_hdr);
     m->l4_len = hdr;
-    uint32_t piece = t.mss;
-    if (out.tso_piece_max > headers && out.tso_piece_max - headers < piece) piece = out.tso_piece_max - headers;
+    const uint32_t piece = tso_shape(t).piece;
     m->tso_segsz = static_cast<uint16_t>(piece);
     m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_TCP_SEG;
     th->cksum = rte_ipv4_phdr_cksum(ip, m->ol_flags);
@@ -1435,10 +1429,10 @@ void Tcp::output(unsigned w, Tcb& t, uint64_t now) {
       // and the FIN's segment stay single.
       // Whole pieces of the device's cut (the MSS, or less where the device
       // cuts shorter), so that no runt piece follows each frame.
-      const uint32_t piece = tso_piece(t);
-      uint32_t frame = piece ? std::min({avail, usable, in_window, tso_payload_limit(t)}) : 0;
-      if (piece) frame -= frame % piece;
-      if (fin_allowed && frame > 0 && seq + frame == end) frame -= piece;
+      const TsoShape tso = tso_shape(t);
+      uint32_t frame = tso.piece ? std::min({avail, usable, in_window, tso.max_payload}) : 0;
+      if (tso.piece) frame -= frame % tso.piece;
+      if (fin_allowed && frame > 0 && seq + frame == end) frame -= tso.piece;
       if (frame > len) len = frame;
     }
     const uint8_t flags = static_cast<uint8_t>(kAck | (fin ? kFin : 0) | (len > 0 && seq + len == end ? kPsh : 0));

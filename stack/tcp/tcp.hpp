@@ -213,10 +213,12 @@ class Tcp {
   uint16_t window_to_advertise(Tcb& t) const;
   uint32_t rcv_space(const Tcb& t) const;
   uint32_t pipe(const Tcb& t) const;
-  // The most payload one TSO frame of t may carry; 0 when its port has no TSO.
-  uint32_t tso_payload_limit(const Tcb& t) const;
-  // The payload of each piece the device cuts from t's TSO frames; 0: no TSO.
-  uint32_t tso_piece(const Tcb& t) const;
+  // TSO for t's port: the payload of each piece the device cuts from a
+  // frame, and the most payload one frame may carry; both 0 without TSO.
+  struct TsoShape {
+    uint32_t piece = 0, max_payload = 0;
+  };
+  TsoShape tso_shape(const Tcb& t) const;
   uint32_t ts_now(uint64_t now) const { return static_cast<uint32_t>(now / ms_cycles_); }
   uint32_t isn(const pcb::FourTuple& t, uint64_t now) const;
   uint32_t cookie(const pcb::FourTuple& t, uint32_t peer_seq, uint8_t mss_index, uint64_t now, unsigned epoch_back) const;
