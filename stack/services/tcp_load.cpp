@@ -26,7 +26,6 @@ namespace {
 constexpr size_t kChunk = 16384;       // bytes moved per read/send call
 constexpr unsigned kMaxOpensPerPoll = 64;
 
-
 enum class Phase : uint8_t { connecting, request, closing };
 
 struct Session {
@@ -49,7 +48,7 @@ struct Session {
   http::ResponseParser http;
 };
 
-class TcpLoad final : public Service {
+class TcpLoad final : public CountingService {
  public:
   TcpLoad(const conf::ClientConfig& c, tcp::Tcp& tcp, unsigned workers, uint64_t tsc_hz, unsigned index)
       : cfg_(c), tcp_(tcp), workers_(workers), tsc_hz_(tsc_hz), index_(index) {
@@ -137,8 +136,7 @@ class TcpLoad final : public Service {
     if (pw.quota == 0) stop_opening(pw);
   }
 
-  ServiceView view() const override {
-    if (stopped_) return final_;
+  ServiceView live_view() const override {
     ServiceView v;
     v.type = conf::ServiceType::tcp_load;
     v.server = cfg_.addresses.first;
@@ -190,12 +188,6 @@ class TcpLoad final : public Service {
     v.seconds = l.seconds;
     v.done = done;
     return v;
-  }
-
-  void shutdown() override {
-    if (stopped_) return;
-    final_ = view();
-    stopped_ = true;
   }
 
  private:
@@ -512,8 +504,6 @@ class TcpLoad final : public Service {
   StreamPattern pattern_;
   std::atomic<bool> warm_{false};
   std::atomic<bool> local_warned_{false};
-  bool stopped_ = false;
-  ServiceView final_;
 };
 
 }  // namespace

@@ -20,8 +20,7 @@ namespace {
 
 constexpr size_t kChunk = 16384;  // bytes moved per read/send call
 
-
-class TcpService final : public Service {
+class TcpService final : public CountingService {
  public:
   TcpService(const conf::ServiceConfig& c, tcp::Tcp& tcp, unsigned workers)
       : cfg_(c), tcp_(tcp), counters_(new Counters[workers]), workers_(workers) {
@@ -44,8 +43,7 @@ class TcpService final : public Service {
 
   void worker_online(unsigned, uint64_t) override {}
   void poll(unsigned, uint64_t) override {}
-  ServiceView view() const override {
-    if (stopped_) return final_;
+  ServiceView live_view() const override {
     ServiceView v;
     v.type = cfg_.type;
     v.address = cfg_.address;
@@ -60,11 +58,6 @@ class TcpService final : public Service {
     }
     v.done = true;
     return v;
-  }
-  void shutdown() override {
-    if (stopped_) return;
-    final_ = view();
-    stopped_ = true;
   }
 
  private:
@@ -129,13 +122,11 @@ class TcpService final : public Service {
   std::unique_ptr<Counters[]> counters_;
   unsigned workers_;
   StreamPattern pattern_;
-  bool stopped_ = false;
-  ServiceView final_;
 };
 
 // --- tcp-client: connections that receive (and send `bytes`), for bulk measurements ------------
 
-class TcpClient final : public Service {
+class TcpClient final : public CountingService {
  public:
   TcpClient(const conf::ServiceConfig& c, tcp::Tcp& tcp, unsigned workers)
       : cfg_(c), tcp_(tcp), per_worker_(workers), workers_(workers) {
@@ -169,8 +160,7 @@ class TcpClient final : public Service {
     for (const auto& r : pw.conns) tcp_.with(r, w, now, [](TcpConn& c) { c.abort(); });
     pw.last = now;
   }
-  ServiceView view() const override {
-    if (stopped_) return final_;
+  ServiceView live_view() const override {
     ServiceView v;
     v.type = cfg_.type;
     v.server = cfg_.server;
@@ -189,11 +179,6 @@ class TcpClient final : public Service {
     v.done = true;
     for (const auto& pw : per_worker_) v.done = v.done && pw->stopped;
     return v;
-  }
-  void shutdown() override {
-    if (stopped_) return;
-    final_ = view();
-    stopped_ = true;
   }
 
  private:
@@ -232,13 +217,11 @@ class TcpClient final : public Service {
   std::vector<std::unique_ptr<PerWorker>> per_worker_;
   unsigned workers_;
   StreamPattern pattern_;
-  bool stopped_ = false;
-  ServiceView final_;
 };
 
 // --- http: an HTTP/1.1 responder over stack/services/http.hpp ---------------------------------
 
-class HttpService final : public Service {
+class HttpService final : public CountingService {
  public:
   HttpService(const conf::ServiceConfig& c, tcp::Tcp& tcp, unsigned workers)
       : cfg_(c), tcp_(tcp), counters_(new Counters[workers]), dates_(new Date[workers]), workers_(workers) {
@@ -286,8 +269,7 @@ class HttpService final : public Service {
     d.checked = now;
     d.date.update(std::time(nullptr));
   }
-  ServiceView view() const override {
-    if (stopped_) return final_;
+  ServiceView live_view() const override {
     ServiceView v;
     v.type = cfg_.type;
     v.address = cfg_.address;
@@ -306,11 +288,6 @@ class HttpService final : public Service {
     }
     v.done = true;
     return v;
-  }
-  void shutdown() override {
-    if (stopped_) return;
-    final_ = view();
-    stopped_ = true;
   }
 
  private:
@@ -421,8 +398,6 @@ class HttpService final : public Service {
   std::unique_ptr<Counters[]> counters_;
   std::unique_ptr<Date[]> dates_;
   unsigned workers_;
-  bool stopped_ = false;
-  ServiceView final_;
 };
 
 }  // namespace

@@ -124,6 +124,25 @@ class Service {
   virtual void shutdown() = 0;
 };
 
+// A service whose view is read from its counters, kept as they were at
+// shutdown (the TCP services: Tcp::shutdown then frees their connections).
+class CountingService : public Service {
+ public:
+  ServiceView view() const final { return stopped_ ? final_ : live_view(); }
+  void shutdown() override {
+    if (stopped_) return;
+    final_ = live_view();
+    stopped_ = true;
+  }
+
+ protected:
+  virtual ServiceView live_view() const = 0;
+
+ private:
+  bool stopped_ = false;
+  ServiceView final_;
+};
+
 class Services {
  public:
   static Result<std::unique_ptr<Services>> create(const conf::Config& cfg, udp::Udp& udp, tcp::Tcp& tcp,
