@@ -218,43 +218,9 @@ class TcpLoad final : public CountingService {
   uint32_t in_use(const PerWorker& pw) const { return pw.nsessions - rte_ring_count(pw.free); }
 
   LatencySummary summarize(LatencyHistogram PerWorker::*h) const {
-    std::vector<uint64_t> counts(LatencyHistogram::kBuckets, 0);
-    uint64_t samples = 0, sum = 0, min = UINT64_MAX, max = 0;
-    for (const auto& pw : per_worker_) {
-      const LatencyHistogram& x = (*pw).*h;
-      uint64_t n = 0;
-      for (unsigned i = 0; i < LatencyHistogram::kBuckets; ++i) {
-        const uint64_t c = x.count(i);
-        counts[i] += c;
-        n += c;
-      }
-      if (n == 0) continue;
-      samples += n;
-      sum += x.sum();
-      min = std::min(min, x.min());
-      max = std::max(max, x.max());
-    }
-    LatencySummary l;
-    l.samples = samples;
-    if (!samples) return l;
-    l.min_us = static_cast<double>(min) / 1000.0;
-    l.max_us = static_cast<double>(max) / 1000.0;
-    l.mean_us = static_cast<double>(sum) / static_cast<double>(samples) / 1000.0;
-    auto pct = [&](double q) {
-      const uint64_t rank = static_cast<uint64_t>(q * static_cast<double>(samples - 1)) + 1;
-      uint64_t seen = 0;
-      for (unsigned i = 0; i < LatencyHistogram::kBuckets; ++i) {
-        seen += counts[i];
-        if (seen >= rank)
-          return static_cast<double>(std::clamp(LatencyHistogram::Buckets::upper(i), min, max)) / 1000.0;
-      }
-      return static_cast<double>(max) / 1000.0;
-    };
-    l.p50_us = pct(0.50);
-    l.p90_us = pct(0.90);
-    l.p99_us = pct(0.99);
-    l.p999_us = pct(0.999);
-    return l;
+    LatencyMerge m;
+    for (const auto& pw : per_worker_) m.add((*pw).*h);
+    return m.summary();
   }
 
   uint64_t ns(uint64_t from, uint64_t to) const {

@@ -158,8 +158,7 @@ class Client final : public Service {
     v.server = cfg_.server;
     uint64_t first = UINT64_MAX, last = 0;
     bool done = true;
-    std::vector<uint64_t> counts(LatencyHistogram::kBuckets, 0);
-    uint64_t sum = 0, min = UINT64_MAX, max = 0, samples = 0;
+    LatencyMerge rtt;
     for (const auto& pwp : per_worker_) {
       const PerWorker& pw = *pwp;
       if (!pw.ready.load(std::memory_order_acquire)) {  // still opening its flows
@@ -175,40 +174,14 @@ class Client final : public Service {
       if (pw.requests.get()) first = std::min(first, pw.first_tsc.load(std::memory_order_relaxed));
       last = std::max(last, pw.last_response_tsc.get());
       done = done && pw.done.load(std::memory_order_relaxed);
-      for (unsigned i = 0; i < LatencyHistogram::kBuckets; ++i) counts[i] += pw.rtt.count(i);
-      sum += pw.rtt.sum();
-      if (pw.rtt.max()) {
-        min = std::min(min, pw.rtt.min());
-        max = std::max(max, pw.rtt.max());
-      }
+      rtt.add(pw.rtt);
     }
-    for (uint64_t c : counts) samples += c;
     v.done = done && v.requests == v.responses + v.lost;
     if (first != UINT64_MAX && last > first) {
       v.seconds = static_cast<double>(last - first) / static_cast<double>(tsc_hz_);
       v.transactions_per_s = static_cast<double>(v.responses) / v.seconds;
     }
-    LatencySummary& l = v.latency;
-    l.samples = samples;
-    if (samples) {
-      l.min_us = static_cast<double>(min) / 1000.0;
-      l.max_us = static_cast<double>(max) / 1000.0;
-      l.mean_us = static_cast<double>(sum) / static_cast<double>(samples) / 1000.0;
-      auto pct = [&](double q) {
-        const uint64_t rank = static_cast<uint64_t>(q * static_cast<double>(samples - 1)) + 1;
-        uint64_t seen = 0;
-        for (unsigned i = 0; i < LatencyHistogram::kBuckets; ++i) {
-          seen += counts[i];
-          if (seen >= rank)  // the bucket's upper bound, within the observed range (as traffic mode says it)
-            return static_cast<double>(std::clamp(LatencyHistogram::Buckets::upper(i), min, max)) / 1000.0;
-        }
-        return static_cast<double>(max) / 1000.0;
-      };
-      l.p50_us = pct(0.50);
-      l.p90_us = pct(0.90);
-      l.p99_us = pct(0.99);
-      l.p999_us = pct(0.999);
-    }
+    v.latency = rtt.summary();
     return v;
   }
 

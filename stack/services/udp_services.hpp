@@ -21,6 +21,7 @@
 // consistent.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -65,6 +66,52 @@ class LatencyHistogram {
 struct LatencySummary {
   uint64_t samples = 0;
   double min_us = 0, mean_us = 0, p50_us = 0, p90_us = 0, p99_us = 0, p999_us = 0, max_us = 0;
+};
+
+// Several workers' histograms merged into one summary; a percentile is its
+// bucket's upper bound, within the observed range (as traffic mode says it).
+class LatencyMerge {
+ public:
+  void add(const LatencyHistogram& h) {
+    uint64_t n = 0;
+    for (unsigned i = 0; i < LatencyHistogram::kBuckets; ++i) {
+      const uint64_t c = h.count(i);
+      counts_[i] += c;
+      n += c;
+    }
+    if (n == 0) return;
+    samples_ += n;
+    sum_ += h.sum();
+    min_ = std::min(min_, h.min());
+    max_ = std::max(max_, h.max());
+  }
+  LatencySummary summary() const {
+    LatencySummary l;
+    l.samples = samples_;
+    if (samples_ == 0) return l;
+    l.min_us = static_cast<double>(min_) / 1000.0;
+    l.max_us = static_cast<double>(max_) / 1000.0;
+    l.mean_us = static_cast<double>(sum_) / static_cast<double>(samples_) / 1000.0;
+    l.p50_us = percentile(0.50);
+    l.p90_us = percentile(0.90);
+    l.p99_us = percentile(0.99);
+    l.p999_us = percentile(0.999);
+    return l;
+  }
+
+ private:
+  double percentile(double q) const {
+    const uint64_t rank = static_cast<uint64_t>(q * static_cast<double>(samples_ - 1)) + 1;
+    uint64_t seen = 0;
+    for (unsigned i = 0; i < LatencyHistogram::kBuckets; ++i) {
+      seen += counts_[i];
+      if (seen >= rank)
+        return static_cast<double>(std::clamp(LatencyHistogram::Buckets::upper(i), min_, max_)) / 1000.0;
+    }
+    return static_cast<double>(max_) / 1000.0;
+  }
+  uint64_t counts_[LatencyHistogram::kBuckets] = {};
+  uint64_t samples_ = 0, sum_ = 0, min_ = UINT64_MAX, max_ = 0;
 };
 
 // What a `clients:` generator (tcp-load, stack/services/tcp_load.hpp) says of itself.
