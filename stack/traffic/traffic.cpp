@@ -3,6 +3,8 @@
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_ip.h>
+#include <rte_memcpy.h>
+#include <rte_prefetch.h>
 #include <rte_tcp.h>
 #include <rte_udp.h>
 
@@ -45,6 +47,21 @@ std::vector<uint16_t> size_cycle(const std::vector<uint16_t>& sizes, const std::
   return out;
 }
 
+// One's complement sum of n bytes read as big-endian 16-bit words (n even).
+uint32_t be_word_sum(const uint8_t* p, unsigned n) {
+  uint32_t sum = 0;
+  for (unsigned i = 0; i < n; i += 2) sum += static_cast<uint32_t>(p[i] << 8 | p[i + 1]);
+  return sum;
+}
+
+uint16_t fold(uint32_t sum) {
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(sum);
+}
+
+uint32_t split(uint32_t v) { return (v >> 16) + (v & 0xffff); }
+
 }  // namespace
 
 double line_rate_pps(uint64_t link_mbps, double percent, const std::vector<uint16_t>& sizes,
@@ -52,6 +69,21 @@ double line_rate_pps(uint64_t link_mbps, double percent, const std::vector<uint1
   const double bits_per_frame = (average_size(sizes, weights) + kWireOverhead) * 8;
   return static_cast<double>(link_mbps) * 1e6 * percent / 100.0 / bits_per_frame;
 }
+
+// A frame as it leaves, but for the fields that change per packet: built once
+// per frame size, copied into each mbuf. Per packet the generator then writes
+// only the flow's addresses and ports, the sequence number (IP id, TCP
+// sequence), the stamp and the checksums, which it completes from sums of
+// the template's constant words rather than summing the whole header again.
+struct FrameTemplate {
+  static constexpr uint16_t kBytes = 128;  // headers and the start of the payload; beyond is zeroed
+  uint16_t frame = 0;                      // bytes without FCS
+  uint16_t copy = 0;                       // min(frame, kBytes)
+  uint16_t payload_len = 0;                // after the L4 header
+  uint32_t ip_sum = 0;                     // IPv4 header words but addresses, id and checksum
+  uint32_t tcp_sum = 0;                    // TCP: pseudo-header and segment words but addresses, ports, seq, stamp
+  alignas(64) uint8_t bytes[kBytes] = {};
+};
 
 struct Traffic::Generator {
   conf::GeneratorConfig cfg;
@@ -61,9 +93,13 @@ struct Traffic::Generator {
   uint32_t flow_base = 0;  // stamps carry flow_base + flow index
   double pps = 0;          // 0: unlimited
   rte_ether_addr src_mac{}, dst_mac{};
-  std::vector<uint16_t> sizes;  // one cycle, by weight
-  std::vector<uint32_t> seq;    // per flow
+  std::vector<FrameTemplate> templates;  // one per distinct size
+  std::vector<uint8_t> cycle;            // template index per position of the size cycle, by weight
+  std::vector<uint32_t> seq;             // per flow
   uint32_t next_flow = 0;
+  // Flow f takes element f % count of each range; the cursors are those
+  // remainders for next_flow, stepped with it (no division per packet).
+  uint32_t src_at = 0, dst_at = 0, sport_at = 0, dport_at = 0;
   std::size_t next_size = 0;
   uint64_t built = 0;          // frames built (sent or pending)
   uint64_t start_tsc = 0, end_tsc = UINT64_MAX;
@@ -80,6 +116,47 @@ struct Traffic::SinkState {
   uint64_t latency_future = 0;
   Counter packets, bytes, stamped, unstamped, unknown_flow;
 };
+
+namespace {
+
+// The constant bytes of a frame of `frame` bytes (without FCS) and the sums
+// of its constant words. Addresses, ports, IP id, TCP sequence, stamp and
+// checksums are left zero: generate() writes them per packet.
+FrameTemplate build_template(const conf::GeneratorConfig& gc, const rte_ether_addr& src_mac,
+                             const rte_ether_addr& dst_mac, unsigned frame) {
+  const bool tcp = gc.protocol == conf::TrafficProtocol::tcp_syn;
+  const uint16_t l4 = tcp ? sizeof(rte_tcp_hdr) : sizeof(rte_udp_hdr);
+  FrameTemplate t;
+  t.frame = static_cast<uint16_t>(frame);
+  t.copy = static_cast<uint16_t>(std::min<unsigned>(frame, FrameTemplate::kBytes));
+  t.payload_len = static_cast<uint16_t>(frame - kEth - kIp - l4);
+  auto* eth = reinterpret_cast<rte_ether_hdr*>(t.bytes);
+  eth->dst_addr = dst_mac;
+  eth->src_addr = src_mac;
+  eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+  auto* ip = reinterpret_cast<rte_ipv4_hdr*>(t.bytes + kEth);
+  ip->version_ihl = 0x45;
+  ip->total_length = rte_cpu_to_be_16(static_cast<uint16_t>(frame - kEth));
+  ip->time_to_live = gc.ttl;
+  ip->next_proto_id = tcp ? IPPROTO_TCP : IPPROTO_UDP;
+  t.ip_sum = be_word_sum(t.bytes + kEth, kIp);
+  if (tcp) {
+    auto* th = reinterpret_cast<rte_tcp_hdr*>(t.bytes + kEth + kIp);
+    th->data_off = 0x50;
+    th->tcp_flags = RTE_TCP_SYN_FLAG;
+    th->rx_win = rte_cpu_to_be_16(65535);
+    // The payload is zero but for the stamp, so the segment's constant words
+    // are the header's; the pseudo-header adds protocol and length.
+    t.tcp_sum = be_word_sum(t.bytes + kEth + kIp, l4) + IPPROTO_TCP + (frame - kEth - kIp);
+  } else {
+    auto* uh = reinterpret_cast<rte_udp_hdr*>(t.bytes + kEth + kIp);
+    uh->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(frame - kEth - kIp));
+    // dgram_cksum stays 0: optional over IPv4 (RFC 768)
+  }
+  return t;
+}
+
+}  // namespace
 
 Result<std::unique_ptr<Traffic>> Traffic::create(const conf::Config& cfg, const std::vector<PortInfo>& ports,
                                                  const std::vector<uint64_t>& link_mbps, rte_mempool* pool,
@@ -111,7 +188,12 @@ Result<std::unique_ptr<Traffic>> Traffic::create(const conf::Config& cfg, const 
       if (static_cast<uint32_t>(size - kFcs) > room)
         return Error{gc.pos.where() + ": frame size " + std::to_string(size) + " needs " + std::to_string(size - kFcs) +
                      " bytes of mbuf data room; the pool has " + std::to_string(room) + " (raise mempool.data_room)"};
-    g->sizes = size_cycle(gc.sizes, gc.weights);
+    for (uint16_t size : size_cycle(gc.sizes, gc.weights)) {
+      std::size_t k = 0;
+      while (k < g->templates.size() && g->templates[k].frame != size - kFcs) ++k;
+      if (k == g->templates.size()) g->templates.push_back(build_template(gc, g->src_mac, g->dst_mac, size - kFcs));
+      g->cycle.push_back(static_cast<uint8_t>(k));
+    }
     g->seq.assign(gc.flows, 0);
     switch (gc.rate_unit) {
       case conf::RateUnit::unlimited: g->pps = 0; break;
@@ -200,55 +282,55 @@ void Traffic::generate(Generator& g, unsigned w, uint64_t now) {
   }
   const bool tcp = g.cfg.protocol == conf::TrafficProtocol::tcp_syn;
   const uint16_t l4 = tcp ? sizeof(rte_tcp_hdr) : sizeof(rte_udp_hdr);
+  const conf::GeneratorConfig& c = g.cfg;
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
-    const uint16_t frame = static_cast<uint16_t>(g.sizes[g.next_size] - kFcs);
-    if (++g.next_size == g.sizes.size()) g.next_size = 0;
+    if (i + 4 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 4], void*));
+    const FrameTemplate& t = g.templates[g.cycle[g.next_size]];
+    if (++g.next_size == g.cycle.size()) g.next_size = 0;
     const uint32_t f = g.next_flow;
-    if (++g.next_flow == g.cfg.flows) g.next_flow = 0;
-    auto* data = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, frame));
-    auto* eth = reinterpret_cast<rte_ether_hdr*>(data);
-    eth->dst_addr = g.dst_mac;
-    eth->src_addr = g.src_mac;
-    eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-    auto* ip = reinterpret_cast<rte_ipv4_hdr*>(data + kEth);
+    const uint32_t src = c.src.first + g.src_at, dst = c.dst.first + g.dst_at;
+    const auto sport = static_cast<uint16_t>(c.sport.first + g.sport_at);
+    const auto dport = static_cast<uint16_t>(c.dport.first + g.dport_at);
+    if (++g.next_flow == c.flows) {
+      g.next_flow = g.src_at = g.dst_at = g.sport_at = g.dport_at = 0;
+    } else {
+      if (++g.src_at == c.src.count) g.src_at = 0;
+      if (++g.dst_at == c.dst.count) g.dst_at = 0;
+      if (++g.sport_at == c.sport.count) g.sport_at = 0;
+      if (++g.dport_at == c.dport.count) g.dport_at = 0;
+    }
+    m->data_len = t.frame;
+    m->pkt_len = t.frame;
+    auto* data = rte_pktmbuf_mtod(m, uint8_t*);
+    rte_memcpy(data, t.bytes, t.copy);
+    if (t.frame > t.copy) std::memset(data + t.copy, 0, t.frame - t.copy);
     const uint32_t seq = g.seq[f]++;
-    ip->version_ihl = 0x45;
-    ip->type_of_service = 0;
-    ip->total_length = rte_cpu_to_be_16(static_cast<uint16_t>(frame - kEth));
-    ip->packet_id = rte_cpu_to_be_16(static_cast<uint16_t>(seq));
-    ip->fragment_offset = 0;
-    ip->time_to_live = g.cfg.ttl;
-    ip->next_proto_id = tcp ? IPPROTO_TCP : IPPROTO_UDP;
-    ip->hdr_checksum = 0;
-    ip->src_addr = rte_cpu_to_be_32(g.cfg.src.first + f % g.cfg.src.count);
-    ip->dst_addr = rte_cpu_to_be_32(g.cfg.dst.first + f % g.cfg.dst.count);
-    ip->hdr_checksum = rte_ipv4_cksum(ip);
-    const auto sport = rte_cpu_to_be_16(static_cast<uint16_t>(g.cfg.sport.first + f % g.cfg.sport.count));
-    const auto dport = rte_cpu_to_be_16(static_cast<uint16_t>(g.cfg.dport.first + f % g.cfg.dport.count));
+    const auto id = static_cast<uint16_t>(seq);
+    auto* ip = reinterpret_cast<rte_ipv4_hdr*>(data + kEth);
+    ip->packet_id = rte_cpu_to_be_16(id);
+    ip->src_addr = rte_cpu_to_be_32(src);
+    ip->dst_addr = rte_cpu_to_be_32(dst);
+    const uint32_t addr_sum = split(src) + split(dst);
+    ip->hdr_checksum = rte_cpu_to_be_16(static_cast<uint16_t>(~fold(t.ip_sum + addr_sum + id)));
     uint8_t* payload = data + kEth + kIp + l4;
-    const uint16_t payload_len = static_cast<uint16_t>(frame - kEth - kIp - l4);
-    std::memset(payload, 0, payload_len);
-    if (payload_len >= sizeof(Stamp)) {
+    uint32_t stamp_sum = 0;
+    if (t.payload_len >= sizeof(Stamp)) {
       const Stamp st{kStampMagic, g.flow_base + f, seq, now};
       std::memcpy(payload, &st, sizeof st);
+      if (tcp) stamp_sum = be_word_sum(payload, sizeof st);
     }
     if (tcp) {
       auto* th = reinterpret_cast<rte_tcp_hdr*>(data + kEth + kIp);
-      *th = rte_tcp_hdr{};
-      th->src_port = sport;
-      th->dst_port = dport;
+      th->src_port = rte_cpu_to_be_16(sport);
+      th->dst_port = rte_cpu_to_be_16(dport);
       th->sent_seq = rte_cpu_to_be_32(seq);
-      th->data_off = 0x50;
-      th->tcp_flags = RTE_TCP_SYN_FLAG;
-      th->rx_win = rte_cpu_to_be_16(65535);
-      th->cksum = rte_ipv4_udptcp_cksum(ip, th);
+      const uint32_t sum = t.tcp_sum + addr_sum + sport + dport + split(seq) + stamp_sum;
+      th->cksum = rte_cpu_to_be_16(static_cast<uint16_t>(~fold(sum)));
     } else {
       auto* uh = reinterpret_cast<rte_udp_hdr*>(data + kEth + kIp);
-      uh->src_port = sport;
-      uh->dst_port = dport;
-      uh->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(frame - kEth - kIp));
-      uh->dgram_cksum = 0;  // optional over IPv4 (RFC 768)
+      uh->src_port = rte_cpu_to_be_16(sport);
+      uh->dst_port = rte_cpu_to_be_16(dport);
     }
   }
   g.built += n;
