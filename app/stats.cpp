@@ -908,6 +908,7 @@ void json_tcp(JsonWriter& j, const Snapshot& f) {
         .value("bytes_in", c.bytes_in)
         .value("bytes_out", c.bytes_out)
         .value("bytes_acked", c.bytes_acked)
+        .value("bytes_retrans", c.bytes_retrans)
         .end_object();
   j.end_array().end_object();
 }
