@@ -15,7 +15,8 @@ generators at once against a server program of this file in h1:
   * `garbage`: an HTTP GET to a server that answers "garbage": every one
     bad_response;
   * `silent`: a server that accepts and never answers, timeout_ms 300:
-    every one timeout.
+    every one timeout; its kernel acknowledged each 64-byte request
+    (tx_acked_bytes == tx_bytes), and nothing came back.
   Each of those four opens ERRS connections and counts exactly ERRS of its
   own kind and nothing else.
 
@@ -199,6 +200,11 @@ def run_rate_and_errors(lab):
     only_errors(clients["reset"], "reset", ERRS)
     only_errors(clients["garbage"], "bad_response", ERRS)
     only_errors(clients["silent"], "timeout", ERRS)
+    # The silent server's kernel acknowledged every request though nobody
+    # read it: TCP's view counts what happened until the timeout ended it.
+    sil = clients["silent"]
+    check(sil["tx_bytes"] == ERRS * 64 and sil["tx_acked_bytes"] == sil["tx_bytes"] and sil["rx_acked_bytes"] == 0,
+          f"silent: {ERRS} requests of 64 bytes sent and acknowledged, nothing received: {sil}")
     check(res["accepted"][str(P_RESET)] == ERRS and res["accepted"][str(P_GARBAGE)] == ERRS and
           res["accepted"][str(P_SILENT)] == ERRS, f"the error servers accepted {ERRS} each: {res}")
     print(f"ok: errors: {ERRS} refused, {ERRS} reset, {ERRS} bad_response, {ERRS} timeout, each exactly", flush=True)
