@@ -304,9 +304,9 @@ class TcpLoad final : public CountingService {
     k.established.inc();
     s.established = true;
     k.connect_ns.add(ns(s.t_open, now));
-    const uint64_t open = open_.fetch_add(1, std::memory_order_relaxed) + 1;
-    for (uint64_t peak = peak_open_.load(std::memory_order_relaxed);
-         open > peak && !peak_open_.compare_exchange_weak(peak, open, std::memory_order_relaxed);) {
+    const uint64_t now_open = open_.fetch_add(1, std::memory_order_relaxed) + 1;
+    uint64_t peak = peak_open_.load(std::memory_order_relaxed);
+    while (now_open > peak && !peak_open_.compare_exchange_weak(peak, now_open, std::memory_order_relaxed)) {
     }
     account(s, c, k);
     warm_.store(true, std::memory_order_release);
@@ -474,8 +474,8 @@ class TcpLoad final : public CountingService {
   }
 
   // What the connection's counters moved by since the session last looked.
-  // (After end() the session hears no more of it: a FIN, or a request
-  // retransmitted after the last response, is not counted.)
+  // After end() the session hears no more of the connection: its FIN, and
+  // bytes acknowledged (or sent again) only after that, are not counted.
   static void account(Session& s, TcpConn& c, PerWorker& k) {
     const socket::TcpConnCounters n = c.counters();
     k.tx_acked_bytes.add(n.bytes_acked - s.seen.bytes_acked);
