@@ -35,7 +35,12 @@ segment -> the first response byte after it (first byte). The generator's
 p50, p90 and p99 of both agree with the capture's (the same rank of the
 same connections) within TOL_REL or TOL_ABS_US, whichever is larger; its
 peak_open agrees within PEAK_TOL with the most connections the capture
-shows established at once (SYN-ACK to the last response segment). A scrape of
+shows established at once (SYN-ACK to the last response segment). The
+generator reads the upper bound of a histogram bucket (up to 3% above the
+sample), and its clock also counts what the capture cannot see: the time
+ngstack's worker waits for a CPU before it polls a segment, milliseconds on
+a loaded two-CPU machine. Hence round trips of 80 to 240 ms, and nginx, the
+impairer and tcpdump kept off the worker's CPU (HELPER_CPU). A scrape of
 the Prometheus endpoint (metrics.listen) during the run shows the generator's
 families, at or below the final summary's values.
 
