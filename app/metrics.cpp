@@ -92,6 +92,61 @@ class Exposition {
 
 std::string num(uint64_t v) { return std::to_string(v); }
 
+// The `clients:` generators (tcp-load), labelled with their names: counters
+// as one family with the counter's name as a label (as ngstack_tcp_total),
+// errors by kind, the gauges, and each latency histogram's quantiles.
+void render_generators(Exposition& e, const std::vector<stack::services::ServiceView>& services) {
+  using L = stack::services::LoadView;
+  std::vector<const L*> gens;
+  for (const auto& v : services)
+    if (v.type == conf::ServiceType::tcp_load) gens.push_back(&v.load);
+  const std::pair<const char*, uint64_t L::*> counters[] = {
+      {"attempted", &L::attempted},           {"established", &L::established},
+      {"completed", &L::completed},           {"requests", &L::requests},
+      {"responses", &L::responses},           {"tx_bytes", &L::tx_bytes},
+      {"rx_bytes", &L::rx_bytes},             {"tx_acked_bytes", &L::tx_acked_bytes},
+      {"rx_acked_bytes", &L::rx_acked_bytes}, {"goodput_bytes", &L::goodput_bytes},
+      {"tx_wire_bytes", &L::tx_wire_bytes},   {"retransmitted_bytes", &L::retransmitted_bytes},
+      {"retransmits", &L::retransmits}};
+  e.counter("ngstack_client_total",
+            "A clients: generator's counters: connections, transactions, bytes (the tx_/rx_acked_bytes and "
+            "retransmitted_bytes as TCP counted them)");
+  for (const L* l : gens)
+    for (const auto& [name, field] : counters) e.sample({{"generator", l->name}, {"counter", name}}, l->*field);
+  const std::pair<const char*, uint64_t L::*> errors[] = {
+      {"refused", &L::refused}, {"reset", &L::reset}, {"timeout", &L::timeout},
+      {"bad_response", &L::bad_response}, {"local", &L::local}, {"no_session", &L::no_session}};
+  e.counter("ngstack_client_errors_total", "Connections of a clients: generator that did not complete, by kind");
+  for (const L* l : gens)
+    for (const auto& [kind, field] : errors) e.sample({{"generator", l->name}, {"kind", kind}}, l->*field);
+  e.counter("ngstack_client_http_responses_total", "HTTP responses of a clients: generator by status class");
+  for (const L* l : gens)
+    for (int k = 1; k <= 5; ++k)
+      e.sample({{"generator", l->name}, {"class", std::to_string(k) + "xx"}}, l->http_status[k]);
+  e.gauge("ngstack_client_open", "Connections of a clients: generator established and not ended now");
+  for (const L* l : gens) e.sample({{"generator", l->name}}, l->open);
+  e.gauge("ngstack_client_peak_open", "The most connections of a clients: generator established at once");
+  for (const L* l : gens) e.sample({{"generator", l->name}}, l->peak_open);
+  e.gauge("ngstack_client_retransmission_ratio",
+          "Payload bytes a clients: generator sent again, of all it put on the wire (0 on a clean path)");
+  for (const L* l : gens) e.sample_double({{"generator", l->name}}, l->retransmission_ratio());
+  e.gauge("ngstack_client_goodput_bytes_per_second",
+          "Bytes acknowledged both ways, from the first connection opened to the last response");
+  for (const L* l : gens) e.sample_double({{"generator", l->name}}, l->goodput_bytes_per_s());
+  e.gauge("ngstack_client_latency_microseconds",
+          "A clients: generator's latency at the quantile (1: the longest): connect (connect() to the handshake's "
+          "end), first_byte (request to its first response byte), transaction (request to the response's end)");
+  for (const L* l : gens)
+    for (const auto& [hist, h] : {std::pair{"connect", &l->connect}, std::pair{"first_byte", &l->ttfb},
+                                  std::pair{"transaction", &l->transaction}}) {
+      if (!h->samples) continue;
+      const std::pair<const char*, double> q[] = {
+          {"0.5", h->p50_us}, {"0.9", h->p90_us}, {"0.99", h->p99_us}, {"0.999", h->p999_us}, {"1", h->max_us}};
+      for (const auto& [quantile, us] : q)
+        e.sample_double({{"generator", l->name}, {"histogram", hist}, {"quantile", quantile}}, us);
+    }
+}
+
 }  // namespace
 
 std::string render_metrics(const Snapshot& s, const MetricsContext& ctx) {
@@ -347,6 +402,9 @@ std::string render_metrics(const Snapshot& s, const MetricsContext& ctx) {
         }
       }
     }
+    bool any_load = false;
+    for (const V& v : s.services) any_load = any_load || v.type == conf::ServiceType::tcp_load;
+    if (any_load) render_generators(e, s.services);
   }
 
   if (!ctx.mempools.empty()) {

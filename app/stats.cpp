@@ -463,15 +463,20 @@ std::string format_clients(const Snapshot& f) {
     const auto& l = v.load;
     if (o.empty()) o = "clients:\n";
     const double s = l.seconds;
-    o += fmt("  %-11s to %s, %s: %llu connections attempted (%.1f/s), %llu established, %llu completed, %llu open%s\n",
+    o += fmt("  %-11s to %s, %s: %llu connections attempted (%.1f/s), %llu established, %llu completed, %llu open "
+             "(peak %llu)%s\n",
              l.name.c_str(), load_target(v).c_str(),
              l.rate > 0 ? fmt("rate %.0f/s", l.rate).c_str() : fmt("concurrency %u", l.concurrency).c_str(),
              ull(l.attempted), s > 0 ? static_cast<double>(l.attempted) / s : 0.0, ull(l.established),
-             ull(l.completed), ull(l.open), v.done ? ", done" : "");
-    o += fmt("    requests %llu, responses %llu (%.1f/s); tx %llu bytes, rx %llu bytes, goodput %llu bytes\n",
-             ull(l.requests), ull(l.responses),
-             l.response_seconds > 0 ? static_cast<double>(l.responses) / l.response_seconds : 0.0, ull(l.tx_bytes),
-             ull(l.rx_bytes), ull(l.goodput_bytes));
+             ull(l.completed), ull(l.open), ull(l.peak_open), v.done ? ", done" : "");
+    o += fmt("    requests %llu, responses %llu (%.1f/s); tx %llu bytes, rx %llu bytes\n", ull(l.requests),
+             ull(l.responses), l.response_seconds > 0 ? static_cast<double>(l.responses) / l.response_seconds : 0.0,
+             ull(l.tx_bytes), ull(l.rx_bytes));
+    o += fmt("    tcp: acked %llu bytes sent, %llu received, goodput %llu bytes (%.3f Mbit/s); on the wire %llu bytes, "
+             "%llu retransmitted (%.3f%%, %llu segments)\n",
+             ull(l.tx_acked_bytes), ull(l.rx_acked_bytes), ull(l.goodput_bytes), l.goodput_bytes_per_s() * 8 / 1e6,
+             ull(l.tx_wire_bytes), ull(l.retransmitted_bytes), 100.0 * l.retransmission_ratio(),
+             ull(l.retransmits));
     if (l.http_status[1] + l.http_status[2] + l.http_status[3] + l.http_status[4] + l.http_status[5])
       o += fmt("    http responses: 1xx %llu, 2xx %llu, 3xx %llu, 4xx %llu, 5xx %llu\n", ull(l.http_status[1]),
                ull(l.http_status[2]), ull(l.http_status[3]), ull(l.http_status[4]), ull(l.http_status[5]));
@@ -491,11 +496,14 @@ std::string format_clients_interval(const Snapshot& prev, const Snapshot& cur) {
     const auto& v = cur.services[i];
     if (v.type != conf::ServiceType::tcp_load || i >= prev.services.size()) continue;
     const auto &c = v.load, &p = prev.services[i].load;
-    o += fmt("  client %-10s conn/s %8.0f attempted %8.0f established | req/s %8.0f | open %6llu | goodput %8.3f "
-             "Mbit/s, tx %8.3f Mbit/s | errors/s %.0f\n",
+    const uint64_t wire = c.tx_wire_bytes - p.tx_wire_bytes, rexmit = c.retransmitted_bytes - p.retransmitted_bytes;
+    o += fmt("  client %-10s conn/s %8.0f attempted %8.0f established | req/s %8.0f | open %6llu (peak %llu) | "
+             "goodput %8.3f Mbit/s, tx %8.3f Mbit/s, rexmit %.2f%% | errors/s %.0f\n",
              c.name.c_str(), per_s(c.attempted, p.attempted, dt), per_s(c.established, p.established, dt),
              per_s(c.responses, p.responses, dt), static_cast<unsigned long long>(c.open),
-             per_s(c.goodput_bytes, p.goodput_bytes, dt) * 8 / 1e6, per_s(c.tx_bytes, p.tx_bytes, dt) * 8 / 1e6,
+             static_cast<unsigned long long>(c.peak_open), per_s(c.goodput_bytes, p.goodput_bytes, dt) * 8 / 1e6,
+             per_s(c.tx_wire_bytes, p.tx_wire_bytes, dt) * 8 / 1e6,
+             wire ? 100.0 * static_cast<double>(rexmit) / static_cast<double>(wire) : 0.0,
              per_s(c.errors(), p.errors(), dt));
   }
   return o;
@@ -782,11 +790,19 @@ void json_clients(JsonWriter& j, const Snapshot& f) {
         .value("established", l.established)
         .value("completed", l.completed)
         .value("open", l.open)
+        .value("peak_open", l.peak_open)
         .value("requests", l.requests)
         .value("responses", l.responses)
         .value("tx_bytes", l.tx_bytes)
         .value("rx_bytes", l.rx_bytes)
+        .value("tx_acked_bytes", l.tx_acked_bytes)
+        .value("rx_acked_bytes", l.rx_acked_bytes)
         .value("goodput_bytes", l.goodput_bytes)
+        .value("goodput_bytes_per_s", l.goodput_bytes_per_s())
+        .value("tx_wire_bytes", l.tx_wire_bytes)
+        .value("retransmitted_bytes", l.retransmitted_bytes)
+        .value("retransmits", l.retransmits)
+        .value("retransmission_ratio", l.retransmission_ratio())
         .value("seconds", s)
         .value("connections_per_s", s > 0 ? static_cast<double>(l.attempted) / s : 0.0)
         .value("established_per_s", s > 0 ? static_cast<double>(l.established) / s : 0.0)
@@ -908,6 +924,7 @@ void json_tcp(JsonWriter& j, const Snapshot& f) {
         .value("bytes_in", c.bytes_in)
         .value("bytes_out", c.bytes_out)
         .value("bytes_acked", c.bytes_acked)
+        .value("bytes_retrans", c.bytes_retrans)
         .end_object();
   j.end_array().end_object();
 }
@@ -1325,16 +1342,22 @@ int tel_client(const char*, const char* params, rte_tel_data* d) {
       {"attempted", l.attempted},   {"established", l.established},   {"completed", l.completed},
       {"open", l.open},             {"requests", l.requests},         {"responses", l.responses},
       {"tx_bytes", l.tx_bytes},     {"rx_bytes", l.rx_bytes},         {"goodput_bytes", l.goodput_bytes},
+      {"peak_open", l.peak_open},   {"tx_acked_bytes", l.tx_acked_bytes}, {"rx_acked_bytes", l.rx_acked_bytes},
+      {"tx_wire_bytes", l.tx_wire_bytes}, {"retransmitted_bytes", l.retransmitted_bytes},
+      {"retransmits", l.retransmits},
       {"errors", l.errors()},       {"refused", l.refused},           {"reset", l.reset},
       {"timeout", l.timeout},       {"bad_response", l.bad_response}, {"local", l.local},
       {"no_session", l.no_session}, {"done", v.done ? 1u : 0u}};
   for (const auto& [k, x] : fields) rte_tel_data_add_dict_u64(d, k, x);
   tel_dict_double(d, "seconds", l.seconds);
   tel_dict_double(d, "response_seconds", l.response_seconds);
+  tel_dict_double(d, "goodput_bytes_per_s", l.goodput_bytes_per_s());
+  tel_dict_double(d, "retransmission_ratio", l.retransmission_ratio());
   for (const auto& [name, h] : {std::pair{"connect_us", &l.connect}, std::pair{"first_byte_us", &l.ttfb},
                                 std::pair{"transaction_us", &l.transaction}}) {
     const std::string n = name;
     tel_dict_double(d, (n + "_p50").c_str(), h->p50_us);
+    tel_dict_double(d, (n + "_p90").c_str(), h->p90_us);
     tel_dict_double(d, (n + "_p99").c_str(), h->p99_us);
     tel_dict_double(d, (n + "_p999").c_str(), h->p999_us);
     tel_dict_double(d, (n + "_max").c_str(), h->max_us);

@@ -45,6 +45,7 @@ struct Session {
   uint64_t send_off = 0;   // bytes of the current request sent
   uint64_t read_left = 0;  // raw: response bytes still to read
   uint64_t request_len = 0;
+  socket::TcpConnCounters seen;  // the connection's counters as last accounted
   http::ResponseParser http;
 };
 
@@ -159,7 +160,11 @@ class TcpLoad final : public CountingService {
       l.responses += pw.responses.get();
       l.tx_bytes += pw.tx_bytes.get();
       l.rx_bytes += pw.rx_bytes.get();
-      l.goodput_bytes += pw.goodput_bytes.get();
+      l.tx_acked_bytes += pw.tx_acked_bytes.get();
+      l.rx_acked_bytes += pw.rx_acked_bytes.get();
+      l.tx_wire_bytes += pw.tx_wire_bytes.get();
+      l.retransmitted_bytes += pw.retransmitted_bytes.get();
+      l.retransmits += pw.retransmits.get();
       l.refused += pw.refused.get();
       l.reset += pw.reset.get();
       l.timeout += pw.timeout.get();
@@ -173,6 +178,9 @@ class TcpLoad final : public CountingService {
       done = done && pw.opening_done_seen.get() && in_use(pw) == 0;
     }
     l.open = l.established > ended ? l.established - ended : 0;
+    l.goodput_bytes = l.tx_acked_bytes + l.rx_acked_bytes;
+    // Read after the counters: an `open` just raised may not be in the gauge yet.
+    l.peak_open = std::max<uint64_t>(peak_open_.load(std::memory_order_relaxed), l.open);
     if (first != UINT64_MAX && last > first) l.seconds = static_cast<double>(last - first) / static_cast<double>(tsc_hz_);
     if (first != UINT64_MAX && last_response > first)
       l.response_seconds = static_cast<double>(last_response - first) / static_cast<double>(tsc_hz_);
@@ -204,7 +212,9 @@ class TcpLoad final : public CountingService {
     bool opening_done = false;
     // Counters this worker writes (as opener, or as the worker handling a connection's group):
     dispatch::Counter attempted, established, ended_established, completed, requests, responses;
-    dispatch::Counter tx_bytes, rx_bytes, goodput_bytes;
+    dispatch::Counter tx_bytes, rx_bytes;
+    // From the connections' own counters (TcpConn::counters), as they move:
+    dispatch::Counter tx_acked_bytes, rx_acked_bytes, tx_wire_bytes, retransmitted_bytes, retransmits;
     dispatch::Counter refused, reset, timeout, bad_response, local, no_session;
     dispatch::Counter status[6];
     dispatch::Counter first_open, last_open, last_response, opening_done_seen;
@@ -241,6 +251,7 @@ class TcpLoad final : public CountingService {
     const uint16_t port = static_cast<uint16_t>(cfg_.ports.first + (k / cfg_.addresses.count) % cfg_.ports.count);
     s.phase = Phase::connecting;
     s.established = false;
+    s.seen = {};
     s.requests_left = cfg_.requests;
     s.t_open = rte_rdtsc();
     s.deadline.store(s.t_open + timeout_, std::memory_order_release);
@@ -293,6 +304,11 @@ class TcpLoad final : public CountingService {
     k.established.inc();
     s.established = true;
     k.connect_ns.add(ns(s.t_open, now));
+    const uint64_t now_open = open_.fetch_add(1, std::memory_order_relaxed) + 1;
+    uint64_t peak = peak_open_.load(std::memory_order_relaxed);
+    while (now_open > peak && !peak_open_.compare_exchange_weak(peak, now_open, std::memory_order_relaxed)) {
+    }
+    account(s, c, k);
     warm_.store(true, std::memory_order_release);
     next_request(s, c, now);
   }
@@ -369,6 +385,7 @@ class TcpLoad final : public CountingService {
   void pump(Session& s, TcpConn& c) {
     PerWorker& k = *per_worker_[c.worker()];
     const uint64_t now = rte_rdtsc();
+    account(s, c, k);
     if (s.phase == Phase::request) {
       send_request(s, c);
       if (raw_complete(s)) response_done(s, c, now);  // the response came before the request's end went
@@ -411,9 +428,6 @@ class TcpLoad final : public CountingService {
     k.responses.inc();
     k.last_response.set(now);
     k.transaction_ns.add(ns(s.t_request, now));
-    k.goodput_bytes.add(s.request_len + (cfg_.transaction == conf::ClientTransaction::raw
-                                             ? cfg_.response_bytes
-                                             : s.http.head_bytes + static_cast<uint64_t>(s.http.length)));
     s.phase = Phase::connecting;  // between requests
     next_request(s, c, now);
   }
@@ -450,8 +464,26 @@ class TcpLoad final : public CountingService {
   }
 
   void end(Session& s, TcpConn& c) {
-    if (s.established) per_worker_[c.worker()]->ended_established.inc();
+    PerWorker& k = *per_worker_[c.worker()];
+    account(s, c, k);
+    if (s.established) {
+      k.ended_established.inc();
+      open_.fetch_sub(1, std::memory_order_relaxed);
+    }
     release(s);
+  }
+
+  // What the connection's counters moved by since the session last looked.
+  // After end() the session hears no more of the connection: its FIN, and
+  // bytes acknowledged (or sent again) only after that, are not counted.
+  static void account(Session& s, TcpConn& c, PerWorker& k) {
+    const socket::TcpConnCounters n = c.counters();
+    k.tx_acked_bytes.add(n.bytes_acked - s.seen.bytes_acked);
+    k.rx_acked_bytes.add(n.bytes_in - s.seen.bytes_in);
+    k.tx_wire_bytes.add(n.bytes_out + n.bytes_retrans - s.seen.bytes_out - s.seen.bytes_retrans);
+    k.retransmitted_bytes.add(n.bytes_retrans - s.seen.bytes_retrans);
+    k.retransmits.add(n.retransmits - s.seen.retransmits);
+    s.seen = n;
   }
 
   void release(Session& s) {
@@ -469,6 +501,11 @@ class TcpLoad final : public CountingService {
   std::vector<std::unique_ptr<PerWorker>> per_worker_;
   StreamPattern pattern_;
   std::atomic<bool> warm_{false};
+  // Established and not ended, across the workers, and its highest value:
+  // one shared add per connection established or ended (never per packet),
+  // as a maximum cannot be merged from per-worker counts.
+  alignas(64) std::atomic<uint64_t> open_{0};
+  std::atomic<uint64_t> peak_open_{0};
   std::atomic<bool> local_warned_{false};
 };
 

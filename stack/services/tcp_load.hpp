@@ -33,6 +33,14 @@
 //
 // Counters. Every counter and histogram is per worker and written only by
 // that worker (the one running the callback or the poll); view() sums them.
+// TCP's own view (our bytes the peer acknowledged, the peer's received in
+// order, bytes on the wire and retransmitted) comes from each connection's
+// Tcb counters (TcpConn::counters): every callback adds what they moved by
+// since the session last looked, so open sessions count as they progress.
+// The one exception is the peak of concurrently established connections, a
+// maximum that per-worker counts cannot give: an atomic count of open
+// connections and its high-water mark, touched once as a connection is
+// established and once as it ends.
 #pragma once
 
 #include <memory>

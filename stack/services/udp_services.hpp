@@ -124,11 +124,18 @@ struct LoadView {
   uint64_t established = 0;  // `connected`
   uint64_t completed = 0;    // every request answered, then closed as configured
   uint64_t open = 0;         // established and not ended yet (concurrent connections)
+  uint64_t peak_open = 0;    // the most connections established at once
   uint64_t requests = 0;     // requests sent
   uint64_t responses = 0;    // responses read whole
   uint64_t tx_bytes = 0;     // L7 bytes handed to the socket
   uint64_t rx_bytes = 0;     // L7 bytes read
-  uint64_t goodput_bytes = 0;  // bytes of the transactions that completed (request + response)
+  // TCP's view, from the connections' own counters (stack/tcp/tcb.hpp), SYN and FIN not counted:
+  uint64_t tx_acked_bytes = 0;       // our bytes the peers acknowledged
+  uint64_t rx_acked_bytes = 0;       // the peers' bytes received in order (so acknowledged by us)
+  uint64_t goodput_bytes = 0;        // tx_acked_bytes + rx_acked_bytes
+  uint64_t tx_wire_bytes = 0;        // payload bytes sent, retransmissions included
+  uint64_t retransmitted_bytes = 0;  // of them, sent again
+  uint64_t retransmits = 0;          // segments sent again, SYNs included
   // Errors by kind: one per connection that did not complete.
   uint64_t refused = 0, reset = 0, timeout = 0, bad_response = 0;
   uint64_t local = 0;       // connect() failed here (no PCB, no port, no route) or the stack dropped it (no memory)
@@ -138,6 +145,14 @@ struct LoadView {
   double response_seconds = 0;  // the first connection opened to the last response: responses/s over it
   LatencySummary connect, ttfb, transaction;
   uint64_t errors() const { return refused + reset + timeout + bad_response + local + no_session; }
+  // Retransmitted of all payload bytes sent: 0 on a clean path.
+  double retransmission_ratio() const {
+    return tx_wire_bytes ? static_cast<double>(retransmitted_bytes) / static_cast<double>(tx_wire_bytes) : 0.0;
+  }
+  // Over response_seconds (the first connection opened to the last response).
+  double goodput_bytes_per_s() const {
+    return response_seconds > 0 ? static_cast<double>(goodput_bytes) / response_seconds : 0.0;
+  }
 };
 
 // What `show services`, the summary and the JSON say of one service.

@@ -62,6 +62,15 @@ struct ConnRef {
   bool valid() const { return index != UINT32_MAX; }
 };
 
+// A connection's own byte counters, as `ss -ti` shows them (stack/tcp/tcb.hpp):
+// payload sent for the first time (bytes_out) and again (bytes_retrans),
+// ours the peer acknowledged (bytes_acked), the peer's received in order
+// (bytes_in); SYN and FIN are not bytes. retransmits: segments, SYNs included.
+struct TcpConnCounters {
+  uint64_t bytes_out = 0, bytes_retrans = 0, bytes_acked = 0, bytes_in = 0;
+  uint32_t retransmits = 0;
+};
+
 // A connection as a callback (or Tcp::with) sees it; valid for that call only.
 class TcpConn {
  public:
@@ -87,6 +96,7 @@ class TcpConn {
   size_t send_space();
   size_t send(const void* data, size_t len);
   size_t unsent() const;  // bytes in the send buffer not yet acknowledged
+  TcpConnCounters counters() const;
   // FIN after the queued data; reading goes on.
   void shutdown();
   // shutdown() and detach: the stack delivers what was queued, then closes.

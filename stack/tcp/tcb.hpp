@@ -180,7 +180,11 @@ struct Tcb {
   uint32_t charged = 0;          // mbufs of sndq, rcvq and ooo counted in that budget
   uint8_t nsacked = 0;
   // --- per connection counters (ss -ti) ---------------------------------------------------------------
-  uint64_t bytes_in = 0, bytes_out = 0, bytes_acked = 0;
+  // bytes_out: payload sent for the first time; bytes_retrans: payload sent
+  // again (so bytes_out + bytes_retrans went on the wire); bytes_acked: ours
+  // the peer acknowledged; bytes_in: the peer's, received in order. SYN and
+  // FIN are not bytes. retransmits counts segments, SYNs included.
+  uint64_t bytes_in = 0, bytes_out = 0, bytes_acked = 0, bytes_retrans = 0;
   uint32_t retransmits = 0;
   uint64_t established_tsc = 0;
   uint16_t ifport = 0;  // the interface its segments leave by

@@ -776,6 +776,7 @@ bool Tcp::ack_input(unsigned w, Tcb& t, Segment& s, pcb::GroupGuard& g, uint64_t
         if (len > 0 && send_segment(w, t, t.snd_una, len, kAck, now)) {
           st.inc(Stat::retransmits);
           st.add(Stat::retransmitted_bytes, len);
+          t.bytes_retrans += len;
           ++t.retransmits;
         }
         t.cwnd = t.cwnd > acked ? t.cwnd - acked + t.mss : t.mss;
@@ -990,6 +991,7 @@ void Tcp::enter_recovery(unsigned w, Tcb& t, uint64_t now) {
   if (len > 0 && send_segment(w, t, t.snd_una, len, kAck, now)) {
     st.inc(Stat::retransmits);
     st.add(Stat::retransmitted_bytes, len);
+    t.bytes_retrans += len;
     ++t.retransmits;
   }
   t.rexmit_next = t.snd_una + len;
@@ -1368,6 +1370,7 @@ void Tcp::output(unsigned w, Tcb& t, uint64_t now) {
         if (!send_segment(w, t, h, len, kAck, now)) break;
         st.inc(Stat::retransmits);
         st.add(Stat::retransmitted_bytes, len);
+        t.bytes_retrans += len;
         ++t.retransmits;
         t.rexmit_next = h + len;
         if (!t.t_rexmt) set_timer(w, t, &Tcb::t_rexmt, now + us_to_tsc(t.rto_us));
@@ -1441,6 +1444,7 @@ void Tcp::output(unsigned w, Tcb& t, uint64_t now) {
     if (rexmit) {
       st.inc(Stat::retransmits);
       st.add(Stat::retransmitted_bytes, len);
+      t.bytes_retrans += len;
       ++t.retransmits;
     } else {
       st.add(Stat::bytes_out, len);
@@ -2035,6 +2039,7 @@ std::vector<ConnView> Tcp::connections() {
       v.bytes_in = t.bytes_in;
       v.bytes_out = t.bytes_out;
       v.bytes_acked = t.bytes_acked;
+      v.bytes_retrans = t.bytes_retrans;
       v.group = g;
       out.push_back(v);
     }
@@ -2081,6 +2086,9 @@ size_t TcpConn::peek(void* out, size_t len) const {
   return done;
 }
 size_t TcpConn::unsent() const { return tcb_.sndq.bytes; }
+TcpConnCounters TcpConn::counters() const {
+  return {tcb_.bytes_out, tcb_.bytes_retrans, tcb_.bytes_acked, tcb_.bytes_in, tcb_.retransmits};
+}
 
 size_t TcpConn::send_space() {
   if (tcb_.fin_queued || tcb_.detached) return 0;

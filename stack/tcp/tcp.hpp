@@ -95,7 +95,7 @@ struct ConnView {
   uint32_t rtt_us = 0, rttvar_us = 0, rto_us = 0;
   uint32_t cwnd = 0, ssthresh = 0, mss = 0, snd_wnd = 0, rcv_wnd = 0;
   uint32_t retransmits = 0, unacked = 0, send_queue = 0, recv_queue = 0;
-  uint64_t bytes_in = 0, bytes_out = 0, bytes_acked = 0;
+  uint64_t bytes_in = 0, bytes_out = 0, bytes_acked = 0, bytes_retrans = 0;
   uint32_t group = 0;
 };
 

@@ -31,6 +31,9 @@ As a program (run by the tests inside namespaces with /usr/bin/python3):
       probability P%, else duplicated with P%, sent at once with P%
       (reordered ahead of the others) and else after MS ms; at most N
       packets held. Prints "ready"; on SIGINT or SIGTERM prints its counters.
+      --flow-delay-ms LO:HI in place of --delay-ms: each TCP/UDP flow its own
+      delay, the same both ways and for each of its packets (so nothing is
+      reordered), spread evenly over [LO, HI] by a hash of its endpoints.
 
 The module's functions serve the tests: the command line (`--workers`,
 `--server`), tcp_host_config, LinuxServer, standin_namespace, linux_tcp_stats.
@@ -225,9 +228,10 @@ class Impairer(_Peer):
 
     name = "impairer"
 
-    def __init__(self, ns, dev, loss, duplicate, reorder, delay_ms, limit):
+    def __init__(self, ns, dev, loss, duplicate, reorder, delay_ms, limit, flow_delay_ms=None):
+        extra = ["--flow-delay-ms", f"{flow_delay_ms[0]}:{flow_delay_ms[1]}"] if flow_delay_ms else []
         super().__init__(ns, ["impair", dev, "--loss", str(loss), "--duplicate", str(duplicate),
-                              "--reorder", str(reorder), "--delay-ms", str(delay_ms), "--limit", str(limit)])
+                              "--reorder", str(reorder), "--delay-ms", str(delay_ms), "--limit", str(limit)] + extra)
 
 
 def run_in(ns, *args, timeout=60):
@@ -541,6 +545,21 @@ def receive(a):
 TUNSETIFF, IFF_TUN, IFF_NO_PI = 0x400454CA, 0x0001, 0x1000
 
 
+def flow_delay(pkt, lo, hi):
+    """The delay (seconds) of an IPv4 packet's flow: a point of [lo, hi]
+    chosen by a hash of its two endpoints, in either order (so both
+    directions get the same); lo for anything that is not TCP or UDP."""
+    import zlib
+    if len(pkt) < 20 or pkt[0] >> 4 != 4 or pkt[9] not in (6, 17):
+        return lo
+    ihl = (pkt[0] & 15) * 4
+    if len(pkt) < ihl + 4:
+        return lo
+    a, b = pkt[12:16] + pkt[ihl:ihl + 2], pkt[16:20] + pkt[ihl + 2:ihl + 4]
+    key = min(a, b) + max(a, b) + bytes([pkt[9]])
+    return lo + (hi - lo) * (zlib.crc32(key) % 10007) / 10006
+
+
 def impair(a):
     import fcntl
     import heapq
@@ -550,6 +569,7 @@ def impair(a):
     fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
     fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", a.dev.encode(), IFF_TUN | IFF_NO_PI))
     loss, dup, reorder, delay = a.loss / 100, a.duplicate / 100, a.reorder / 100, a.delay_ms / 1000
+    spread = tuple(float(x) / 1000 for x in a.flow_delay_ms.split(":")) if a.flow_delay_ms else None
     c = dict.fromkeys(("packets", "lost", "duplicated", "reordered", "delayed", "limit_dropped", "sent",
                        "write_errors"), 0)
     held, seq = [], 0  # heap of (due, seq, packet)
@@ -595,7 +615,8 @@ def impair(a):
                 else:
                     c["delayed"] += 1
                     seq += 1
-                    heapq.heappush(held, (time.monotonic() + delay, seq, pkt))
+                    d = flow_delay(pkt, *spread) if spread else delay
+                    heapq.heappush(held, (time.monotonic() + d, seq, pkt))
         now = time.monotonic()
         while held and held[0][0] <= now:
             send(heapq.heappop(held)[2])
@@ -623,6 +644,7 @@ def main():
     for opt in ("--loss", "--duplicate", "--reorder", "--delay-ms"):
         s.add_argument(opt, type=float, default=0)
     s.add_argument("--limit", type=int, default=1000)
+    s.add_argument("--flow-delay-ms", help="LO:HI: a delay per flow (in place of --delay-ms)")
     s.set_defaults(fn=impair)
     a = p.parse_args()
     a.fn(a)

@@ -15,7 +15,8 @@ generators at once against a server program of this file in h1:
   * `garbage`: an HTTP GET to a server that answers "garbage": every one
     bad_response;
   * `silent`: a server that accepts and never answers, timeout_ms 300:
-    every one timeout.
+    every one timeout; its kernel acknowledged each 64-byte request
+    (tx_acked_bytes == tx_bytes), and nothing came back.
   Each of those four opens ERRS connections and counts exactly ERRS of its
   own kind and nothing else.
 
@@ -26,6 +27,12 @@ and without (one per connection), at moderate rates, and a closed loop
 every response 2xx, and nginx's access log counts exactly the generator's
 responses for each path; the requests/s the generator reports agree within
 5% with the rate of nginx's log over the same requests (the paced ones).
+TCP's view agrees with the log too: the bytes received in order
+(rx_acked_bytes) are the sum of nginx's $bytes_sent, the bytes nginx
+acknowledged (tx_acked_bytes) the sum of its $request_length; on this clean
+path nothing was retransmitted (retransmission ratio exactly 0), and the
+most connections established at once (peak_open) is at least 1 and, for the
+closed loop, at most its concurrency.
 
 `--workers 2`: two workers (p0 with two queue pairs), each opening its
 share of every generator.
@@ -193,6 +200,11 @@ def run_rate_and_errors(lab):
     only_errors(clients["reset"], "reset", ERRS)
     only_errors(clients["garbage"], "bad_response", ERRS)
     only_errors(clients["silent"], "timeout", ERRS)
+    # The silent server's kernel acknowledged every request though nobody
+    # read it: TCP's view counts what happened until the timeout ended it.
+    sil = clients["silent"]
+    check(sil["tx_bytes"] == ERRS * 64 and sil["tx_acked_bytes"] == sil["tx_bytes"] and sil["rx_acked_bytes"] == 0,
+          f"silent: {ERRS} requests of 64 bytes sent and acknowledged, nothing received: {sil}")
     check(res["accepted"][str(P_RESET)] == ERRS and res["accepted"][str(P_GARBAGE)] == ERRS and
           res["accepted"][str(P_SILENT)] == ERRS, f"the error servers accepted {ERRS} each: {res}")
     print(f"ok: errors: {ERRS} refused, {ERRS} reset, {ERRS} bad_response, {ERRS} timeout, each exactly", flush=True)
@@ -204,7 +216,7 @@ pid {d}/nginx.pid;
 error_log {d}/error.log;
 events {{ worker_connections 4096; }}
 http {{
-  log_format t '$msec $request_uri $status';
+  log_format t '$msec $request_uri $status $bytes_sent $request_length';
   access_log {d}/access.log t;
   client_body_temp_path {d}/body;
   proxy_temp_path {d}/proxy;
@@ -255,8 +267,8 @@ def run_nginx(lab, tmp):
     log = {}
     with open(os.path.join(d, "access.log")) as f:
         for line in f:
-            t, uri, status = line.split()
-            log.setdefault(uri, []).append((float(t), status))
+            t, uri, status, sent, req_len = line.split()
+            log.setdefault(uri, []).append((float(t), status, int(sent), int(req_len)))
     for name, uri, want in (("keepalive", "/ka", KA_CONNS * KA_REQS), ("close", "/close", CLOSE_CONNS),
                             ("concurrent", "/conc", CONC_CONNS * CONC_REQS)):
         c = clients[name]
@@ -265,17 +277,26 @@ def run_nginx(lab, tmp):
         check(c["responses"] == want and c["http_status"]["2xx"] == want and c["completed"] == c["attempted"],
               f"{name}: {want} responses, all 2xx, every connection completed: {c}")
         entries = log.get(uri, [])
-        check(len(entries) == want and all(s == "200" for _, s in entries),
+        check(len(entries) == want and all(e[1] == "200" for e in entries),
               f"{name}: nginx logged {len(entries)} requests of {uri}, wanted {want}")
-        times = sorted(t for t, _ in entries)
+        sent, req_len = sum(e[2] for e in entries), sum(e[3] for e in entries)
+        check(c["rx_acked_bytes"] == sent and c["tx_acked_bytes"] == req_len == c["tx_bytes"],
+              f"{name}: TCP received {c['rx_acked_bytes']} bytes in order (nginx's $bytes_sent: {sent}) and "
+              f"had {c['tx_acked_bytes']} acknowledged (sent {c['tx_bytes']}, nginx's $request_length: {req_len})")
+        check(c["retransmitted_bytes"] == 0 and c["retransmits"] == 0 and c["retransmission_ratio"] == 0 and
+              c["tx_wire_bytes"] == c["tx_bytes"], f"{name}: nothing retransmitted on a clean path: {c}")
+        check(1 <= c["peak_open"] <= (CONC if name == "concurrent" else c["established"]),
+              f"{name}: peak_open {c['peak_open']}")
+        times = sorted(e[0] for e in entries)
         ngx_rate = (len(times) - 1) / (times[-1] - times[0])
         gen_rate = c["responses_per_s"]
         if name != "concurrent":  # closed loop: as fast as it goes, over a span too short to compare
             check(abs(gen_rate - ngx_rate) <= 0.05 * ngx_rate,
                   f"{name}: the generator's {gen_rate:.1f} requests/s within 5% of nginx's {ngx_rate:.1f}")
         print(f"ok: nginx {name}: {want} requests, generator {gen_rate:.1f}/s, nginx's log {ngx_rate:.1f}/s; "
-              f"transaction p50 {c['transaction_us']['p50']:.0f} us, p99 {c['transaction_us']['p99']:.0f} us",
-              flush=True)
+              f"transaction p50 {c['transaction_us']['p50']:.0f} us, p99 {c['transaction_us']['p99']:.0f} us; "
+              f"acked {req_len} bytes sent and {sent} received as nginx logged, none retransmitted; "
+              f"peak open {c['peak_open']}", flush=True)
 
 
 def test_tcp_load():

@@ -472,3 +472,82 @@ TEST(StatsSummary, ServicesAndLocksJson) {
   EXPECT_EQ(none.find("\"services\""), std::string::npos) << none;
   EXPECT_EQ(none.find("\"locks\""), std::string::npos) << none;
 }
+
+// A `clients:` generator (tcp-load): its counters, errors, gauges and
+// latency quantiles under its name, in the exposition, the summary and the JSON.
+namespace {
+Snapshot generator_snapshot() {
+  Snapshot s;
+  stack::services::ServiceView v;
+  v.type = conf::ServiceType::tcp_load, v.server = 0xc6120202, v.port = 80, v.done = true;
+  auto& l = v.load;
+  l.name = "web", l.rate = 100;
+  l.attempted = 300, l.established = 299, l.completed = 298, l.open = 1, l.peak_open = 17;
+  l.requests = 700, l.responses = 698, l.tx_bytes = 52500, l.rx_bytes = 150000;
+  l.tx_acked_bytes = 52500, l.rx_acked_bytes = 150000, l.goodput_bytes = 202500;
+  l.tx_wire_bytes = 54000, l.retransmitted_bytes = 1500, l.retransmits = 22;
+  l.refused = 1, l.timeout = 1, l.http_status[2] = 698;
+  l.seconds = 2.0, l.response_seconds = 2.5;
+  l.connect = {299, 900, 1500, 1400, 2600, 9000, 9000, 9000};
+  l.ttfb = {698, 1000, 2500, 2400, 4000, 8000, 9500, 9800};
+  l.transaction = {698, 1100, 2700, 2600, 4200, 8100, 9600, 9900};
+  s.services = {v};
+  s.locks = LocksSnap{};  // host mode: a connection table
+  return s;
+}
+}  // namespace
+
+TEST(Metrics, GeneratorsUnderTheirNames) {
+  const Parsed p = parse(render_metrics(generator_snapshot(), sample_context()));
+  auto v = [&](const std::string& key) {
+    auto it = p.samples.find(key);
+    EXPECT_NE(it, p.samples.end()) << key;
+    return it == p.samples.end() ? -1.0 : it->second;
+  };
+  EXPECT_EQ(p.types.at("ngstack_client_total"), "counter");
+  EXPECT_EQ(v("ngstack_client_total{generator=web,counter=attempted}"), 300);
+  EXPECT_EQ(v("ngstack_client_total{generator=web,counter=established}"), 299);
+  EXPECT_EQ(v("ngstack_client_total{generator=web,counter=completed}"), 298);
+  EXPECT_EQ(v("ngstack_client_total{generator=web,counter=responses}"), 698);
+  EXPECT_EQ(v("ngstack_client_total{generator=web,counter=tx_acked_bytes}"), 52500);
+  EXPECT_EQ(v("ngstack_client_total{generator=web,counter=rx_acked_bytes}"), 150000);
+  EXPECT_EQ(v("ngstack_client_total{generator=web,counter=goodput_bytes}"), 202500);
+  EXPECT_EQ(v("ngstack_client_total{generator=web,counter=tx_wire_bytes}"), 54000);
+  EXPECT_EQ(v("ngstack_client_total{generator=web,counter=retransmitted_bytes}"), 1500);
+  EXPECT_EQ(v("ngstack_client_total{generator=web,counter=retransmits}"), 22);
+  EXPECT_EQ(v("ngstack_client_errors_total{generator=web,kind=refused}"), 1);
+  EXPECT_EQ(v("ngstack_client_errors_total{generator=web,kind=timeout}"), 1);
+  EXPECT_EQ(v("ngstack_client_errors_total{generator=web,kind=no_session}"), 0);  // every kind, zeros too
+  EXPECT_EQ(v("ngstack_client_http_responses_total{generator=web,class=2xx}"), 698);
+  EXPECT_EQ(p.types.at("ngstack_client_open"), "gauge");
+  EXPECT_EQ(v("ngstack_client_open{generator=web}"), 1);
+  EXPECT_EQ(v("ngstack_client_peak_open{generator=web}"), 17);
+  EXPECT_DOUBLE_EQ(v("ngstack_client_retransmission_ratio{generator=web}"), 1500.0 / 54000.0);
+  EXPECT_EQ(v("ngstack_client_goodput_bytes_per_second{generator=web}"), 81000);
+  EXPECT_EQ(v("ngstack_client_latency_microseconds{generator=web,histogram=connect,quantile=0.5}"), 1400);
+  EXPECT_EQ(v("ngstack_client_latency_microseconds{generator=web,histogram=first_byte,quantile=0.9}"), 4000);
+  EXPECT_EQ(v("ngstack_client_latency_microseconds{generator=web,histogram=transaction,quantile=0.99}"), 8100);
+  EXPECT_EQ(v("ngstack_client_latency_microseconds{generator=web,histogram=transaction,quantile=1}"), 9900);
+  // Not a service: none of the service families carry it.
+  for (const auto& s : p.all) EXPECT_NE(s.name.rfind("ngstack_service_", 0), 0u) << s.key();
+}
+
+TEST(StatsSummary, GeneratorTextAndJson) {
+  Summary s;
+  s.mode = "host";
+  s.source = "test";
+  s.final = generator_snapshot();
+  const std::string text = format_summary(s);
+  for (const char* want :
+       {"  web         to 198.18.2.2:80, rate 100/s: 300 connections attempted (150.0/s), 299 established, "
+        "298 completed, 1 open (peak 17), done\n",
+        "    tcp: acked 52500 bytes sent, 150000 received, goodput 202500 bytes (0.648 Mbit/s); on the wire 54000 "
+        "bytes, 1500 retransmitted (2.778%, 22 segments)\n"})
+    EXPECT_NE(text.find(want), std::string::npos) << want << "\n" << text;
+  const std::string j = summary_json(s);
+  for (const char* want : {R"("open":1,"peak_open":17,)",
+                           R"("tx_acked_bytes":52500,"rx_acked_bytes":150000,"goodput_bytes":202500,)"
+                           R"("goodput_bytes_per_s":81000,"tx_wire_bytes":54000,"retransmitted_bytes":1500,)"
+                           R"("retransmits":22,"retransmission_ratio":0.0277)"})
+    EXPECT_NE(j.find(want), std::string::npos) << want << "\n" << j;
+}

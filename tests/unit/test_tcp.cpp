@@ -1012,10 +1012,17 @@ TEST_F(TcpTest, UnacknowledgedDataIsRetransmittedWithTheRtoDoubling) {
   EXPECT_EQ(stat(tcp::Stat::retransmits), 3u);
   EXPECT_EQ(stat(tcp::Stat::retransmitted_bytes), 300u);
   EXPECT_EQ(stat(tcp::Stat::bytes_out), 100u) << "sent once, retransmitted thrice";
+  // The connection's own counters (ss -ti, TcpConn::counters) say the same.
+  v = conn(p.sport);
+  EXPECT_EQ(v->bytes_out, 100u);
+  EXPECT_EQ(v->bytes_retrans, 300u);
+  EXPECT_EQ(v->retransmits, 3u);
+  EXPECT_EQ(v->bytes_acked, 0u);
   // The peer's ACK stops the timer.
   take(p, first);
   input({mbuf(next(p, kAck))});
   EXPECT_TRUE(out().empty());
+  EXPECT_EQ(conn(p.sport)->bytes_acked, 100u) << "acknowledged once, however often it went";
   advance_ms(5000);
   EXPECT_TRUE(out().empty()) << "nothing left to retransmit";
   EXPECT_EQ(stat(tcp::Stat::rto_expired), 3u);
