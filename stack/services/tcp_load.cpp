@@ -106,6 +106,7 @@ class TcpLoad final : public CountingService {
     if (now >= pw.next_scan) {
       pw.next_scan = now + scan_every_;
       expire(w, pw, now);
+      if (w == 0) sample_peak();
     }
     if (pw.opening_done) return;
     if (!warm_.load(std::memory_order_acquire)) {
@@ -179,8 +180,10 @@ class TcpLoad final : public CountingService {
     }
     l.open = l.established > ended ? l.established - ended : 0;
     l.goodput_bytes = l.tx_acked_bytes + l.rx_acked_bytes;
-    // Read after the counters: an `open` just raised may not be in the gauge yet.
-    l.peak_open = std::max<uint64_t>(peak_open_.load(std::memory_order_relaxed), l.open);
+    sample_peak();
+    // A connection that opened and ended between two samples was still open
+    // once: with any established, at least one was.
+    l.peak_open = std::max<uint64_t>({peak_open_.load(std::memory_order_relaxed), l.open, l.established ? 1u : 0u});
     if (first != UINT64_MAX && last > first) l.seconds = static_cast<double>(last - first) / static_cast<double>(tsc_hz_);
     if (first != UINT64_MAX && last_response > first)
       l.response_seconds = static_cast<double>(last_response - first) / static_cast<double>(tsc_hz_);
@@ -225,6 +228,28 @@ class TcpLoad final : public CountingService {
     pw.opening_done = true;
     pw.opening_done_seen.set(1);
   }
+  // Connections established and not ended, over the workers' own counters.
+  uint64_t open_now() const {
+    // Established first: ends counted after it only lower the result, so a
+    // sample never exceeds what was open at some instant between the reads.
+    uint64_t established = 0, ended = 0;
+    for (const auto& p : per_worker_) established += p->established.get();
+    for (const auto& p : per_worker_) ended += p->ended_established.get();
+    return established > ended ? established - ended : 0;
+  }
+
+  // Raises the peak to what is open now. A maximum cannot be merged from
+  // per-worker counts, and one shared count written per connection would put
+  // a cache line every worker writes on the connection path (the cost a
+  // generator must not add to what it measures). So the peak is sampled:
+  // by worker 0 at each timeout scan (every >= 1 ms) and by every view().
+  void sample_peak() const {
+    const uint64_t open = open_now();
+    uint64_t peak = peak_open_.load(std::memory_order_relaxed);
+    while (open > peak && !peak_open_.compare_exchange_weak(peak, open, std::memory_order_relaxed)) {
+    }
+  }
+
   uint32_t in_use(const PerWorker& pw) const { return pw.nsessions - rte_ring_count(pw.free); }
 
   LatencySummary summarize(LatencyHistogram PerWorker::*h) const {
@@ -304,10 +329,6 @@ class TcpLoad final : public CountingService {
     k.established.inc();
     s.established = true;
     k.connect_ns.add(ns(s.t_open, now));
-    const uint64_t now_open = open_.fetch_add(1, std::memory_order_relaxed) + 1;
-    uint64_t peak = peak_open_.load(std::memory_order_relaxed);
-    while (now_open > peak && !peak_open_.compare_exchange_weak(peak, now_open, std::memory_order_relaxed)) {
-    }
     account(s, c, k);
     warm_.store(true, std::memory_order_release);
     next_request(s, c, now);
@@ -466,10 +487,7 @@ class TcpLoad final : public CountingService {
   void end(Session& s, TcpConn& c) {
     PerWorker& k = *per_worker_[c.worker()];
     account(s, c, k);
-    if (s.established) {
-      k.ended_established.inc();
-      open_.fetch_sub(1, std::memory_order_relaxed);
-    }
+    if (s.established) k.ended_established.inc();
     release(s);
   }
 
@@ -501,11 +519,8 @@ class TcpLoad final : public CountingService {
   std::vector<std::unique_ptr<PerWorker>> per_worker_;
   StreamPattern pattern_;
   std::atomic<bool> warm_{false};
-  // Established and not ended, across the workers, and its highest value:
-  // one shared add per connection established or ended (never per packet),
-  // as a maximum cannot be merged from per-worker counts.
-  alignas(64) std::atomic<uint64_t> open_{0};
-  std::atomic<uint64_t> peak_open_{0};
+  // The most connections open at once, as sampled (sample_peak).
+  alignas(64) mutable std::atomic<uint64_t> peak_open_{0};
   std::atomic<bool> local_warned_{false};
 };
 

@@ -37,10 +37,9 @@
 // order, bytes on the wire and retransmitted) comes from each connection's
 // Tcb counters (TcpConn::counters): every callback adds what they moved by
 // since the session last looked, so open sessions count as they progress.
-// The one exception is the peak of concurrently established connections, a
-// maximum that per-worker counts cannot give: an atomic count of open
-// connections and its high-water mark, touched once as a connection is
-// established and once as it ends.
+// The peak of concurrently established connections is sampled from those
+// per-worker counts (worker 0 at each timeout scan, every >= 1 ms, and each
+// read of the view): a peak shorter than that can be missed.
 #pragma once
 
 #include <memory>
