@@ -31,6 +31,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
+import hostpair  # noqa: E402
 import l3fwd  # noqa: E402
 import labfile  # noqa: E402
 import rfc2544  # noqa: E402
@@ -162,8 +163,8 @@ class Experiment:
             pts = list(self.points())
             most_echo = max(p["workers"] for p in pts)
             most_client = max(udp_rr.client_workers(p) for p in pts)
-            self.placement = self.cpus or udp_rr.auto_placement(most_echo, most_client)
-            over = [udp_rr.oversubscription(self.placement, p["workers"], udp_rr.client_workers(p)) for p in pts]
+            self.placement = self.cpus or udp_rr.placement(most_echo, most_client)
+            over = [udp_rr.oversubscription(self.placement, p) for p in pts]
             self.oversubscribed = next((o for o in reversed(over) if o), None)
 
     def points(self):
@@ -211,7 +212,7 @@ def read_cpus(m):
                      "workers": s.get_list("workers", int, None, lo=0, hi=1023)}
         if out[side]["workers"] is None:
             s.fail(s.node, s.path, 'missing key "workers" (a list of CPUs)')
-        usable = udp_rr.usable_cpus()
+        usable = hostpair.usable_cpus()
         for key, cpus in (("main", [out[side]["main"]]), ("workers", out[side]["workers"])):
             for cpu in cpus:
                 if cpu not in usable:
@@ -420,7 +421,7 @@ def cell(v, how):
 
 def udp_rr_notes(exp):
     """The lines summary.md and the console show before a udp-rr table."""
-    lines = [f"placement: {udp_rr.placement_text(exp.placement)}"]
+    lines = [f"placement: {hostpair.placement_text(exp.placement)}"]
     if exp.oversubscribed:
         lines.append(f"OVERSUBSCRIBED: workers share CPUs ({exp.oversubscribed}). Busy-polling workers on one "
                      "CPU take turns on it, so per-worker rates and S(W)/W here measure no scaling; this "
