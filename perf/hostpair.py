@@ -18,6 +18,7 @@ tcp_rr.py: http <-> a `clients:` generator), and tcp_bulk.py's leg (a).
 """
 import json
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -298,7 +299,7 @@ def run_loopback_peer(name, server_cmd, ready, client_cmds, workdir, tag, record
             out, _ = p.communicate(timeout=timeout)
             outs.append(out)
             if p.returncode != 0:
-                raise RuntimeError(f"{' '.join(c)} exited {p.returncode}:\n{clean(out)[-3000:]}")
+                raise RuntimeError(f"{shlex.join(c)} exited {p.returncode}:\n{clean(out)[-3000:]}")
     finally:
         server.send_signal(signal.SIGINT)
         try:
@@ -308,8 +309,8 @@ def run_loopback_peer(name, server_cmd, ready, client_cmds, workdir, tag, record
             server.wait()
         slog.close()
         with open(record, "w") as f:
-            f.write("$ " + " ".join(server_cmd) + "\n")
+            f.write("$ " + shlex.join(server_cmd) + "\n")
             for c, o in zip(client_cmds, outs):
-                f.write("$ " + " ".join(c) + "\n" + clean(o) + "\n")
+                f.write("$ " + shlex.join(c) + "\n" + clean(o) + "\n")
             f.write("--- server\n" + clean(tail(slog_path, 20000)))
     return outs
