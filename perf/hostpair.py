@@ -198,11 +198,13 @@ def side_paths(keep_dir, tag, role):
     return {ext: os.path.join(keep_dir, f"{tag}-{role}.{ext}") for ext in ("yaml", "json", "log")}
 
 
-def run_pair(binary, keep_dir, tag, configs, client_duration):
+def run_pair(binary, keep_dir, tag, configs, client_duration, during=None):
     """One trial: configs = {server role: yaml, client role: yaml} (the
     server first). The server side starts (the memif server), then the
     client, which runs for client_duration (or ends itself earlier); then
-    the server is stopped with SIGINT. Keeps TAG-ROLE.{yaml,json,log} in
+    the server is stopped with SIGINT. during(server process): called once
+    the client has started; it may return a process that is waited for
+    before the server stops (a profiler). Keeps TAG-ROLE.{yaml,json,log} in
     keep_dir; returns {role: summary}."""
     (srv_role, srv_cfg), (cli_role, cli_cfg) = configs.items()
     paths = {}
@@ -220,7 +222,10 @@ def run_pair(binary, keep_dir, tag, configs, client_duration):
         wait_running(srv)
         cli = start(binary, paths[cli_role]["yaml"], paths[cli_role]["json"], paths[cli_role]["log"],
                     client_duration)
+        watcher = during(srv) if during else None
         finish(cli, client_duration + START_TIMEOUT_S + 30)
+        if watcher:
+            watcher.wait(timeout=client_duration + START_TIMEOUT_S)
     except BaseException:
         abandon(srv)
         raise

@@ -34,6 +34,7 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -53,8 +54,9 @@ SIDES = ("server", "client")
 CLIENT_LEAD_S = 0.5
 DRAIN_S = 1.5
 # The client closes first, so its side of every connection spends 2 MSL in
-# TIME-WAIT, a PCB each: at 100 ms, 100 000 connections/s hold 20 000.
-CLIENT_MSL_MS = 100
+# TIME-WAIT, a PCB and a port each (16 384 ephemeral ports): at 10 ms, 100 000
+# connections/s hold 2 000.
+CLIENT_MSL_MS = 10
 CONNECTIONS = 65536
 TIMEOUT_MS = 2000
 
@@ -118,11 +120,13 @@ def side_yaml(role, point, side, sock, prefix, open_ms=0):
                               protocol="tcp", stack_extra=stack, top_extra=top)
 
 
-def run_ngstack(point, placement, seconds, workdir, tag, binary=benchlib.NGSTACK, keep_dir=None):
+def run_ngstack(point, placement, seconds, workdir, tag, binary=benchlib.NGSTACK, keep_dir=None, profile=False):
     """One trial: the server side starts (memif server), then the client,
     which opens connections for `seconds` and ends once they are done.
     Returns a dict of figures. The configs, logs and JSON summaries stay in
-    keep_dir (default workdir) as TAG-server.* and TAG-client.*."""
+    keep_dir (default workdir) as TAG-server.* and TAG-client.*. profile:
+    sample the server's workers with perf during the trial (`profile`: the
+    share of their time in each part of the stack)."""
     keep_dir = keep_dir or workdir
     sock = os.path.join(workdir, f"{tag}.sock")
     if os.path.exists(sock):
@@ -130,8 +134,15 @@ def run_ngstack(point, placement, seconds, workdir, tag, binary=benchlib.NGSTACK
     pid = os.getpid()
     configs = {role: side_yaml(role, point, placement[role], sock, f"ngs-tcprr-{role}-{pid}",
                                int(round(seconds * 1000)) if role == "client" else 0) for role in SIDES}
-    sums = hostpair.run_pair(binary, keep_dir, tag, configs, CLIENT_LEAD_S + seconds + DRAIN_S)
+    perf_data = os.path.join(workdir, f"{tag}-perf.data")
+    during = (lambda srv: perf_record(srv, perf_data, seconds)) if profile else None
+    sums = hostpair.run_pair(binary, keep_dir, tag, configs, CLIENT_LEAD_S + seconds + DRAIN_S, during)
     out = figures(point, sums["server"], sums["client"], tag, keep_dir)
+    if profile:
+        out["profile"] = perf_parts(perf_data, os.path.join(keep_dir, f"{tag}-server-perf.txt"))
+        # The workers' CPU time per transaction, shared out as the samples were
+        per_txn = sums["server"]["tsc_hz"] / out["per_core_rate"]
+        out["profile_cycles_per_transaction"] = {k: v * per_txn for k, v in out["profile"].items()}
     out.update(hostpair.lock_figures(sums["server"], point["locking"], "tcp"))
     out["acquisitions_per_transaction"] = out["acquisitions"] / out["transactions"]
     listen = class_figures(sums["server"], "tcp", "pcb_listen")
@@ -140,6 +151,61 @@ def run_ngstack(point, placement, seconds, workdir, tag, binary=benchlib.NGSTACK
     out["client_contended_share"] = client_locks["contended_share"]
     out["client_acquisitions_per_transaction"] = client_locks["acquisitions"] / out["transactions"]
     return out
+
+
+# ---------------------------------------------------------------------------
+# Where the server's time goes: perf samples (cpu-clock: this VM has no
+# hardware counters) of its worker threads, by symbol, in parts of the stack.
+# Inlined code counts in the function it was inlined into.
+
+# (part, DSO pattern, symbol pattern): the first that matches a sample's
+# DSO and symbol names its part. The PMD's and libc's own functions are
+# not all in their symbol tables; their DSO says where they are.
+PARTS = [
+    ("memif PMD (rx/tx, copies)", r"memif", ""),
+    ("mbuf/mempool", r"librte_(mbuf|mempool|ring)|mempool_", ""),
+    ("kernel", r"kernel", ""),
+    ("libc (memcpy, memchr, ...)", r"libc", ""),
+    ("pcb locks", r"libtbb|ngstack", r"spin_mutex|queuing_mutex|speculative|LockHold|PcbLock|witness"),
+    ("pcb table (lookups, groups)", r"ngstack", r"ngstack::stack::pcb::"),
+    ("tcp", r"ngstack", r"ngstack::stack::(tcp|socket)::"),
+    ("http service", r"ngstack", r"services::.*[Hh]ttp"),
+    ("ip/ether/arp", r"ngstack|librte_(fib|hash|net)", r"ngstack::stack::(ipv4|ether|arp|ifnet|modes)::|rte_"),
+    ("netisr (dispatch, work queues)", r"ngstack", r"ngstack::dispatch::"),
+    ("timers", r"ngstack", r"ngstack::stack::timer::"),
+    ("worker loop (polling)", r"ngstack", r"ngstack::app::"),
+]
+WORKER_COMM = "rte-worker-"
+
+
+def perf_record(srv, path, seconds):
+    """perf record of the server process for the trial, from when the
+    client's first connections are open."""
+    time.sleep(CLIENT_LEAD_S + 0.2)
+    return subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "2999", "-p", str(srv.pid), "-o", path,
+                             "--", "sleep", f"{max(0.5, seconds - 0.4):g}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def perf_parts(path, report_path):
+    """The share of the worker threads' samples in each of PARTS (and
+    "other"); the full report by symbol is kept in report_path."""
+    r = subprocess.run(["perf", "report", "-i", path, "--stdio", "--no-children", "--sort", "comm,dso,sym", "-q",
+                        "--percent-limit", "0"], capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        raise RuntimeError(f"perf report failed:\n{r.stderr[-2000:]}")
+    with open(report_path, "w") as f:
+        f.write(r.stdout)
+    shares, total = {}, 0.0
+    for line in r.stdout.splitlines():
+        m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+(\S+)\s+\[.\]\s+(.*)", line)
+        if not m or not m.group(2).startswith(WORKER_COMM):
+            continue
+        pct, dso, sym = float(m.group(1)), m.group(3), m.group(4)
+        part = next((name for name, d, rx in PARTS if re.search(d, dso) and re.search(rx, sym)), "other")
+        shares[part] = shares.get(part, 0.0) + pct
+        total += pct
+    return {k: v / total for k, v in sorted(shares.items(), key=lambda kv: -kv[1])} if total else {}
 
 
 def class_figures(summary, table, cls):
@@ -245,17 +311,17 @@ def wrk_commands(point, placement, seconds, d):
         f.write(NGINX_CONF.format(workers=point["workers"], affinity=" ".join(cpu_mask(c) for c in srv_cpus), d=d,
                                   port=port, body="x" * point["body_bytes"],
                                   keepalive_requests=requests_per_connection(point)))
-    nginx = ["taskset", "-c", ",".join(map(str, sorted(set(srv_cpus)))), "nginx", "-p", d, "-c",
+    nginx_cmd = ["taskset", "-c", ",".join(map(str, sorted(set(srv_cpus)))), "nginx", "-p", d, "-c",
              os.path.join(d, "nginx.conf")]
     cli_cpus = sorted(set(hostpair.worker_cpus(placement["client"], client_workers(point))))
     # wrk takes whole seconds; a connection per thread at least.
-    wrk = ["taskset", "-c", ",".join(map(str, cli_cpus)), "wrk", "-t", str(client_workers(point)),
+    wrk_cmd = ["taskset", "-c", ",".join(map(str, cli_cpus)), "wrk", "-t", str(client_workers(point)),
            "-c", str(max(point["concurrency"], client_workers(point))), "-d", f"{max(1, int(round(seconds)))}s",
            "--timeout", f"{TIMEOUT_MS // 1000}s"]
     if point["workload"] == "short":
-        wrk += ["-H", "Connection: close"]
-    wrk.append(f"http://127.0.0.1:{port}/")
-    return nginx, [wrk], port
+        wrk_cmd += ["-H", "Connection: close"]
+    wrk_cmd.append(f"http://127.0.0.1:{port}/")
+    return nginx_cmd, [wrk_cmd], port
 
 
 def parse_wrk(text):
@@ -340,6 +406,7 @@ def main():
     ap.add_argument("--body-bytes", type=int, default=d["body_bytes"])
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--no-peer", action="store_true", help="leave wrk -> nginx out")
+    ap.add_argument("--profile", action="store_true", help="sample the server's workers with perf (cpu-clock)")
     ap.add_argument("--keep", help="keep configs, logs and summaries in this folder")
     ap.add_argument("--ngstack", default=os.environ.get("NGSTACK", benchlib.NGSTACK))
     a = ap.parse_args()
@@ -356,8 +423,10 @@ def main():
     keep = a.keep or tmp
     os.makedirs(keep, exist_ok=True)
     try:
-        r = run_ngstack(point, where, a.seconds, tmp, "tcprr", a.ngstack, keep)
+        r = run_ngstack(point, where, a.seconds, tmp, "tcprr", a.ngstack, keep, a.profile)
         print(json.dumps(r, indent=2))
+        for part, share in (r.get("profile") or {}).items():
+            print(f"  {part:20s} {100 * share:5.1f}%  {r['profile_cycles_per_transaction'][part]:8.0f} cycles/txn")
         print(f"ngstack: {r['rate']:.0f} {unit(point)}, {r['errors']} errors, server {r['server_cycles_per_transaction']:.0f} "
               f"cycles/transaction, generator {r['client_cycles_per_transaction']:.0f}")
         if not a.no_peer:
@@ -371,8 +440,7 @@ def main():
         print(f"error: {e}", file=sys.stderr)
         return 1
     finally:
-        if not a.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

@@ -255,8 +255,7 @@ def main():
         print(f"error: {e}", file=sys.stderr)
         return 1
     finally:
-        if not a.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
