@@ -22,6 +22,7 @@ import csv
 import itertools
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -186,6 +187,11 @@ class Experiment:
         self.sweep = read_variables(s, variables, self.kind, Map.get_list)
         if not self.sweep:
             s.fail(s.node, "experiment.sweep", "sweep at least one variable")
+        # skip: the combinations not to run, each {variable: value or [values]}
+        # (a point is skipped when it has one of the values of every variable)
+        self.skip = [read_values(k, self) for k in m.sub_list("skip")] if m.has("skip") else []
+        if not any(True for _ in self.points()):
+            m.fail(m.items["skip"][0], "experiment.skip", "skips every point")
         self.plots = read_plots(m, self) if m.has("plot") else [Plot(next(iter(self.sweep)), self.metric, {}, self)]
         m.finish()
         for peer in ("testpmd", "l3fwd"):
@@ -206,7 +212,8 @@ class Experiment:
         for values in itertools.product(*(self.sweep[k] for k in keys)):
             p = dict(self.fixed)
             p.update(zip(keys, values))
-            yield p
+            if not any(all(p[k] in vs for k, vs in skip.items()) for skip in self.skip):
+                yield p
 
     def label(self, point):
         return " ".join(f"{k}={value_text(k, point[k], self.kind)}" for k in self.sweep)
@@ -223,41 +230,49 @@ class Plot:
     variable not pinned by `where`), for the points that have the values in
     `where`."""
 
-    def __init__(self, x, y, where, exp):
+    def __init__(self, x, y, where, exp, name=None):
         self.x, self.y, self.where = x, y, where
         self.series = [k for k in exp.sweep if k != x and k not in where]
-        self.name = exp.name if not exp.plots_seen else f"{exp.name}-{y}-vs-{x}"
+        self.name = exp.name if not exp.plots_seen else f"{exp.name}-{name or f'{y}-vs-{x}'}"
         exp.plots_seen += 1
 
     def keeps(self, s):
         return all(s[k] in vs for k, vs in self.where.items())
 
 
+def read_values(w, exp):
+    """{swept variable: value or list of values} as {variable: [values]}."""
+    out = {}
+    for k in list(w.items):
+        if k not in exp.sweep:
+            w.fail(w.items[k][0], w.key_path(k), f'"{k}" is not a swept variable')
+        kind, choices, _ = VARIABLES[exp.kind][k]
+        out[k] = (w.get_list(k, kind, None, choices=choices)
+                  if isinstance(w.value_node(k), labfile.yaml.SequenceNode) else [w.get(k, kind, None, choices=choices)])
+    w.finish()
+    return out
+
+
 def read_plots(m, exp):
-    """plot: {x, y, where} or a list of them; the first is NAME.png, the
-    others NAME-Y-vs-X.png. y: a metric of the kind (default the
-    experiment's); where: {variable: value or list of values}."""
+    """plot: {x, y, where, name} or a list of them; the first is NAME.png,
+    the others NAME-{name or Y-vs-X}.png. y: a metric of the kind (default
+    the experiment's); where: {variable: value or list of values}."""
     node = m.value_node("plot")
     items = [m.sub("plot")] if not isinstance(node, labfile.yaml.SequenceNode) else m.sub_list("plot")
     plots = []
     for p in items:
         x = p.get("x", str, next(iter(exp.sweep)), choices=list(exp.sweep))
         y = p.get("y", str, exp.metric, choices=list(METRICS[exp.kind]))
-        where = {}
-        if p.has("where"):
-            w = p.sub("where")
-            for k in list(w.items):
-                if k not in exp.sweep:
-                    w.fail(w.items[k][0], w.key_path(k), f'"{k}" is not a swept variable')
-                kind, choices, _ = VARIABLES[exp.kind][k]
-                vals = w.get_list(k, kind, None, choices=choices) if isinstance(
-                    w.value_node(k), labfile.yaml.SequenceNode) else [w.get(k, kind, None, choices=choices)]
-                where[k] = vals
-            w.finish()
+        where = read_values(p.sub("where"), exp) if p.has("where") else {}
+        name = p.get("name", str, None)
+        if name is not None and not re.fullmatch(r"[\w.-]+", name):
+            p.fail(p.items["name"][1], p.key_path("name"), "letters, digits, '.', '-' and '_' only")
         if x in where:
             p.fail(p.items["where"][1], p.key_path("where"), f"x ({x}) cannot be pinned")
         p.finish()
-        plots.append(Plot(x, y, where, exp))
+        plots.append(Plot(x, y, where, exp, name))
+        if plots[-1].name in [q.name for q in plots[:-1]]:
+            p.fail(p.node, p.path, f"a second plot named {plots[-1].name}.png (give it a name)")
     return plots
 
 
@@ -633,7 +648,8 @@ def write_results(exp, out, rows, summary, started, finished):
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump({"experiment": exp.name, "file": exp.path, "description": exp.description, "kind": exp.kind,
                    "metric": exp.metric, "unit": unit, "trial_s": exp.trial_s, "repetitions": exp.repetitions,
-                   "fixed": exp.fixed, "sweep": exp.sweep, "peer": exp.peer, "machine": benchlib.machine(),
+                   "fixed": exp.fixed, "sweep": exp.sweep, "skip": exp.skip, "peer": exp.peer,
+                   "machine": benchlib.machine(),
                    **({"placement": exp.placement, "oversubscribed": exp.oversubscribed} if exp.kind in RR else {}),
                    **({"sockperf": exp.sockperf} if exp.kind == "udp-rr" else {}),
                    "started": started, "finished": finished, "runs": rows, "summary": summary}, f, indent=2)
@@ -654,7 +670,8 @@ def plot(exp, out, summary):
     other figures: medians), one line per combination of the series
     variables, and the peer's where y is the metric."""
     for i, p in enumerate(exp.plots):
-        plot_one(exp, out, [s for s in summary if p.keeps(s)], p, "plot" if i == 0 else f"plot-{p.y}-vs-{p.x}")
+        plot_one(exp, out, [s for s in summary if p.keeps(s)], p,
+                 "plot" if i == 0 else "plot" + p.name[len(exp.name):])
 
 
 def plot_one(exp, out, summary, p, stem):
