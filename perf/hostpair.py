@@ -164,6 +164,13 @@ def wait_running(p):
     raise RuntimeError(f"ngstack ({p.config}) did not start within {START_TIMEOUT_S} s (see {p.log_path})")
 
 
+class Crashed(RuntimeError):
+    """ngstack died of a signal it did not ask for (SIGSEGV, SIGABRT, ...).
+    One known cause: DPDK 22.11's memif PMD unmaps a disconnected peer's
+    regions in its interrupt thread while a worker may still be polling
+    them, so the side that outlives the other can crash as the other exits."""
+
+
 def finish(p, timeout, stop=False):
     """Waits for ngstack to end; stop: SIGINT first (the summary is written
     as at the end of --duration)."""
@@ -177,6 +184,9 @@ def finish(p, timeout, stop=False):
         raise RuntimeError(f"ngstack ({p.config}) did not stop (see {p.log_path})")
     finally:
         p.log.close()
+    if p.returncode < 0:
+        raise Crashed(f"ngstack ({p.config}) was killed by signal {-p.returncode} "
+                      f"({signal.Signals(-p.returncode).name}):\n{tail(p.log_path)}")
     if p.returncode != 0:
         raise RuntimeError(f"ngstack ({p.config}) exited {p.returncode}:\n{tail(p.log_path)}")
 

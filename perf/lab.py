@@ -488,6 +488,22 @@ def summarize(exp, rows):
     return out
 
 
+def run_retrying(runs, exp, index, rep, point):
+    """runs.run; for kinds udp-rr and tcp-rr, a run in which ngstack crashed
+    (hostpair.Crashed) runs once more, and its figures say so (`crashed`)."""
+    try:
+        return runs.run(index, rep, point)
+    except hostpair.Crashed as e:
+        if exp.kind not in RR:
+            raise
+        first = str(e).splitlines()[0]
+        print(f"\n{exp.label(point)}, repetition {rep}: {first}; running it again (the log: configs/)",
+              file=sys.stderr)
+        value, extra = runs.run(index, rep, point, tag=f"point{index:02d}-rep{rep}-again")
+        extra["crashed"] = first
+        return value, extra
+
+
 def peer_key(exp, point):
     return tuple(point[k] for k in sorted(PEER_VARIABLES[exp.kind]))
 
@@ -631,6 +647,10 @@ def write_results(exp, out, rows, summary, started, finished):
                 f"machine: {benchlib.machine()}\n\n")
         if exp.kind in RR:
             f.write("".join(line + "\n\n" for line in rr_notes(exp)))
+            again = [f"point {r['point']} repetition {r['repetition']}" for r in rows if r["extra"].get("crashed")]
+            if again:
+                f.write(f"Run again after ngstack crashed: {', '.join(again)} (results.json: runs[].extra.crashed)"
+                        "\n\n")
             title = next((t for k, t, _ in RR_COLUMNS[exp.kind][0] if k == "x_" + exp.metric), exp.metric)
             head = keys + [title, "min .. max", "spread"] + [t for _, t, _ in rr_columns(exp)]
         else:
@@ -789,7 +809,7 @@ def main():
             peer_done = {}
             for index, point in enumerate(points):
                 progress.show(f"{exp.label(point)}, repetition {rep}/{exp.repetitions}")
-                value, extra = runs.run(index, rep, point)
+                value, extra = run_retrying(runs, exp, index, rep, point)
                 progress.done += 1
                 row = {"point": index, "repetition": rep, **{k: point[k] for k in exp.sweep}, "value": value,
                        **{f"extra_{k}": v for k, v in extra.items()}}
