@@ -36,8 +36,8 @@ import hostpair  # noqa: E402
 import l3fwd  # noqa: E402
 import labfile  # noqa: E402
 import rfc2544  # noqa: E402
-import tcp_rr  # noqa: E402
 import router_bench  # noqa: E402
+import tcp_rr  # noqa: E402
 import udp_rr  # noqa: E402
 from labfile import Map, SpecError  # noqa: E402
 
@@ -474,18 +474,27 @@ def summarize(exp, rows):
                     vals = [r[field][k] for r in mine if isinstance((r.get(field) or {}).get(k), (int, float))]
                     entry[pre + k] = (max if k in WORST_OF else statistics.median)(vals)
             entry["lock_class"] = next((r["extra"].get("lock_class") for r in mine if r.get("extra")), None)
+            # Ratios to the peer: the median of each repetition's own ratio
+            # (ngstack and the peer ran minutes apart at most; the machine's
+            # state changes more between repetitions than within one).
             rate = PEERS[exp.kind][1]
-            if exp.peer and entry.get("x_" + rate) and entry.get("peer_median"):
-                entry[rate + "_ratio"] = entry["x_" + rate] / entry["peer_median"]
-            if exp.kind == "tcp-rr" and exp.peer and entry.get("x_per_core_rate"):
+            if exp.peer:
+                put_median(entry, rate + "_ratio", [r["extra"][rate] / r["peer"] for r in mine if r.get("peer")])
+            if exp.kind == "tcp-rr" and exp.peer:
                 # Linux per core it used (the server CPUs' busy time), else per core given
-                linux = entry.get("peer_x_per_busy_core_rate") or entry.get("peer_x_per_core_rate")
-                if linux:
-                    entry["per_core_ratio"] = entry["x_per_core_rate"] / linux
+                put_median(entry, "per_core_ratio",
+                           [r["extra"]["per_core_rate"] / linux for r in mine
+                            for linux in [r["peer_extra"].get("per_busy_core_rate") or
+                                          r["peer_extra"].get("per_core_rate")] if linux])
         out.append(entry)
     if exp.kind in RR:
-        add_scaling(exp, out)
+        add_scaling(exp, out, rows)
     return out
+
+
+def put_median(entry, key, vals):
+    if vals:
+        entry[key] = statistics.median(vals)
 
 
 def run_retrying(runs, exp, index, rep, point):
@@ -512,24 +521,27 @@ def peer_key(exp, point):
 WORST_OF = {"errors", "non_2xx"}
 
 
-def add_scaling(exp, summary):
+def add_scaling(exp, summary, rows):
     """S(W) and S(W)/W per point with W > 1 server workers: its rate over
-    that of the point with 1 worker and every other variable the same, and
-    that over W (1.0: linear scaling); also for the peer."""
-    rate = "x_" + PEERS[exp.kind][1]
+    that of the point with 1 worker and every other variable the same, in
+    the same repetition (the median over the repetitions), and that over W
+    (1.0: linear scaling); also for the peer."""
+    rate = PEERS[exp.kind][1]
     others = [k for k in exp.sweep if k != "workers"]
     ones = {tuple(s[k] for k in others): s for s in summary if s.get("workers", exp.fixed["workers"]) == 1}
+    by_rep = {(r["point"], r["repetition"]): r for r in rows}
     for s in summary:
         w = s.get("workers", exp.fixed["workers"])
         base = ones.get(tuple(s[k] for k in others))
         if w <= 1 or base is None:
             continue
-        if base.get(rate):
-            s["speedup"] = s.get(rate, 0.0) / base[rate]
-            s["scaling"] = s["speedup"] / w
-        if base.get("peer_median"):
-            s["peer_speedup"] = s.get("peer_median", 0.0) / base["peer_median"]
-            s["peer_scaling"] = s["peer_speedup"] / w
+        pairs = [(r, by_rep[(base["point"], rep)]) for (p, rep), r in by_rep.items()
+                 if p == s["point"] and (base["point"], rep) in by_rep]
+        put_median(s, "speedup", [r["extra"][rate] / b["extra"][rate] for r, b in pairs if b["extra"][rate]])
+        put_median(s, "peer_speedup", [r["peer"] / b["peer"] for r, b in pairs if b.get("peer")])
+        for key in ("speedup", "peer_speedup"):
+            if key in s:
+                s[key.replace("speedup", "scaling")] = s[key] / w
 
 
 # kind udp-rr: the figures beside the metric in summary.csv and summary.md
@@ -605,6 +617,7 @@ def rr_notes(exp):
                      "CPU take turns on it, so per-worker rates and S(W)/W here measure no scaling; this "
                      "experiment is meant for machines with a CPU per worker of both sides plus one (16+ cores; "
                      "experiment.cpus places them).")
+    lines.append("S(W) and the ratios to the peer are the medians of each repetition's own ratio.")
     if exp.peer and exp.kind == "tcp-rr":
         lines.append("wrk -> nginx: Linux TCP on 127.0.0.1, nginx with a worker process per server worker on the "
                      "server side's CPUs (access log off, the same body, closing a connection after as many "
@@ -731,10 +744,11 @@ def plot_one(exp, out, summary, p, stem):
     xtics = "" if numeric_x else "set xtics (" + ", ".join(f'"{value_text(p.x, x, exp.kind)}" {i}'
                                                            for i, x in enumerate(xs)) + ")\n"
     where = ", ".join(f"{k}={'/'.join(value_text(k, v, exp.kind) for v in vs)}" for k, vs in p.where.items())
+    newline = "\\n"  # in a double-quoted gnuplot string
     with open(script, "w") as f:
         f.write(f"""set terminal pngcairo size 900,540 font ",10"
 set output "{os.path.join(out, p.name + '.png')}"
-set title "{exp.name}: {exp.description}{chr(10) + where if where else ''}" noenhanced
+set title "{exp.name}: {exp.description}{newline + where if where else ''}" noenhanced
 set xlabel "{p.x}" noenhanced
 set ylabel "{METRICS[exp.kind][p.y]}" noenhanced
 set key outside right top noenhanced
@@ -774,12 +788,16 @@ def main():
     ap.add_argument("--repetitions", type=int, help="override the experiment's repetitions")
     ap.add_argument("--trial-s", type=float, help="override the experiment's trial length")
     ap.add_argument("--ngstack", default=os.environ.get("NGSTACK", benchlib.NGSTACK))
+    ap.add_argument("--from-results", action="store_true",
+                    help="run nothing: write the summaries and figures again from DIR/results.json")
     a = ap.parse_args()
     try:
         exp = Experiment(a.file)
     except SpecError as e:
         print(f"ngstack lab: error: {e}", file=sys.stderr)
         return 1
+    if a.from_results:
+        return rewrite(exp, a.out or os.path.join("results", exp.name))
     if a.repetitions:
         exp.repetitions = a.repetitions
     if a.trial_s:
@@ -837,6 +855,21 @@ def main():
     with open(os.path.join(out, "summary.md")) as f:
         print(f.read())
     print(f"written: {out}/ (points.csv, summary.csv, summary.md, results.json, {exp.name}.png, configs/)")
+    return 0
+
+
+def rewrite(exp, out):
+    """The summaries and figures of `out` again from its results.json (the
+    runs of the same experiment)."""
+    try:
+        with open(os.path.join(out, "results.json")) as f:
+            res = json.load(f)
+    except (OSError, ValueError) as e:
+        print(f"ngstack lab: error: {out}/results.json: {e}", file=sys.stderr)
+        return 1
+    exp.trial_s, exp.repetitions = res["trial_s"], res["repetitions"]
+    write_results(exp, out, res["runs"], summarize(exp, res["runs"]), res["started"], res["finished"])
+    print(f"written again from {out}/results.json: points.csv, summary.csv, summary.md, results.json, figures")
     return 0
 
 

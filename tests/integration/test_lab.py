@@ -44,13 +44,14 @@ TCP_EXPERIMENT = """experiment:
   trial_s: 1
   repetitions: 1
   peer: wrk
-  fixed: {workload: short, workers: 1, concurrency: 16, body_bytes: 64}
+  fixed: {workers: 1, concurrency: 16, body_bytes: 64}
   sweep:
     locking: [giant, group]
+    workload: [short]
   cpus: auto
   plot:
     - {x: locking, y: rate}
-    - {x: locking, y: contended_share}
+    - {x: locking, y: contended_share, where: {workload: short}}
 """
 
 
@@ -80,13 +81,15 @@ def bad_files(tmp):
         (TCP_EXPERIMENT.replace("peer: wrk", "peer: sockperf"),
          "bad.yaml:7:9: experiment.peer: a sockperf peer runs only beside kind udp-rr, metric tps"),
         (TCP_EXPERIMENT + "  sockperf: {busy_poll: true}\n",
-         "bad.yaml:15:3: experiment.sockperf: only kind udp-rr takes this key"),
-        (TCP_EXPERIMENT.replace("workload: short", "workload: long"),
-         'bad.yaml:8:21: experiment.fixed.workload: unknown value "long" (known: short, keepalive)'),
-        (TCP_EXPERIMENT.replace("{x: locking, y: contended_share}", "{x: locking, y: colour}"),
-         'bad.yaml:14:23: experiment.plot[1].y: unknown value "colour"'),
+         "bad.yaml:16:3: experiment.sockperf: only kind udp-rr takes this key"),
+        (TCP_EXPERIMENT.replace("workload: [short]", "workload: [long]"),
+         'bad.yaml:11:16: experiment.sweep.workload: unknown value "long" (known: short, keepalive)'),
+        (TCP_EXPERIMENT.replace("y: contended_share", "y: colour"),
+         'bad.yaml:15:23: experiment.plot[1].y: unknown value "colour"'),
         (TCP_EXPERIMENT.replace("{x: locking, y: rate}", "{x: locking, y: rate, where: {workers: 1}}"),
-         'bad.yaml:13:37: experiment.plot[0].where.workers: "workers" is not a swept variable'),
+         'bad.yaml:14:37: experiment.plot[0].where.workers: "workers" is not a swept variable'),
+        (TCP_EXPERIMENT + "  skip:\n    - {locking: [giant, group]}\n",
+         "bad.yaml:16:3: experiment.skip: skips every point"),
     ]
     expect_file_errors("lab", cases, tmp)
     print(f"bad experiment files: {len(cases)} clear errors")
@@ -139,7 +142,8 @@ def test_tcp_rr_experiment():
         # Two ngstack points and one wrk -> nginx run, shared by both (same workload and workers)
         check("run 3/3" in r.stderr and "placement:" in r.stderr, f"progress line: {r.stderr[-500:]!r}")
         points = list(csv.DictReader(open(os.path.join(out, "points.csv"))))
-        check([p["locking"] for p in points] == ["giant", "group"], f"points.csv: {points}")
+        check([(p["locking"], p["workload"]) for p in points] == [("giant", "short"), ("group", "short")],
+              f"points.csv: {points}")
         for p in points:
             check(float(p["rate"]) > 0 and float(p["wrk_rate"]) > 0, f"a measured rate and a peer rate: {p}")
         check(points[0]["wrk_rate"] == points[1]["wrk_rate"], f"one wrk run for both points: {points}")
@@ -155,7 +159,8 @@ def test_tcp_rr_experiment():
             for k in ("x_contended_share", "x_wait_cycles_per_acquisition"):
                 check(s.get(k) not in (None, "") and float(s[k]) >= 0, f"{k} there: {s}")
         md = open(os.path.join(out, "summary.md")).read()
-        check("| locking | transactions/s | min .. max | spread | per server worker | S(W) | S(W)/W | errors |" in md
+        check("| locking | workload | transactions/s | min .. max | spread | per server worker | S(W) | S(W)/W | errors |"
+              in md
               and "acq/txn | contended | wait cycles/acq | server cycles/txn | generator cycles/txn" in md
               and "ngstack/Linux per core |" in md and md.count("\n| ") == 3, md)
         res = json.load(open(os.path.join(out, "results.json")))
