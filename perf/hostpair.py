@@ -21,6 +21,7 @@ import os
 import shlex
 import signal
 import subprocess
+import tempfile
 import time
 
 START_TIMEOUT_S = 30
@@ -89,6 +90,21 @@ def placement_text(placement):
     if beside:
         text += f" (workers on CPU {','.join(map(str, beside))} share it with the main lcores, which mostly sleep)"
     return text
+
+
+def one_point(machine, where, over, tmp_prefix, keep):
+    """The start of a program that runs one point (udp_rr.py, tcp_rr.py):
+    prints the machine, the placement and any over-subscription; returns
+    its temporary folder and the folder that keeps its files (keep, or the
+    temporary one)."""
+    print(f"machine: {machine}")
+    print(f"placement: {placement_text(where)}")
+    if over:
+        print(f"oversubscribed: {over}")
+    tmp = tempfile.mkdtemp(prefix=tmp_prefix)
+    keep = keep or tmp
+    os.makedirs(keep, exist_ok=True)
+    return tmp, keep
 
 
 # ---------------------------------------------------------------------------

@@ -36,7 +36,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -414,14 +413,7 @@ def main():
                  dispatch_mode=a.dispatch_mode, groups=a.groups, lock_type=a.lock_type, concurrency=a.concurrency,
                  requests=a.requests, body_bytes=a.body_bytes)
     where = placement(point["workers"], client_workers(point))
-    print(f"machine: {benchlib.machine()}")
-    print(f"placement: {hostpair.placement_text(where)}")
-    over = oversubscription(where, point)
-    if over:
-        print(f"oversubscribed: {over}")
-    tmp = tempfile.mkdtemp(prefix="ngstack-tcprr-")
-    keep = a.keep or tmp
-    os.makedirs(keep, exist_ok=True)
+    tmp, keep = hostpair.one_point(benchlib.machine(), where, oversubscription(where, point), "ngstack-tcprr-", a.keep)
     try:
         r = run_ngstack(point, where, a.seconds, tmp, "tcprr", a.ngstack, keep, a.profile)
         print(json.dumps(r, indent=2))

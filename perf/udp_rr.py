@@ -31,7 +31,6 @@ import shutil
 import socket
 import statistics
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
@@ -236,14 +235,7 @@ def main():
                  dispatch_mode=a.dispatch_mode, flows=a.flows, window=a.window, payload=a.payload, groups=a.groups,
                  lock_type=a.lock_type)
     where = placement(point["workers"], client_workers(point))
-    print(f"machine: {benchlib.machine()}")
-    print(f"placement: {hostpair.placement_text(where)}")
-    over = oversubscription(where, point)
-    if over:
-        print(f"oversubscribed: {over}")
-    tmp = tempfile.mkdtemp(prefix="ngstack-udprr-")
-    keep = a.keep or tmp
-    os.makedirs(keep, exist_ok=True)
+    tmp, keep = hostpair.one_point(benchlib.machine(), where, oversubscription(where, point), "ngstack-udprr-", a.keep)
     try:
         r = run_ngstack(point, where, a.seconds, tmp, "udprr", a.ngstack, keep)
         print(json.dumps(r, indent=2))
