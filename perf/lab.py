@@ -12,16 +12,17 @@ Writes DIR (default results/NAME/): points.csv (every run), summary.csv and
 summary.md (median, min, max and spread per point, and the ratio to the
 peer), results.json, NAME.png (gnuplot), configs/ with the exact config
 of every run (and testpmd's command line) and sources/ with the captures
-they replay. Kind udp-rr (two ngstack host-mode processes over net_memif,
-perf/udp_rr.py) also writes each run's logs and JSON summaries to configs/,
-and beside the rate: per-core rate, S(W)/W, the connection table's lock
-figures and the ratio to Linux UDP (sockperf). See perf/README.md ("Lab
-experiments")."""
+they replay. Kinds udp-rr and tcp-rr (two ngstack host-mode processes over
+net_memif, perf/udp_rr.py and perf/tcp_rr.py) also write each run's logs and
+JSON summaries to configs/, and beside the rate: per-core rate, S(W)/W, the
+connection table's lock figures and the ratio to Linux on loopback (sockperf;
+wrk -> nginx). See perf/README.md ("Lab experiments")."""
 import argparse
 import csv
 import itertools
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -31,10 +32,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
+import hostpair  # noqa: E402
 import l3fwd  # noqa: E402
 import labfile  # noqa: E402
 import rfc2544  # noqa: E402
 import router_bench  # noqa: E402
+import tcp_rr  # noqa: E402
 import udp_rr  # noqa: E402
 from labfile import Map, SpecError  # noqa: E402
 
@@ -68,9 +71,28 @@ VARIABLES = {
         "groups": (int, None, 128),
         "lock_type": (str, ["spin", "queuing", "speculative", "rte_spinlock"], "spin"),
     },
+    # a clients: generator <-> the http service over net_memif (perf/tcp_rr.py);
+    # workers: the server side's, client_workers: the generator's (0: as many
+    # as the server side); groups 0: as many as the server side's workers;
+    # requests: per connection under keepalive (short: 1).
+    "tcp-rr": {
+        "workload": (str, ["short", "keepalive"], "short"),
+        "locking": (str, ["giant", "group"], "group"),
+        "workers": (int, None, 1),
+        "client_workers": (int, None, 0),
+        "dispatch_mode": (str, ["direct", "hybrid", "deferred"], "direct"),
+        "groups": (int, None, 128),
+        "lock_type": (str, ["spin", "queuing", "speculative", "rte_spinlock"], "spin"),
+        "concurrency": (int, None, 64),
+        "requests": (int, None, 100),
+        "body_bytes": (int, None, 64),
+    },
 }
 LIMITS = {"workers": (1, 128), "size": (64, 1518), "flows": (1, 1 << 20), "burst": (1, 512), "routes": (1, 1 << 20),
-          "client_workers": (0, 128), "window": (1, 64), "payload": (16, 1472), "groups": (1, 65536)}
+          "client_workers": (0, 128), "window": (1, 64), "payload": (16, 1472), "groups": (1, 65536),
+          "concurrency": (1, 60000), "requests": (1, 1 << 20), "body_bytes": (0, 1 << 20)}
+# Where a kind's range differs from LIMITS'
+KIND_LIMITS = {"tcp-rr": {"groups": (0, 65536)}}
 METRICS = {
     "forward": {"mpps": "Mpps (median of per-second tx rates)",
                 "cycles_per_packet": "busy TSC cycles per packet (ngstack only)"},
@@ -85,14 +107,30 @@ METRICS = {
                "acquisitions_per_packet": "pcb lock acquisitions per packet (echo side)",
                "latency_p50_us": "request/response latency p50 (us)",
                "latency_p99_us": "request/response latency p99 (us)"},
+    "tcp-rr": {"rate": "TCP transactions/s: connections/s (short) or requests/s (keepalive)",
+               "per_core_rate": "TCP transactions/s per server worker",
+               "contended_share": "contended share of the server's pcb lock acquisitions",
+               "wait_cycles_per_acquisition": "wait cycles per pcb lock acquisition (server)",
+               "acquisitions_per_transaction": "pcb lock acquisitions per transaction (server)",
+               "server_cycles_per_transaction": "server busy cycles per transaction",
+               "client_cycles_per_transaction": "generator busy cycles per transaction",
+               "latency_p50_us": "transaction latency p50 (us)",
+               "latency_p99_us": "transaction latency p99 (us)"},
 }
 # kind -> the peer that may run beside it, and the metric it is compared on
-PEERS = {"forward": ("testpmd", "mpps"), "udp-rr": ("sockperf", "tps")}
+PEERS = {"forward": ("testpmd", "mpps"), "udp-rr": ("sockperf", "tps"), "tcp-rr": ("wrk", "rate")}
 # The variables a peer's run depends on, where not every one but mode (its
 # series in the plot)
-PEER_VARIABLES = {"udp-rr": {"workers", "client_workers", "window", "payload"}}
+PEER_VARIABLES = {"udp-rr": {"workers", "client_workers", "window", "payload"},
+                  "tcp-rr": {"workload", "workers", "client_workers", "concurrency", "requests", "body_bytes"}}
+# Kinds whose peer runs once per repetition for each combination of its
+# PEER_VARIABLES (its result is shared by the points that have them), not
+# beside every point
+SHARED_PEER = {"tcp-rr"}
 # The peer's unit in points.csv
-PEER_COLUMN = {"testpmd": "testpmd_mpps", "sockperf": "sockperf_tps"}
+PEER_COLUMN = {"testpmd": "testpmd_mpps", "sockperf": "sockperf_tps", "wrk": "wrk_rate"}
+# The request/response kinds: two host-mode ngstacks over net_memif
+RR = {"udp-rr": udp_rr, "tcp-rr": tcp_rr}
 
 
 class Experiment:
@@ -104,6 +142,7 @@ class Experiment:
                                                                           'missing key "experiment"')
         top.finish()
         self.description = m.get("description", str, "")
+        self.plots_seen = 0
         self.kind = m.get("kind", str, "forward", choices=list(VARIABLES))
         variables = VARIABLES[self.kind]
         self.metric = m.get("metric", str, next(iter(METRICS[self.kind])), choices=list(METRICS[self.kind]))
@@ -127,11 +166,13 @@ class Experiment:
             except SpecError as e:
                 raise SpecError(f"{pos}: experiment.rfc2544: {e}")
         self.cpus, self.sockperf = None, {}
-        for key in ("cpus", "sockperf"):
-            if m.has(key) and self.kind != "udp-rr":
-                m.fail(m.items[key][0], f"experiment.{key}", "only kind udp-rr takes this key")
+        if m.has("cpus") and self.kind not in RR:
+            m.fail(m.items["cpus"][0], "experiment.cpus", f"only kinds {' and '.join(RR)} take this key")
+        if m.has("sockperf") and self.kind != "udp-rr":
+            m.fail(m.items["sockperf"][0], "experiment.sockperf", "only kind udp-rr takes this key")
+        if self.kind in RR:
+            self.cpus = read_cpus(m, RR[self.kind].SIDES) if m.has("cpus") else None
         if self.kind == "udp-rr":
-            self.cpus = read_cpus(m) if m.has("cpus") else None
             if m.has("sockperf"):
                 sp = m.sub("sockperf")
                 self.sockperf = {"burst": sp.get("burst", int, None, lo=1, hi=4096),
@@ -146,24 +187,24 @@ class Experiment:
         self.sweep = read_variables(s, variables, self.kind, Map.get_list)
         if not self.sweep:
             s.fail(s.node, "experiment.sweep", "sweep at least one variable")
-        self.plot_x = next(iter(self.sweep))
-        self.plot_series = [k for k in self.sweep if k != self.plot_x]
-        if m.has("plot"):
-            p = m.sub("plot")
-            self.plot_x = p.get("x", str, self.plot_x, choices=list(self.sweep))
-            self.plot_series = [k for k in self.sweep if k != self.plot_x]
-            p.finish()
+        # skip: the combinations not to run, each {variable: value or [values]}
+        # (a point is skipped when it has one of the values of every variable)
+        self.skip = [read_values(k, self) for k in m.sub_list("skip")] if m.has("skip") else []
+        if not any(True for _ in self.points()):
+            m.fail(m.items["skip"][0], "experiment.skip", "skips every point")
+        self.plots = read_plots(m, self) if m.has("plot") else [Plot(next(iter(self.sweep)), self.metric, {}, self)]
         m.finish()
         for peer in ("testpmd", "l3fwd"):
             if self.metric == "cycles_per_packet" and peer in self.sweep.get("mode", []):
                 raise SpecError(f"{path}: experiment.metric: cycles_per_packet is not measured for mode {peer}")
         self.placement, self.oversubscribed = None, None
-        if self.kind == "udp-rr":
+        if self.kind in RR:
+            rr = RR[self.kind]
             pts = list(self.points())
-            most_echo = max(p["workers"] for p in pts)
-            most_client = max(udp_rr.client_workers(p) for p in pts)
-            self.placement = self.cpus or udp_rr.auto_placement(most_echo, most_client)
-            over = [udp_rr.oversubscription(self.placement, p["workers"], udp_rr.client_workers(p)) for p in pts]
+            most_server = max(p["workers"] for p in pts)
+            most_client = max(rr.client_workers(p) for p in pts)
+            self.placement = self.cpus or rr.placement(most_server, most_client)
+            over = [rr.oversubscription(self.placement, p) for p in pts]
             self.oversubscribed = next((o for o in reversed(over) if o), None)
 
     def points(self):
@@ -171,10 +212,68 @@ class Experiment:
         for values in itertools.product(*(self.sweep[k] for k in keys)):
             p = dict(self.fixed)
             p.update(zip(keys, values))
-            yield p
+            if not any(all(p[k] in vs for k, vs in skip.items()) for skip in self.skip):
+                yield p
 
     def label(self, point):
-        return " ".join(f"{k}={point[k]}" for k in self.sweep)
+        return " ".join(f"{k}={value_text(k, point[k], self.kind)}" for k in self.sweep)
+
+
+def value_text(k, v, kind):
+    """A variable's value as the tables and plots show it."""
+    return "W" if kind == "tcp-rr" and k == "groups" and v == 0 else str(v)
+
+
+class Plot:
+    """One figure: y (a metric of the kind) against the swept variable x, a
+    line per combination of the series variables (every other swept
+    variable not pinned by `where`), for the points that have the values in
+    `where`."""
+
+    def __init__(self, x, y, where, exp, name=None):
+        self.x, self.y, self.where = x, y, where
+        self.series = [k for k in exp.sweep if k != x and k not in where]
+        self.name = exp.name if not exp.plots_seen else f"{exp.name}-{name or f'{y}-vs-{x}'}"
+        exp.plots_seen += 1
+
+    def keeps(self, s):
+        return all(s[k] in vs for k, vs in self.where.items())
+
+
+def read_values(w, exp):
+    """{swept variable: value or list of values} as {variable: [values]}."""
+    out = {}
+    for k in list(w.items):
+        if k not in exp.sweep:
+            w.fail(w.items[k][0], w.key_path(k), f'"{k}" is not a swept variable')
+        kind, choices, _ = VARIABLES[exp.kind][k]
+        out[k] = (w.get_list(k, kind, None, choices=choices)
+                  if isinstance(w.value_node(k), labfile.yaml.SequenceNode) else [w.get(k, kind, None, choices=choices)])
+    w.finish()
+    return out
+
+
+def read_plots(m, exp):
+    """plot: {x, y, where, name} or a list of them; the first is NAME.png,
+    the others NAME-{name or Y-vs-X}.png. y: a metric of the kind (default
+    the experiment's); where: {variable: value or list of values}."""
+    node = m.value_node("plot")
+    items = [m.sub("plot")] if not isinstance(node, labfile.yaml.SequenceNode) else m.sub_list("plot")
+    plots = []
+    for p in items:
+        x = p.get("x", str, next(iter(exp.sweep)), choices=list(exp.sweep))
+        y = p.get("y", str, exp.metric, choices=list(METRICS[exp.kind]))
+        where = read_values(p.sub("where"), exp) if p.has("where") else {}
+        name = p.get("name", str, None)
+        if name is not None and not re.fullmatch(r"[\w.-]+", name):
+            p.fail(p.items["name"][1], p.key_path("name"), "letters, digits, '.', '-' and '_' only")
+        if x in where:
+            p.fail(p.items["where"][1], p.key_path("where"), f"x ({x}) cannot be pinned")
+        p.finish()
+        plots.append(Plot(x, y, where, exp, name))
+        if plots[-1].name in [q.name for q in plots[:-1]]:
+            p.fail(p.node, p.path, f"a second plot named {plots[-1].name}.png (give it a name)")
+    return plots
 
 
 def read_variables(m, variables, kind_name, getter):
@@ -185,25 +284,26 @@ def read_variables(m, variables, kind_name, getter):
         if k not in variables:
             m.fail(m.items[k][0], m.key_path(k), unknown_variable(k, kind_name))
         kind, choices, _ = variables[k]
-        lo, hi = LIMITS.get(k, (None, None))
+        lo, hi = KIND_LIMITS.get(kind_name, {}).get(k) or LIMITS.get(k, (None, None))
         out[k] = getter(m, k, kind, lo=lo, hi=hi, choices=choices)
     m.finish()
     return out
 
 
-def read_cpus(m):
-    """experiment.cpus (kind udp-rr): `auto`, or where each side's lcores
-    run: {echo: {main: CPU, workers: [CPU, ...]}, client: {...}}; worker i
-    of a side runs on workers[i % len] (a list shorter than the workers
-    makes them share CPUs)."""
+def read_cpus(m, sides):
+    """experiment.cpus (kinds udp-rr, tcp-rr): `auto`, or where each side's
+    lcores run: {echo: {main: CPU, workers: [CPU, ...]}, client: {...}}
+    (tcp-rr: server and client); worker i of a side runs on workers[i % len]
+    (a list shorter than the workers makes them share CPUs)."""
     node = m.value_node("cpus")
     if isinstance(node, labfile.yaml.ScalarNode):
         if node.value != "auto":
-            m.fail(node, "experiment.cpus", f'expected auto or a mapping with echo and client, got "{node.value}"')
+            m.fail(node, "experiment.cpus", f'expected auto or a mapping with {" and ".join(sides)}, '
+                   f'got "{node.value}"')
         return None
     c = m.sub("cpus")
     out = {}
-    for side in ("echo", "client"):
+    for side in sides:
         if not c.has(side):
             c.fail(c.node, "experiment.cpus", f'missing key "{side}"')
         s = c.sub(side)
@@ -211,7 +311,7 @@ def read_cpus(m):
                      "workers": s.get_list("workers", int, None, lo=0, hi=1023)}
         if out[side]["workers"] is None:
             s.fail(s.node, s.path, 'missing key "workers" (a list of CPUs)')
-        usable = udp_rr.usable_cpus()
+        usable = hostpair.usable_cpus()
         for key, cpus in (("main", [out[side]["main"]]), ("workers", out[side]["workers"])):
             for cpu in cpus:
                 if cpu not in usable:
@@ -271,14 +371,17 @@ class Runs:
         # router and bridge: one source port with a queue per worker
         return router_bench.config(point["mode"], pcaps, point["workers"], point["routes"], point["burst"]) + dispatch
 
-    def run(self, index, rep, point, mode=None):
+    def run(self, index, rep, point, mode=None, tag=None):
         """One trial of `point` (mode overrides point's mode: the peer);
-        returns (value, extra fields)."""
-        tag = f"point{index:02d}-rep{rep}" + (f"-{mode}" if mode else "")
+        returns (value, extra fields). tag: the name of its files in
+        configs/ (default pointNN-repR[-MODE])."""
+        tag = tag or f"point{index:02d}-rep{rep}" + (f"-{mode}" if mode else "")
         if self.exp.kind == "rfc2544":
             return self.run_rfc2544(tag, point)
         if self.exp.kind == "udp-rr":
             return self.run_udp_rr(tag, point, mode)
+        if self.exp.kind == "tcp-rr":
+            return self.run_tcp_rr(tag, point, mode)
         mode = mode or point["mode"]
         pcaps = self.sources(point)
         if mode == "testpmd":
@@ -310,6 +413,20 @@ class Runs:
                                     busy_poll=self.exp.sockperf.get("busy_poll", True), keep_dir=configs)
             return r["tps"], r
         r = udp_rr.run_ngstack(point, self.exp.placement, self.exp.trial_s, self.tmp, tag, self.binary, configs)
+        return r[self.exp.metric], r
+
+    def run_tcp_rr(self, tag, point, peer):
+        configs = os.path.join(self.out, "configs")
+        if peer == "wrk":
+            r = tcp_rr.run_wrk(point, self.exp.placement, self.exp.trial_s, self.tmp, tag, keep_dir=configs)
+            if r["errors"] or r["non_2xx"]:
+                print(f"\n{tag}: wrk: {r['socket_errors'] or 'no socket errors'}, {r['non_2xx']} non-2xx "
+                      f"(configs/{tag}.txt)", file=sys.stderr)
+            return r["rate"], r
+        r = tcp_rr.run_ngstack(point, self.exp.placement, self.exp.trial_s, self.tmp, tag, self.binary, configs)
+        if r["errors"] or r["non_2xx"]:
+            print(f"\n{tag}: {self.exp.label(point)}: the generator counted {r['errors']} errors "
+                  f"{r['errors_by_kind']} and {r['non_2xx']} non-2xx responses (configs/{tag}-*)", file=sys.stderr)
         return r[self.exp.metric], r
 
     def run_rfc2544(self, tag, point):
@@ -347,38 +464,84 @@ def summarize(exp, rows):
                           pre + "spread_percent": 100 * (max(vals) - min(vals)) / med if med else 0.0})
         if "peer_median" in entry and entry["peer_median"]:
             entry["ratio"] = entry["median"] / entry["peer_median"]
-        if exp.kind == "udp-rr":
-            # Medians of every figure a run reported (x_NAME), the peer's as peer_x_NAME.
+        if exp.kind in RR:
+            # Medians of every figure a run reported (x_NAME), the peer's as
+            # peer_x_NAME; error counts: the most of any repetition.
             for pre, field in (("x_", "extra"), ("peer_x_", "peer_extra")):
                 names = {k for r in mine for k, v in (r.get(field) or {}).items()
                          if isinstance(v, (int, float)) and not isinstance(v, bool)}
                 for k in sorted(names):
                     vals = [r[field][k] for r in mine if isinstance((r.get(field) or {}).get(k), (int, float))]
-                    entry[pre + k] = statistics.median(vals)
+                    entry[pre + k] = (max if k in WORST_OF else statistics.median)(vals)
             entry["lock_class"] = next((r["extra"].get("lock_class") for r in mine if r.get("extra")), None)
-            if exp.peer and entry.get("x_tps") and entry.get("peer_median"):
-                entry["tps_ratio"] = entry["x_tps"] / entry["peer_median"]
+            # Ratios to the peer: the median of each repetition's own ratio
+            # (ngstack and the peer ran minutes apart at most; the machine's
+            # state changes more between repetitions than within one).
+            rate = PEERS[exp.kind][1]
+            if exp.peer:
+                put_median(entry, rate + "_ratio", [r["extra"][rate] / r["peer"] for r in mine if r.get("peer")])
+            if exp.kind == "tcp-rr" and exp.peer:
+                # Linux per core it used (the server CPUs' busy time), else per core given
+                put_median(entry, "per_core_ratio",
+                           [r["extra"]["per_core_rate"] / linux for r in mine
+                            for linux in [r["peer_extra"].get("per_busy_core_rate") or
+                                          r["peer_extra"].get("per_core_rate")] if linux])
         out.append(entry)
-    if exp.kind == "udp-rr":
-        add_scaling(exp, out)
+    if exp.kind in RR:
+        add_scaling(exp, out, rows)
     return out
 
 
-def add_scaling(exp, summary):
-    """S(W)/W per point with W > 1 echo workers: its transactions/s over W
-    times those of the point with 1 worker and every other variable the same
+def put_median(entry, key, vals):
+    if vals:
+        entry[key] = statistics.median(vals)
+
+
+def run_retrying(runs, exp, index, rep, point):
+    """runs.run; for kinds udp-rr and tcp-rr, a run in which ngstack crashed
+    (hostpair.Crashed) runs once more, and its figures say so (`crashed`)."""
+    try:
+        return runs.run(index, rep, point)
+    except hostpair.Crashed as e:
+        if exp.kind not in RR:
+            raise
+        first = str(e).splitlines()[0]
+        print(f"\n{exp.label(point)}, repetition {rep}: {first}; running it again (the log: configs/)",
+              file=sys.stderr)
+        value, extra = runs.run(index, rep, point, tag=f"point{index:02d}-rep{rep}-again")
+        extra["crashed"] = first
+        return value, extra
+
+
+def peer_key(exp, point):
+    return tuple(point[k] for k in sorted(PEER_VARIABLES[exp.kind]))
+
+
+# Figures whose summary is the worst repetition's, not the median
+WORST_OF = {"errors", "non_2xx"}
+
+
+def add_scaling(exp, summary, rows):
+    """S(W) and S(W)/W per point with W > 1 server workers: its rate over
+    that of the point with 1 worker and every other variable the same, in
+    the same repetition (the median over the repetitions), and that over W
     (1.0: linear scaling); also for the peer."""
+    rate = PEERS[exp.kind][1]
     others = [k for k in exp.sweep if k != "workers"]
     ones = {tuple(s[k] for k in others): s for s in summary if s.get("workers", exp.fixed["workers"]) == 1}
+    by_rep = {(r["point"], r["repetition"]): r for r in rows}
     for s in summary:
         w = s.get("workers", exp.fixed["workers"])
         base = ones.get(tuple(s[k] for k in others))
         if w <= 1 or base is None:
             continue
-        if base.get("x_tps"):
-            s["scaling"] = s.get("x_tps", 0.0) / (w * base["x_tps"])
-        if base.get("peer_median"):
-            s["peer_scaling"] = s.get("peer_median", 0.0) / (w * base["peer_median"])
+        pairs = [(r, by_rep[(base["point"], rep)]) for (p, rep), r in by_rep.items()
+                 if p == s["point"] and (base["point"], rep) in by_rep]
+        put_median(s, "speedup", [r["extra"][rate] / b["extra"][rate] for r, b in pairs if b["extra"][rate]])
+        put_median(s, "peer_speedup", [r["peer"] / b["peer"] for r, b in pairs if b.get("peer")])
+        for key in ("speedup", "peer_speedup"):
+            if key in s:
+                s[key.replace("speedup", "scaling")] = s[key] / w
 
 
 # kind udp-rr: the figures beside the metric in summary.csv and summary.md
@@ -401,9 +564,36 @@ UDP_RR_PEER_COLUMNS = [
 ]
 
 
-def udp_rr_columns(exp):
-    cols = [c for c in UDP_RR_COLUMNS if c[0] != "x_" + exp.metric]
-    return cols + (UDP_RR_PEER_COLUMNS if exp.peer else [])
+# kind tcp-rr, likewise
+TCP_RR_COLUMNS = [
+    ("x_rate", "transactions/s", "rate"),
+    ("x_per_core_rate", "per server worker", "rate"),
+    ("speedup", "S(W)", "ratio"),
+    ("scaling", "S(W)/W", "ratio"),
+    ("x_errors", "errors", "number"),
+    ("lock_class", "pcb lock", "text"),
+    ("x_acquisitions_per_transaction", "acq/txn", "number"),
+    ("x_contended_share", "contended", "percent"),
+    ("x_wait_cycles_per_acquisition", "wait cycles/acq", "number"),
+    ("x_server_cycles_per_transaction", "server cycles/txn", "number"),
+    ("x_client_cycles_per_transaction", "generator cycles/txn", "number"),
+    ("x_latency_p50_us", "p50 us", "number"),
+    ("x_latency_p99_us", "p99 us", "number"),
+]
+TCP_RR_PEER_COLUMNS = [
+    ("peer_median", "Linux transactions/s", "rate"),
+    ("peer_x_server_busy_cores", "nginx CPUs busy", "number"),
+    ("peer_x_per_busy_core_rate", "Linux per core used", "rate"),
+    ("peer_scaling", "Linux S(W)/W", "ratio"),
+    ("rate_ratio", "ngstack/Linux", "ratio"),
+    ("per_core_ratio", "ngstack/Linux per core", "ratio"),
+]
+RR_COLUMNS = {"udp-rr": (UDP_RR_COLUMNS, UDP_RR_PEER_COLUMNS), "tcp-rr": (TCP_RR_COLUMNS, TCP_RR_PEER_COLUMNS)}
+
+
+def rr_columns(exp):
+    cols, peer_cols = RR_COLUMNS[exp.kind]
+    return [c for c in cols if c[0] != "x_" + exp.metric] + (peer_cols if exp.peer else [])
 
 
 def cell(v, how):
@@ -418,15 +608,25 @@ def cell(v, how):
     return fmt(v)
 
 
-def udp_rr_notes(exp):
-    """The lines summary.md and the console show before a udp-rr table."""
-    lines = [f"placement: {udp_rr.placement_text(exp.placement)}"]
+def rr_notes(exp):
+    """The lines summary.md and the console show before a udp-rr or tcp-rr
+    table."""
+    lines = [f"placement: {hostpair.placement_text(exp.placement)}"]
     if exp.oversubscribed:
         lines.append(f"OVERSUBSCRIBED: workers share CPUs ({exp.oversubscribed}). Busy-polling workers on one "
                      "CPU take turns on it, so per-worker rates and S(W)/W here measure no scaling; this "
                      "experiment is meant for machines with a CPU per worker of both sides plus one (16+ cores; "
                      "experiment.cpus places them).")
-    if exp.peer:
+    lines.append("S(W) and the ratios to the peer are the medians of each repetition's own ratio.")
+    if exp.peer and exp.kind == "tcp-rr":
+        lines.append("wrk -> nginx: Linux TCP on 127.0.0.1, nginx with a worker process per server worker on the "
+                     "server side's CPUs (access log off, the same body, closing a connection after as many "
+                     "requests as the generator makes on one), wrk with a thread per client worker on the client "
+                     "side's CPUs and as many connections as the generator keeps open (short: Connection: close, "
+                     "so nginx closes first); run once per repetition for each workload and worker count. "
+                     "Linux per core used: its rate over the server CPUs' busy time (/proc/stat); on loopback "
+                     "some of the server's receive work runs in the sender's softirq on the client's CPUs.")
+    elif exp.peer:
         sp = exp.sockperf
         burst = sp.get("burst") or f"window ({'/'.join(map(str, sorted({p['window'] for p in exp.points()})))})"
         lines.append(f"sockperf: Linux UDP on 127.0.0.1, one server thread per echo worker, one ping-pong client "
@@ -445,8 +645,8 @@ def write_results(exp, out, rows, summary, started, finished):
             w.writerow([r["point"], r["repetition"]] + [r[k] for k in keys] + [r["value"]] +
                        ([r.get("peer")] if exp.peer else []))
     cols = ["median", "min", "max", "spread_percent", "n"] + (["peer_median", "ratio"] if exp.peer else [])
-    if exp.kind == "udp-rr":
-        cols = ["median", "min", "max", "spread_percent", "n"] + [c for c, _, _ in udp_rr_columns(exp)]
+    if exp.kind in RR:
+        cols = ["median", "min", "max", "spread_percent", "n"] + [c for c, _, _ in rr_columns(exp)]
     with open(os.path.join(out, "summary.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(keys + cols)
@@ -458,29 +658,35 @@ def write_results(exp, out, rows, summary, started, finished):
                  else f"trials of {exp.trial_s:g} s")
         f.write(f"{exp.name}: {exp.description}\n\nmetric: {unit}; {exp.repetitions} repetition(s), {trial}; "
                 f"machine: {benchlib.machine()}\n\n")
-        if exp.kind == "udp-rr":
-            f.write("".join(line + "\n\n" for line in udp_rr_notes(exp)))
-            title = next((t for k, t, _ in UDP_RR_COLUMNS if k == "x_" + exp.metric), exp.metric)
-            head = keys + [title, "min .. max", "spread"] + [t for _, t, _ in udp_rr_columns(exp)]
+        if exp.kind in RR:
+            f.write("".join(line + "\n\n" for line in rr_notes(exp)))
+            again = [f"point {r['point']} repetition {r['repetition']}" for r in rows if r["extra"].get("crashed")]
+            if again:
+                f.write(f"Run again after ngstack crashed: {', '.join(again)} (results.json: runs[].extra.crashed)"
+                        "\n\n")
+            title = next((t for k, t, _ in RR_COLUMNS[exp.kind][0] if k == "x_" + exp.metric), exp.metric)
+            head = keys + [title, "min .. max", "spread"] + [t for _, t, _ in rr_columns(exp)]
         else:
             head = keys + ["median", "min .. max", "spread"] + ([exp.peer, "ratio"] if exp.peer else [])
         f.write("| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n")
         for s in summary:
-            cells = [str(s[k]) for k in keys] + [fmt(s["median"]), f"{fmt(s['min'])} .. {fmt(s['max'])}",
+            cells = [value_text(k, s[k], exp.kind) for k in keys] + [fmt(s["median"]),
+                                                                     f"{fmt(s['min'])} .. {fmt(s['max'])}",
                                                  f"{s['spread_percent']:.1f}%"]
-            if exp.kind == "udp-rr":
-                cells += [cell(s.get(k), how) for k, _, how in udp_rr_columns(exp)]
+            if exp.kind in RR:
+                cells += [cell(s.get(k), how) for k, _, how in rr_columns(exp)]
             elif exp.peer:
                 cells += [fmt(s.get("peer_median")), fmt(s.get("ratio"))]
             f.write("| " + " | ".join(cells) + " |\n")
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump({"experiment": exp.name, "file": exp.path, "description": exp.description, "kind": exp.kind,
                    "metric": exp.metric, "unit": unit, "trial_s": exp.trial_s, "repetitions": exp.repetitions,
-                   "fixed": exp.fixed, "sweep": exp.sweep, "peer": exp.peer, "machine": benchlib.machine(),
-                   **({"placement": exp.placement, "oversubscribed": exp.oversubscribed, "sockperf": exp.sockperf}
-                      if exp.kind == "udp-rr" else {}),
+                   "fixed": exp.fixed, "sweep": exp.sweep, "skip": exp.skip, "peer": exp.peer,
+                   "machine": benchlib.machine(),
+                   **({"placement": exp.placement, "oversubscribed": exp.oversubscribed} if exp.kind in RR else {}),
+                   **({"sockperf": exp.sockperf} if exp.kind == "udp-rr" else {}),
                    "started": started, "finished": finished, "runs": rows, "summary": summary}, f, indent=2)
-    plot(exp, out, summary, unit)
+    plot(exp, out, summary)
 
 
 def fmt(v):
@@ -491,41 +697,60 @@ def fmt(v):
     return str(v)
 
 
-def plot(exp, out, summary, unit):
-    """NAME.png: the metric's median against plot.x with min..max error bars,
-    one line per combination of the other swept variables (and testpmd)."""
-    data = os.path.join(out, "plot.dat")
+def plot(exp, out, summary):
+    """Each of the experiment's plots (NAME.png, then NAME-Y-vs-X.png): y's
+    median against x with min..max error bars (for the experiment's metric;
+    other figures: medians), one line per combination of the series
+    variables, and the peer's where y is the metric."""
+    for i, p in enumerate(exp.plots):
+        plot_one(exp, out, [s for s in summary if p.keeps(s)], p,
+                 "plot" if i == 0 else "plot" + p.name[len(exp.name):])
+
+
+def plot_one(exp, out, summary, p, stem):
+    data = os.path.join(out, stem + ".dat")
     groups = {}
+    main = p.y == exp.metric
     for s in summary:
-        key = " ".join(f"{k}={s[k]}" for k in exp.plot_series) or exp.metric
-        groups.setdefault(key, []).append(s)
-        if exp.peer:
-            peer_series = [k for k in exp.plot_series if (k in PEER_VARIABLES[exp.kind] if exp.kind in PEER_VARIABLES
-                                                          else k != "mode")]
-            groups.setdefault((exp.peer + " " + " ".join(f"{k}={s[k]}" for k in peer_series)).strip(),
-                              []).append({exp.plot_x: s[exp.plot_x], "median": s["peer_median"],
+        key = " ".join(f"{k}={value_text(k, s[k], exp.kind)}" for k in p.series) or p.y
+        y = s["median"] if main else s.get("x_" + p.y)
+        if y is None:
+            continue
+        groups.setdefault(key, []).append({p.x: s[p.x], "median": y, "min": s["min"] if main else y,
+                                           "max": s["max"] if main else y})
+        if exp.peer and main:
+            peer_series = [k for k in p.series if (k in PEER_VARIABLES[exp.kind] if exp.kind in PEER_VARIABLES
+                                                   else k != "mode")]
+            groups.setdefault((exp.peer + " " + " ".join(f"{k}={value_text(k, s[k], exp.kind)}"
+                                                         for k in peer_series)).strip(),
+                              []).append({p.x: s[p.x], "median": s["peer_median"],
                                           "min": s["peer_min"], "max": s["peer_max"]})
-    numeric_x = all(isinstance(s[exp.plot_x], (int, float)) for s in summary)
-    xs = sorted(exp.sweep[exp.plot_x]) if numeric_x else list(exp.sweep[exp.plot_x])  # words: the file's order
+    if not groups:
+        raise RuntimeError(f"plot {p.y} vs {p.x}: no point has the values of its where")
+    numeric_x = all(isinstance(v, (int, float)) and value_text(p.x, v, exp.kind) == str(v) for v in exp.sweep[p.x])
+    xs = sorted(exp.sweep[p.x]) if numeric_x else list(exp.sweep[p.x])  # words: the file's order
     with open(data, "w") as f:
         for name, items in groups.items():
             seen = set()
             f.write(f'"{name}"\n')
-            for it in sorted(items, key=lambda it: xs.index(it[exp.plot_x])):
-                if it[exp.plot_x] in seen:
+            for it in sorted(items, key=lambda it: xs.index(it[p.x])):
+                if it[p.x] in seen:
                     continue
-                seen.add(it[exp.plot_x])
-                x = it[exp.plot_x] if numeric_x else xs.index(it[exp.plot_x])
+                seen.add(it[p.x])
+                x = it[p.x] if numeric_x else xs.index(it[p.x])
                 f.write(f"{x} {it['median']} {it['min']} {it['max']}\n")
             f.write("\n\n")
-    script = os.path.join(out, "plot.gp")
-    xtics = "" if numeric_x else "set xtics (" + ", ".join(f'"{x}" {i}' for i, x in enumerate(xs)) + ")\n"
+    script = os.path.join(out, stem + ".gp")
+    xtics = "" if numeric_x else "set xtics (" + ", ".join(f'"{value_text(p.x, x, exp.kind)}" {i}'
+                                                           for i, x in enumerate(xs)) + ")\n"
+    where = ", ".join(f"{k}={'/'.join(value_text(k, v, exp.kind) for v in vs)}" for k, vs in p.where.items())
+    newline = "\\n"  # in a double-quoted gnuplot string
     with open(script, "w") as f:
         f.write(f"""set terminal pngcairo size 900,540 font ",10"
-set output "{os.path.join(out, exp.name + '.png')}"
-set title "{exp.name}: {exp.description}" noenhanced
-set xlabel "{exp.plot_x}" noenhanced
-set ylabel "{unit}" noenhanced
+set output "{os.path.join(out, p.name + '.png')}"
+set title "{exp.name}: {exp.description}{newline + where if where else ''}" noenhanced
+set xlabel "{p.x}" noenhanced
+set ylabel "{METRICS[exp.kind][p.y]}" noenhanced
 set key outside right top noenhanced
 set grid
 set yrange [0:*]
@@ -563,12 +788,16 @@ def main():
     ap.add_argument("--repetitions", type=int, help="override the experiment's repetitions")
     ap.add_argument("--trial-s", type=float, help="override the experiment's trial length")
     ap.add_argument("--ngstack", default=os.environ.get("NGSTACK", benchlib.NGSTACK))
+    ap.add_argument("--from-results", action="store_true",
+                    help="run nothing: write the summaries and figures again from DIR/results.json")
     a = ap.parse_args()
     try:
         exp = Experiment(a.file)
     except SpecError as e:
         print(f"ngstack lab: error: {e}", file=sys.stderr)
         return 1
+    if a.from_results:
+        return rewrite(exp, a.out or os.path.join("results", exp.name))
     if a.repetitions:
         exp.repetitions = a.repetitions
     if a.trial_s:
@@ -578,11 +807,16 @@ def main():
         os.makedirs(os.path.join(out, sub), exist_ok=True)
     shutil.copy(a.file, os.path.join(out, "experiment.yaml"))
     points = list(exp.points())
-    if exp.kind == "udp-rr":
+    if exp.kind in RR:
         sys.stderr.write("".join(f"[lab {exp.name}] {line}\n" for line in
-                                 [f"machine: {benchlib.machine()}"] + udp_rr_notes(exp)))
-    per_point = 2 if exp.peer else 1
-    progress = Progress(exp, len(points) * exp.repetitions * per_point)
+                                 [f"machine: {benchlib.machine()}"] + rr_notes(exp)))
+    peer_keys = []  # kinds in SHARED_PEER: the peer's runs, one per combination of its variables
+    if exp.peer and exp.kind in SHARED_PEER:
+        for point in points:
+            if peer_key(exp, point) not in peer_keys:
+                peer_keys.append(peer_key(exp, point))
+    peer_runs = (len(peer_keys) if peer_keys else len(points) if exp.peer else 0)
+    progress = Progress(exp, (len(points) + peer_runs) * exp.repetitions)
     tmp = tempfile.mkdtemp(prefix="ngstack-lab-")
     runs = Runs(exp, out, a.ngstack, tmp)
     runs.progress = progress
@@ -590,20 +824,25 @@ def main():
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     try:
         for rep in range(1, exp.repetitions + 1):
+            peer_done = {}
             for index, point in enumerate(points):
                 progress.show(f"{exp.label(point)}, repetition {rep}/{exp.repetitions}")
-                value, extra = runs.run(index, rep, point)
+                value, extra = run_retrying(runs, exp, index, rep, point)
                 progress.done += 1
                 row = {"point": index, "repetition": rep, **{k: point[k] for k in exp.sweep}, "value": value,
                        **{f"extra_{k}": v for k, v in extra.items()}}
-                if exp.kind == "udp-rr":
+                if exp.kind in RR:
                     row["extra"] = extra
                 if exp.peer:
-                    progress.show(f"{exp.label(point)}, {exp.peer}, repetition {rep}/{exp.repetitions}")
-                    row["peer"], peer_extra = runs.run(index, rep, point, mode=exp.peer)
-                    if exp.kind == "udp-rr":
+                    key = peer_key(exp, point) if peer_keys else index
+                    if key not in peer_done:
+                        progress.show(f"{exp.label(point)}, {exp.peer}, repetition {rep}/{exp.repetitions}")
+                        tag = f"peer{peer_keys.index(key):02d}-rep{rep}-{exp.peer}" if peer_keys else None
+                        peer_done[key] = runs.run(index, rep, point, mode=exp.peer, tag=tag)
+                        progress.done += 1
+                    row["peer"], peer_extra = peer_done[key]
+                    if exp.kind in RR:
                         row["peer_extra"] = peer_extra
-                    progress.done += 1
                 rows.append(row)
     except (RuntimeError, subprocess.SubprocessError) as e:
         print(f"\nngstack lab: error: {e}", file=sys.stderr)
@@ -616,6 +855,21 @@ def main():
     with open(os.path.join(out, "summary.md")) as f:
         print(f.read())
     print(f"written: {out}/ (points.csv, summary.csv, summary.md, results.json, {exp.name}.png, configs/)")
+    return 0
+
+
+def rewrite(exp, out):
+    """The summaries and figures of `out` again from its results.json (the
+    runs of the same experiment)."""
+    try:
+        with open(os.path.join(out, "results.json")) as f:
+            res = json.load(f)
+    except (OSError, ValueError) as e:
+        print(f"ngstack lab: error: {out}/results.json: {e}", file=sys.stderr)
+        return 1
+    exp.trial_s, exp.repetitions = res["trial_s"], res["repetitions"]
+    write_results(exp, out, res["runs"], summarize(exp, res["runs"]), res["started"], res["finished"])
+    print(f"written again from {out}/results.json: points.csv, summary.csv, summary.md, results.json, figures")
     return 0
 
 

@@ -76,6 +76,13 @@ class Map:
     def sub(self, key):
         return Map(self.value_node(key), self.key_path(key), self.file)
 
+    def sub_list(self, key):
+        """The mappings of a non-empty list."""
+        node = self.value_node(key)
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            self.fail(node, self.key_path(key), "expected a non-empty list")
+        return [Map(n, f"{self.key_path(key)}[{i}]", self.file) for i, n in enumerate(node.value)]
+
     def pos(self, key):
         m = self.items[key][0].start_mark
         return f"{self.file}:{m.line + 1}:{m.column + 1}"

@@ -86,7 +86,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
-import udp_rr  # noqa: E402  (start / wait_running / finish / tail of an ngstack process)
+import hostpair  # noqa: E402  (start / wait_running / finish / tail of an ngstack process)
 
 PY = "/usr/bin/python3"
 TAG = "ngtb"  # namespaces ngtb<pid>-{s,r,t}, root-side veth ngtb<pid>-p0, tap ngtb<pid>-tap (born in -t)
@@ -439,19 +439,8 @@ def load(path):
         return json.load(f)
 
 
-def service(summary, kind):
-    for s in summary.get("services", []):
-        if s.get("type") == kind:
-            return s
-    raise RuntimeError(f"no {kind} service in the summary")
-
-
 def tcp_stat(summary, name):
     return (summary.get("tcp") or {}).get("stats", {}).get(name, 0)
-
-
-def busy_cycles(summary):
-    return sum(w["busy_cycles"] for w in summary["workers"])
 
 
 def mempools_full(summary):
@@ -474,7 +463,7 @@ def start_ngstack(run, name, config, duration, binary, netns=None):
         p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
         p.log, p.log_path, p.config = log, paths["log"], paths["yaml"]
     else:
-        p = udp_rr.start(binary, paths["yaml"], paths["json"], paths["log"], duration)
+        p = hostpair.start(binary, paths["yaml"], paths["json"], paths["log"], duration)
     run.procs.append(p)
     p.json_path = paths["json"]
     return p
@@ -504,15 +493,15 @@ services:
   - {{type: tcp-client, server: {A_ADDR}, port: {SOURCE_PORT}, flows: 1, duration_ms: {int(seconds * 1000)}}}
 """
     b_duration = CLIENT_LEAD_S + seconds + CLIENT_LEAD_S
-    a = start_ngstack(run, "a-source", a_cfg, b_duration + udp_rr.START_TIMEOUT_S + 30, binary)
-    udp_rr.wait_running(a)
+    a = start_ngstack(run, "a-source", a_cfg, b_duration + hostpair.START_TIMEOUT_S + 30, binary)
+    hostpair.wait_running(a)
     c0, sn0 = cpu_times(), softnet_drops()
     b = start_ngstack(run, "a-client", b_cfg, b_duration, binary)
-    udp_rr.finish(b, b_duration + udp_rr.START_TIMEOUT_S + 30)
+    hostpair.finish(b, b_duration + hostpair.START_TIMEOUT_S + 30)
     c1, sn1 = cpu_times(), softnet_drops()
-    udp_rr.finish(a, 30, stop=True)
+    hostpair.finish(a, 30, stop=True)
     sa, sb = load(a.json_path), load(b.json_path)
-    cl, src = service(sb, "tcp-client"), service(sa, "tcp-source")
+    cl, src = hostpair.service(sb, "tcp-client"), hostpair.service(sa, "tcp-source")
     full, pools = mempools_full(sb)
     nbytes = cl["rx_bytes"]
     return {
@@ -520,8 +509,8 @@ services:
         "bytes": nbytes, "seconds": cl["seconds"], "gbps": cl["rx_bits_per_s"] / 1e9,
         "retransmits": tcp_stat(sa, "retransmits") + tcp_stat(sb, "retransmits"),
         "retransmits_text": f"A {tcp_stat(sa, 'retransmits')} (sender), B {tcp_stat(sb, 'retransmits')}",
-        "sender_cpb": busy_cycles(sa) / src["tx_bytes"] if src["tx_bytes"] else None,
-        "receiver_cpb": busy_cycles(sb) / nbytes if nbytes else None,
+        "sender_cpb": hostpair.busy_cycles(sa) / src["tx_bytes"] if src["tx_bytes"] else None,
+        "receiver_cpb": hostpair.busy_cycles(sb) / nbytes if nbytes else None,
         "cpb_how": "busy cycles of the worker / bytes",
         "tsc_hz": sb["tsc_hz"],
         "extra": (f"A sent {src['tx_bytes']} bytes, {src['connections']} connection(s), {src['resets']} reset(s); "
@@ -555,14 +544,14 @@ host:
 services:
   - {{type: tcp-discard, port: {DISCARD_PORT}}}
 """
-    n = start_ngstack(run, "b-discard", cfg, seconds + udp_rr.START_TIMEOUT_S + 90, binary)
-    udp_rr.wait_running(n)
+    n = start_ngstack(run, "b-discard", cfg, seconds + hostpair.START_TIMEOUT_S + 90, binary)
+    hostpair.wait_running(n)
     snmp0, c0, sn0 = snmp_tcp(run.ns_s), cpu_times(), softnet_drops()
     snd_res = run_sender(run, NGS_B_ADDR, seconds, snd)
     c1, snmp1, sn1 = cpu_times(), snmp_tcp(run.ns_s), softnet_drops()
-    udp_rr.finish(n, 30, stop=True)
+    hostpair.finish(n, 30, stop=True)
     s = load(n.json_path)
-    d = service(s, "tcp-discard")
+    d = hostpair.service(s, "tcp-discard")
     if d["rx_bytes"] != snd_res["bytes"]:
         raise RuntimeError(f"(b): the sender sent {snd_res['bytes']} bytes, tcp-discard read {d['rx_bytes']}")
     lin_rt = snmp1.get("RetransSegs", 0) - snmp0.get("RetransSegs", 0)
@@ -573,7 +562,7 @@ services:
         "retransmits": lin_rt + tcp_stat(s, "retransmits"),
         "retransmits_text": f"Linux sender {lin_rt}, ngstack {tcp_stat(s, 'retransmits')}",
         "sender_cpb": snd_res["cpu_s"] * hz / snd_res["bytes"],
-        "receiver_cpb": busy_cycles(s) / d["rx_bytes"] if d["rx_bytes"] else None,
+        "receiver_cpb": hostpair.busy_cycles(s) / d["rx_bytes"] if d["rx_bytes"] else None,
         "cpb_how": "sender: process CPU time x TSC Hz / bytes; receiver: busy cycles of the worker / bytes",
         "tsc_hz": hz,
         "extra": (f"tcp-discard read {d['rx_bytes']} bytes, {d['connections']} connection(s), {d['resets']} "
@@ -592,9 +581,9 @@ def leg_c(run, seconds, cpus, tsc_hz):
     r.log = log
     run.procs.append(r)
     deadline = time.time() + 10
-    while "ready" not in udp_rr.tail(log_path):
+    while "ready" not in hostpair.tail(log_path):
         if r.poll() is not None or time.time() > deadline:
-            raise RuntimeError(f"(c): the receiver did not start:\n{udp_rr.tail(log_path)}")
+            raise RuntimeError(f"(c): the receiver did not start:\n{hostpair.tail(log_path)}")
         time.sleep(0.05)
     snmp0, c0, sn0 = snmp_tcp(run.ns_s), cpu_times(), softnet_drops()
     snd_res = run_sender(run, LINUX_R_ADDR, seconds, snd)
@@ -602,8 +591,8 @@ def leg_c(run, seconds, cpus, tsc_hz):
     r.wait(timeout=30)
     log.close()
     if r.returncode != 0:
-        raise RuntimeError(f"(c): the receiver exited {r.returncode}:\n{udp_rr.tail(log_path)}")
-    rec = json.loads(udp_rr.tail(log_path).strip().splitlines()[-1])
+        raise RuntimeError(f"(c): the receiver exited {r.returncode}:\n{hostpair.tail(log_path)}")
+    rec = json.loads(hostpair.tail(log_path).strip().splitlines()[-1])
     if rec["bytes"] != snd_res["bytes"]:
         raise RuntimeError(f"(c): the sender sent {snd_res['bytes']} bytes, the receiver read {rec['bytes']}")
     lin_rt = snmp1.get("RetransSegs", 0) - snmp0.get("RetransSegs", 0)
@@ -653,8 +642,8 @@ services:
   - {{type: tcp-source, port: {SOURCE_PORT}}}
 stack: {{tcp: {{tso: {"true" if tso else "false"}}}}}
 """
-    n = start_ngstack(run, f"{leg}-source", cfg, seconds + udp_rr.START_TIMEOUT_S + 90, binary, netns=run.ns_t)
-    udp_rr.wait_running(n)
+    n = start_ngstack(run, f"{leg}-source", cfg, seconds + hostpair.START_TIMEOUT_S + 90, binary, netns=run.ns_t)
+    hostpair.wait_running(n)
     sh(f"ip -n {run.ns_t} addr add {LINUX_TAP_ADDR}/24 dev {run.tap}")
     sh(f"ip -n {run.ns_t} link set {run.tap} up")
     cs0, c0, sn0 = csum_errors(run.ns_t), cpu_times(), softnet_drops()
@@ -664,12 +653,12 @@ stack: {{tcp: {{tso: {"true" if tso else "false"}}}}}
     run.procs.append(r)
     out, err = r.communicate(timeout=seconds + 90)
     c1, sn1, cs1 = cpu_times(), softnet_drops(), csum_errors(run.ns_t)
-    udp_rr.finish(n, 30, stop=True)
+    hostpair.finish(n, 30, stop=True)
     s = load(n.json_path)
     if r.returncode != 0:
         raise RuntimeError(f"({leg}): the receiver exited {r.returncode}:\n{out}{err}")
     rec = json.loads(out.strip().splitlines()[-1])
-    src = service(s, "tcp-source")
+    src = hostpair.service(s, "tcp-source")
     st = (s.get("tcp") or {}).get("stats", {})
     port = s["ports"][0]
     evidence = (f"receiver {rec}; tcp-source sent {src['tx_bytes']} bytes; port {port}; "
@@ -683,7 +672,7 @@ stack: {{tcp: {{tso: {"true" if tso else "false"}}}}}
         raise RuntimeError(f"({leg}): {rec['bad_reads']} reads not in tcp-source's pattern: {evidence}")
     if cs1 - cs0:
         raise RuntimeError(f"({leg}): the Linux end counted {cs1 - cs0} TCP checksum errors: {evidence}")
-    log = udp_rr.tail(n.log_path, 1 << 20)
+    log = hostpair.tail(n.log_path, 1 << 20)
     enabled = "TCP segmentation offload enabled" in log
     if enabled != tso or (not tso and st.get("tso_frames_out", 0)):
         raise RuntimeError(f"({leg}): tso {tso}, but the port log says enabled: {enabled}, tso_frames_out "
@@ -696,7 +685,7 @@ stack: {{tcp: {{tso: {"true" if tso else "false"}}}}}
         "bytes": rec["bytes"], "seconds": rec["seconds"], "active_seconds": rec["data_seconds"],
         "gbps": 8 * rec["bytes"] / rec["seconds"] / 1e9,
         "retransmits": tcp_stat(s, "retransmits"), "retransmits_text": f"ngstack sender {tcp_stat(s, 'retransmits')}",
-        "sender_cpb": busy_cycles(s) / src["tx_bytes"] if src["tx_bytes"] else None,
+        "sender_cpb": hostpair.busy_cycles(s) / src["tx_bytes"] if src["tx_bytes"] else None,
         "receiver_cpb": rec["cpu_s"] * hz / rec["bytes"] if rec["bytes"] else None,
         "cpb_how": "sender: busy cycles of ngstack's worker / bytes; receiver: process CPU time x TSC Hz / bytes",
         "tsc_hz": hz, "tso_frames": frames, "segs_per_frame": segs / frames if frames else None,
