@@ -757,6 +757,11 @@ set yrange [0:*]
 {xtics}set offsets 0.3, 0.3, 0, 0
 plot for [i=0:{len(groups) - 1}] "{data}" index i using 1:2:3:4 with yerrorlines title columnheader(1)
 """)
+    if not shutil.which("gnuplot"):
+        # The runs are worth more than the figure: keep them, say how to draw it.
+        print(f"[lab {exp.name}] gnuplot is not installed: {p.name}.png not drawn (apt-get install gnuplot-nox, "
+              f"then: gnuplot {script}, or ngstack lab ... --from-results)", file=sys.stderr)
+        return
     r = subprocess.run(["gnuplot", script], capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"gnuplot failed on {script}:\n{r.stderr}")
