@@ -24,7 +24,7 @@ for l in $libs; do cp -L "$l" "$dest/lib/"; done
 for p in $pmds; do cp -L $P/librte_$p.so.23 "$dest/lib/"; done  # plugins beside the libs: one copy of each (a second copy of bus_vdev breaks probing)
 for b in $bins; do n=$(basename $b); cat > "$dest/bin/$n" <<W
 #!/bin/sh
-D=\$(cd "\$(dirname "\$0")/.." && pwd)
+D=\$(cd "\$(dirname "\$(readlink -f "\$0")")/.." && pwd)
 exec "\$D/lib/ld-linux-x86-64.so.2" --library-path "\$D/lib" "\$D/real/$n" "\$@"
 W
 chmod +x "$dest/bin/$n"; done

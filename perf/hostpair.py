@@ -111,14 +111,18 @@ def one_point(machine, where, over, tmp_prefix, keep):
 # One side's config
 
 def side_yaml(*, memif_role, sock, mac, addr, workers, queues, side, prefix, services, point, protocol,
-              stack_extra="", top_extra="", memory_mb=512):
+              stack_extra="", top_extra="", memory_mb=None):
     """A host-mode config on one end of the memif link. workers: this side's;
     queues: memif queue pairs (both ends need as many: memif's server must
     offer every ring the client asks for); side: its placement entry;
     services: the `services:` items (YAML lines, indented 2); point: the
     `groups`, `locking`, `lock_type` and `dispatch_mode` (of `protocol`);
     stack_extra: more `stack:` lines (indented 2); top_extra: top-level
-    blocks (`clients:`)."""
+    blocks (`clients:`). memory_mb: by default room for the pool ngstack
+    sizes by itself, which grows with the workers (512 MB held 2 workers'
+    pool; 6 workers' 131 071 mbufs did not fit)."""
+    if memory_mb is None:
+        memory_mb = max(512, 256 * (workers + 2))
     lmap = {0: side["main"], **{l + 1: c for l, c in enumerate(worker_cpus(side, workers))}}
     lcore_cpus = ", ".join(f"{l}: {c}" for l, c in lmap.items() if l != c)
     return f"""mode: host
