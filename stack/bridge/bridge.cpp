@@ -39,7 +39,7 @@ Result<std::unique_ptr<Bridge>> Bridge::create(const conf::Config& cfg, const st
 
 void Bridge::netisr_handler(void* ctx, unsigned w, uint16_t, rte_mbuf** pkts, uint16_t n) {
   auto& b = *static_cast<Bridge*>(ctx);
-  const uint64_t now = rte_rdtsc();
+  const uint64_t now = b.io_[w].now();
   constexpr uint16_t kPrefetchAhead = 4;
   for (uint16_t i = 0; i < n && i < kPrefetchAhead; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
   for (uint16_t i = 0; i < n; ++i) {
@@ -144,7 +144,8 @@ void Bridge::on_ageing_timer(void* ctx, uint64_t arg, uint64_t now) {
   // Only ageing removes stations, and it consumes the timer: a station is
   // live with its generation for as long as its timer is armed.
   if (!b.fdb_->live(slot) || st.generation.load(std::memory_order_relaxed) != gen) return;
-  // Workers stamp with a fresher TSC than the loop's `now`: no wrap-around.
+  // Another worker's loop time (its stamp) may be ahead of this wheel's
+  // `now`: no wrap-around.
   const uint64_t seen = st.seen_tsc.load(std::memory_order_relaxed);
   if (now <= seen || now - seen <= b.aging_cycles_) return b.arm_ageing(pw, slot, gen, seen + b.aging_cycles_ + 1);
   b.fdb_->lock();

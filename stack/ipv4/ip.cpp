@@ -69,7 +69,7 @@ void Ip::input_handler(void* ctx, unsigned w, uint16_t, rte_mbuf** pkts, uint16_
 }
 
 void Ip::input(unsigned w, rte_mbuf** pkts, uint16_t n) {
-  const uint64_t now = rte_rdtsc();
+  const uint64_t now = io_[w].now();
   arp_.begin_burst(w);
   ForwardBatch batch;
   LocalBatch local;
