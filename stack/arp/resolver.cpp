@@ -121,6 +121,8 @@ bool Resolver::resolve_slow(unsigned w, rte_mbuf* m, uint16_t out, uint32_t nh_a
     if (link.state() == State::reachable || link.state() == State::permanent) {
       pw.memo_key = ArpTable::key(out, nh_addr);
       pw.memo_mac = link.mac();
+      pw.memo_slot = slot;
+      pw.memo_link = link.word;
       *mac = pw.memo_mac;
       return true;
     }
