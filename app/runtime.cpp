@@ -103,7 +103,7 @@ Status make_workers(Runtime& rt) {
     auto timers = stack::timer::TimerWheel::create(wheel);
     if (!timers) return Error{timers.error()};
     w->timers = std::move(*timers);
-    io.push_back({&w->tx, &w->stats.drops, &w->stats.events, w->timers.get()});
+    io.push_back({&w->tx, &w->stats.drops, &w->stats.events, w->timers.get(), &w->loop_tsc});
     for (const auto& ref : wc.rx) {
       auto q = std::make_unique<WorkerRxQueue>();
       q->cfg_port = ref.port;

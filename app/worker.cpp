@@ -10,6 +10,7 @@ int worker_main(void* arg) {
   rte_mbuf* pkts[stack::kMaxBurst];
   const uint64_t start = rte_rdtsc();
   uint64_t prev = start;
+  w.loop_tsc = start;
   uint64_t busy = 0;
   dispatch::Netisr& netisr = *w.netisr;
   netisr.set_online(w.index, true);
@@ -39,6 +40,7 @@ int worker_main(void* arg) {
     const uint64_t now = rte_rdtsc();
     if (received != 0 || drained != 0) busy += now - prev;
     prev = now;
+    w.loop_tsc = now;
     w.stats.iterations.inc();
     w.stats.busy_cycles.set(busy);
     w.stats.total_cycles.set(now - start);

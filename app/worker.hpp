@@ -56,6 +56,9 @@ struct alignas(RTE_CACHE_LINE_SIZE) Worker {
   std::vector<std::unique_ptr<WorkerRxQueue>> rxqs;
   WorkerStats stats;
   stack::TxBuffers tx;
+  // The TSC at the end of the last loop iteration: handlers' `now`
+  // (stack::WorkerIo::loop_tsc).
+  uint64_t loop_tsc = 0;
   const std::atomic<bool>& stop;
   // Every received burst enters the stack through the dispatcher as `entry`.
   dispatch::Netisr* netisr = nullptr;

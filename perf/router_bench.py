@@ -16,7 +16,11 @@ ratios are ngstack/testpmd and, for the router, ngstack/l3fwd.
 
   perf/router_bench.py [--modes router,bridge] [--workers 1,2] [--routes 10000]
                        [--peers testpmd,l3fwd] [--rounds 3] [--seconds 5]
-                       [--l3fwd-build DIR] [--json FILE]
+                       [--l3fwd-build DIR] [--baseline BIN] [--json FILE]
+
+--baseline runs another ngstack binary (one built before a change) in every
+round beside this one, with the same config; each mode then also gets the
+ratio ngstack/baseline, the same-run measure of what the change did.
 
 Without --peers, l3fwd runs when it builds; the output says why when it
 does not. Named in --peers, a peer that cannot run stops the benchmark.
@@ -119,6 +123,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--ngstack", default=benchlib.NGSTACK)
     ap.add_argument("--l3fwd-build", help="where l3fwd is built and kept (default: build/perf/l3fwd)")
+    ap.add_argument("--baseline", help="another ngstack binary to run beside this one in every round")
     ap.add_argument("--json", help="write the results here")
     a = ap.parse_args()
     modes = a.modes.split(",")
@@ -157,11 +162,23 @@ def main():
                     row["l3fwd_lpm_pps"] = lf = l3fwd.run(l3fwd_cmd, a.seconds, tmp)
                     line += f"   l3fwd lpm {lf / 1e6:7.3f} Mpps"
                 for mode in modes:
-                    pps, cpp, s = benchlib.run_ngstack(config(mode, pcaps, w, a.routes), a.seconds, tmp, a.ngstack)
-                    if not s["ok"]:
-                        raise RuntimeError(f"{mode}: the run's accounting failed")
-                    row[f"{mode}_pps"], row[f"{mode}_cycles_per_packet"] = pps, cpp
+                    # The baseline runs first in rounds 1, 3, ..., second in the others.
+                    order = [("", a.ngstack)]
+                    if a.baseline:
+                        order = order + [("baseline_", a.baseline)] if r % 2 else [("baseline_", a.baseline)] + order
+                    for prefix, binary in order:
+                        pps, cpp, s = benchlib.run_ngstack(config(mode, pcaps, w, a.routes), a.seconds, tmp, binary)
+                        if not s["ok"]:
+                            raise RuntimeError(f"{mode}: the run's accounting failed ({binary})")
+                        row[f"{prefix}{mode}_pps"], row[f"{prefix}{mode}_cycles_per_packet"] = pps, cpp
+                    pps, cpp = row[f"{mode}_pps"], row[f"{mode}_cycles_per_packet"]
                     line += f"   {mode} {pps / 1e6:7.3f} Mpps ({cpp:5.1f} cycles/packet{ratios(mode, pps, row)})"
+                    if a.baseline:
+                        bp = row[f"baseline_{mode}_pps"]
+                        row[f"{mode}_ratio_baseline"] = pps / bp
+                        line += (f"   baseline {mode} {bp / 1e6:7.3f} Mpps "
+                                 f"({row[f'baseline_{mode}_cycles_per_packet']:5.1f} cycles/packet), "
+                                 f"ngstack/baseline {pps / bp:.3f}")
                 print(line, flush=True)
                 results.append(row)
     finally:
@@ -182,6 +199,13 @@ def main():
             if "l3fwd_lpm_pps" in med and mode == "router":
                 item.update(l3fwd_lpm_pps=med["l3fwd_lpm_pps"], ratio_l3fwd=ng / med["l3fwd_lpm_pps"])
                 text += f", ratio ngstack/l3fwd = {item['ratio_l3fwd']:.3f}"
+            if a.baseline:
+                item.update(baseline_pps=med[f"baseline_{mode}_pps"],
+                            baseline_cycles_per_packet=med[f"baseline_{mode}_cycles_per_packet"],
+                            ratio_baseline=med[f"{mode}_ratio_baseline"])
+                text += (f", baseline {item['baseline_pps'] / 1e6:.3f} Mpps "
+                         f"({item['baseline_cycles_per_packet']:.1f} cycles/packet), ratio ngstack/baseline = "
+                         f"{item['ratio_baseline']:.3f} (median of the rounds' ratios)")
             summary.append(item)
             print(f"median, {w} worker(s): {peer_text}ngstack {mode} {ng / 1e6:.3f} Mpps ({cpp:.1f} cycles/packet)"
                   f"{text}")

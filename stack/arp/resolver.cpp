@@ -38,7 +38,7 @@ Result<std::unique_ptr<Resolver>> Resolver::create(const conf::ArpConfig& cfg, u
 
 void Resolver::input_handler(void* ctx, unsigned w, uint16_t, rte_mbuf** pkts, uint16_t n) {
   auto& r = *static_cast<Resolver*>(ctx);
-  const uint64_t now = rte_rdtsc();
+  const uint64_t now = r.io_[w].now();
   for (uint16_t i = 0; i < n; ++i) r.input(w, pkts[i], now);
 }
 
@@ -121,6 +121,8 @@ bool Resolver::resolve_slow(unsigned w, rte_mbuf* m, uint16_t out, uint32_t nh_a
     if (link.state() == State::reachable || link.state() == State::permanent) {
       pw.memo_key = ArpTable::key(out, nh_addr);
       pw.memo_mac = link.mac();
+      pw.memo_slot = slot;
+      pw.memo_link = link.word;
       *mac = pw.memo_mac;
       return true;
     }

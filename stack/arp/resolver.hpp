@@ -72,9 +72,21 @@ class Resolver {
     return resolve_slow(w, m, out, nh_addr, now, mac);
   }
   // The one-entry neighbour memo of worker w: the last next hop it resolved
-  // as reachable or permanent. Valid within one handler call (the worker
-  // reports no quiescent state meanwhile); begin_burst() forgets it.
-  void begin_burst(unsigned w) { per_worker_[w]->memo_key = UINT64_MAX; }
+  // as reachable or permanent. Within one handler call it holds (the worker
+  // reports no quiescent state meanwhile). begin_burst() keeps it only while
+  // its table slot is live, still holds that next hop, and its link word
+  // (MAC and state) is the one memoised: three loads instead of a hash
+  // lookup per burst. A slot reused after a grace period holds another key
+  // or another link; a neighbour that went stale, incomplete or dead has
+  // another link word: each sends the next packet to the slow path.
+  void begin_burst(unsigned w) {
+    PerWorker& pw = *per_worker_[w];
+    if (pw.memo_key == UINT64_MAX) return;
+    const Neighbor& nb = table_->at(pw.memo_slot);
+    if (nb.link.load(std::memory_order_acquire) != pw.memo_link || !table_->index().live(pw.memo_slot) ||
+        table_->index().key_of(pw.memo_slot) != pw.memo_key)
+      pw.memo_key = UINT64_MAX;
+  }
   uint64_t memo_key(unsigned w) const { return per_worker_[w]->memo_key; }
   const rte_ether_addr& memo_mac(unsigned w) const { return per_worker_[w]->memo_mac; }
 
@@ -108,6 +120,8 @@ class Resolver {
     TokenBucket learn_bucket;  // new entries this worker may create
     uint64_t memo_key = UINT64_MAX;
     rte_ether_addr memo_mac{};
+    int32_t memo_slot = 0;   // the memoised neighbour's table slot
+    uint64_t memo_link = 0;  // and its link word when memoised
     bool announced = false;
     uint64_t timers_refused = 0;
   };

@@ -39,16 +39,17 @@ Result<std::unique_ptr<Bridge>> Bridge::create(const conf::Config& cfg, const st
 
 void Bridge::netisr_handler(void* ctx, unsigned w, uint16_t, rte_mbuf** pkts, uint16_t n) {
   auto& b = *static_cast<Bridge*>(ctx);
-  const uint64_t now = rte_rdtsc();
+  const uint64_t now = b.io_[w].now();
   constexpr uint16_t kPrefetchAhead = 4;
+  DstMemo dst;
   for (uint16_t i = 0; i < n && i < kPrefetchAhead; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
   for (uint16_t i = 0; i < n; ++i) {
     if (i + kPrefetchAhead < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + kPrefetchAhead], void*));
-    b.input(w, pkts[i], now);
+    b.input(w, pkts[i], now, dst);
   }
 }
 
-void Bridge::input(unsigned w, rte_mbuf* m, uint64_t now) {
+void Bridge::input(unsigned w, rte_mbuf* m, uint64_t now, DstMemo& dst) {
   const int port = port_index_.of(m->port);
   if (port < 0 || !members_[port].member) [[unlikely]]
     return drop(w, m, DropReason::not_our_port);
@@ -78,10 +79,13 @@ void Bridge::input(unsigned w, rte_mbuf* m, uint64_t now) {
   if (rte_is_multicast_ether_addr(&eth->dst_addr) && std::memcmp(eth->dst_addr.addr_bytes, kReservedGroup, 5) == 0 &&
       eth->dst_addr.addr_bytes[5] <= 0x0f) [[unlikely]]
     return drop(w, m, DropReason::bridge_reserved_group);
-  learn(w, vlan, eth->src_addr, in, now);
+  if (learn(w, vlan, eth->src_addr, in, now)) [[unlikely]]
+    dst.key = UINT64_MAX;
 
   if (!rte_is_multicast_ether_addr(&eth->dst_addr)) {
-    const int32_t slot = fdb_->lookup(key(vlan, eth->dst_addr));
+    const uint64_t k = key(vlan, eth->dst_addr);
+    if (k != dst.key) dst = {k, fdb_->lookup(k)};
+    const int32_t slot = dst.slot;
     if (slot != RcuTable::kNone) {
       const uint16_t out = stations_[slot].port.load(std::memory_order_relaxed);
       if (out == in) return drop(w, m, DropReason::bridge_same_port);
@@ -93,12 +97,12 @@ void Bridge::input(unsigned w, rte_mbuf* m, uint64_t now) {
   flood(w, m, in, vlan, tagged);
 }
 
-void Bridge::learn(unsigned w, uint16_t vlan, const rte_ether_addr& src, uint16_t in, uint64_t now) {
+bool Bridge::learn(unsigned w, uint16_t vlan, const rte_ether_addr& src, uint16_t in, uint64_t now) {
   const uint64_t k = key(vlan, src);
   // A burst mostly comes from few stations: skip the lookup for a repeat.
   PerWorker& pw = *per_worker_[w];
   Memo& memo = pw.memo;
-  if (k == memo.key && in == memo.port && now - memo.tsc < refresh_cycles_) return;
+  if (k == memo.key && in == memo.port && now - memo.tsc < refresh_cycles_) return false;
   int32_t slot = fdb_->lookup(k);
   if (slot != RcuTable::kNone) [[likely]] {
     Station& st = stations_[slot];
@@ -110,12 +114,18 @@ void Bridge::learn(unsigned w, uint16_t vlan, const rte_ether_addr& src, uint16_
     if (now - st.seen_tsc.load(std::memory_order_relaxed) > refresh_cycles_)
       st.seen_tsc.store(now, std::memory_order_relaxed);
     memo = {k, in, st.seen_tsc.load(std::memory_order_relaxed)};
-    return;
+    return false;
   }
   // A full table is counted as such without spending a token; then the
   // worker's learning budget, before the writer lock.
-  if (fdb_->size() >= fdb_->capacity()) return io_[w].events->inc(Event::bridge_fdb_full);
-  if (!pw.learn_bucket.take(now)) return io_[w].events->inc(Event::bridge_learn_limited);
+  if (fdb_->size() >= fdb_->capacity()) {
+    io_[w].events->inc(Event::bridge_fdb_full);
+    return false;
+  }
+  if (!pw.learn_bucket.take(now)) {
+    io_[w].events->inc(Event::bridge_learn_limited);
+    return false;
+  }
   bool learned = false;
   uint32_t gen = 0;
   slot = fdb_->insert(k, [&](int32_t s) {
@@ -124,11 +134,15 @@ void Bridge::learn(unsigned w, uint16_t vlan, const rte_ether_addr& src, uint16_
     gen = stations_[s].generation.fetch_add(1, std::memory_order_relaxed) + 1;
     learned = true;
   });
-  if (slot == RcuTable::kNone) return io_[w].events->inc(Event::bridge_fdb_full);
-  if (!learned) return;
+  if (slot == RcuTable::kNone) {
+    io_[w].events->inc(Event::bridge_fdb_full);
+    return false;
+  }
+  if (!learned) return true;  // another worker's insert won: the station is there now
   io_[w].events->inc(Event::bridge_learned);
   // The learner times the station on its own wheel.
   arm_ageing(pw, slot, gen, now + aging_cycles_ + 1);
+  return true;
 }
 
 void Bridge::arm_ageing(PerWorker& pw, int32_t slot, uint32_t gen, uint64_t expiry) {
@@ -144,7 +158,8 @@ void Bridge::on_ageing_timer(void* ctx, uint64_t arg, uint64_t now) {
   // Only ageing removes stations, and it consumes the timer: a station is
   // live with its generation for as long as its timer is armed.
   if (!b.fdb_->live(slot) || st.generation.load(std::memory_order_relaxed) != gen) return;
-  // Workers stamp with a fresher TSC than the loop's `now`: no wrap-around.
+  // Another worker's loop time (its stamp) may be ahead of this wheel's
+  // `now`: no wrap-around.
   const uint64_t seen = st.seen_tsc.load(std::memory_order_relaxed);
   if (now <= seen || now - seen <= b.aging_cycles_) return b.arm_ageing(pw, slot, gen, seen + b.aging_cycles_ + 1);
   b.fdb_->lock();

@@ -103,8 +103,18 @@ class Bridge final : public Service {
   };
 
   Bridge(rte_mempool* pool, uint64_t tsc_hz) : pool_(pool), tsc_hz_(tsc_hz) {}
-  void input(unsigned w, rte_mbuf* m, uint64_t now);
-  void learn(unsigned w, uint16_t vlan, const rte_ether_addr& src, uint16_t in, uint64_t now);
+  // The last destination a burst looked up and what the FDB said (a slot or
+  // RcuTable::kNone), so that a run of frames to one station costs one
+  // lookup. It lives for one handler call, in which the worker reports no
+  // quiescent state (the slot keeps its key); this worker learning a station
+  // forgets it, so a station learned mid-burst is found by the next frame.
+  struct DstMemo {
+    uint64_t key = UINT64_MAX;
+    int32_t slot = 0;
+  };
+  void input(unsigned w, rte_mbuf* m, uint64_t now, DstMemo& dst);
+  // True when it added a station to the FDB.
+  bool learn(unsigned w, uint16_t vlan, const rte_ether_addr& src, uint16_t in, uint64_t now);
   // Sets m's 802.1Q encapsulation to what `out` wants; false if it could not.
   bool encapsulate(rte_mbuf*& m, uint16_t out, uint16_t vlan) const;
   void flood(unsigned w, rte_mbuf* m, uint16_t in, uint16_t vlan, bool tagged_in);

@@ -21,6 +21,13 @@ constexpr double kFragSweepS = 0.01;
 
 rte_ipv4_hdr* ip_of(rte_mbuf* m) { return rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, kL2); }
 
+// l2_len and l3_len in one read-modify-write of tx_offload (two bit-field
+// stores would be two).
+void set_header_lens(rte_mbuf* m, uint16_t l3_len) {
+  constexpr uint64_t kMask = (uint64_t{1} << RTE_MBUF_L3_LEN_OFS << RTE_MBUF_L3_LEN_BITS) - 1;
+  m->tx_offload = (m->tx_offload & ~kMask) | kL2 | uint64_t{l3_len} << RTE_MBUF_L3_LEN_OFS;
+}
+
 // RFC 1624 (as in RFC 1812 §5.3.1): TTL is the high byte of its 16-bit word,
 // so one less TTL is 0x0100 more in the one's complement checksum. The sum
 // is byte-order independent (RFC 1071 §2(B)), so the stored checksum takes
@@ -69,7 +76,7 @@ void Ip::input_handler(void* ctx, unsigned w, uint16_t, rte_mbuf** pkts, uint16_
 }
 
 void Ip::input(unsigned w, rte_mbuf** pkts, uint16_t n) {
-  const uint64_t now = rte_rdtsc();
+  const uint64_t now = io_[w].now();
   arp_.begin_burst(w);
   ForwardBatch batch;
   LocalBatch local;
@@ -116,8 +123,7 @@ inline void Ip::accept(unsigned w, rte_mbuf* m, uint16_t in, uint64_t now, Forwa
     case Disposition::multicast: return drop(w, m, DropReason::ipv4_multicast);
     case Disposition::local:
     case Disposition::broadcast:
-      m->l2_len = kL2;
-      m->l3_len = v.header_len;
+      set_header_lens(m, v.header_len);
       return local_input(w, m, v, in, now, local);
     case Disposition::forward:
       if (!forwarding_) [[unlikely]]
@@ -135,8 +141,7 @@ inline void Ip::accept(unsigned w, rte_mbuf* m, uint16_t in, uint64_t now, Forwa
     icmp_error(w, m, IcmpError::ttl_exceeded, in, now);
     return drop(w, m, DropReason::ipv4_ttl_exceeded);
   }
-  m->l2_len = kL2;
-  m->l3_len = v.header_len;
+  set_header_lens(m, v.header_len);
   batch.pkts[batch.n] = m;
   batch.dst[batch.n] = rte_be_to_cpu_32(ip->dst_addr);
   batch.in_port[batch.n] = in;
@@ -286,8 +291,7 @@ void Ip::local_input(unsigned w, rte_mbuf* m, const InputVerdict& v, uint16_t in
   if (v.disposition == Disposition::broadcast) return drop(w, m, DropReason::local_no_service);
   const Upper& up = upper_[ip->next_proto_id];
   if (up.netisr) {
-    m->l2_len = kL2;
-    m->l3_len = v.header_len;
+    set_header_lens(m, v.header_len);
     return to_upper(w, up, m, local);
   }
   switch (ip->next_proto_id) {
@@ -301,8 +305,7 @@ void Ip::local_input(unsigned w, rte_mbuf* m, const InputVerdict& v, uint16_t in
       ReceivedError e;
       if (parse_received_error(m, kL2, v.header_len, &e))
         if (const Upper& inner = upper_[e.inner_proto]; inner.netisr) {
-          m->l2_len = kL2;
-          m->l3_len = v.header_len;
+          set_header_lens(m, v.header_len);
           return to_upper(w, inner, m, local);
         }
       return drop(w, m, DropReason::local_no_service);

@@ -217,6 +217,22 @@ TEST_F(BridgeTest, LearnsFloodsThenForwardsKnownUnicast) {
   free_all(sent(2));
 }
 
+// One burst: station 1 (p0) to unknown station 2, station 2 (p1) answers,
+// station 1 again. The burst's destination memo must not keep "unknown"
+// for station 2 once the same burst learned it.
+TEST_F(BridgeTest, AStationLearnedMidBurstIsKnownToTheRestOfTheBurst) {
+  make({"", "", ""});
+  rte_mbuf* burst[3] = {frame(0, 1, 2), frame(1, 2, 1), frame(0, 1, 2)};
+  Bridge::netisr_handler(bridge_.get(), 0, dispatch::kMixedPorts, burst, 3);
+  tx_buffers_->flush_all();
+  auto to0 = sent(0), to1 = sent(1), to2 = sent(2);
+  EXPECT_EQ(to0.size(), 1u) << "the answer goes to station 1 only";
+  EXPECT_EQ(to1.size(), 2u) << "the first frame flooded, the third went to station 2";
+  EXPECT_EQ(to2.size(), 1u) << "only the first frame was flooded";
+  EXPECT_EQ(events_.get(Event::bridge_flooded), 1u);
+  free_all(to0), free_all(to1), free_all(to2);
+}
+
 TEST_F(BridgeTest, ReservedGroupAddressesAreNeverRelayed) {
   make({"", "", ""});
   // STP (…00), PAUSE (…01), LACP (…02), 802.1X (…03), LLDP (…0E) and the top of

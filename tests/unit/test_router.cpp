@@ -598,7 +598,8 @@ TEST_F(RouterTest, ForwardsToStaticGatewayFastAndSlowPathsAgree) {
   ASSERT_NO_FATAL_FAILURE(make({}));
   // One burst of two identical datagrams: the first resolves the gateway
   // through forward() (the slow path), the second rides the fast path on
-  // ARP's memo; a third, alone in its burst, takes the slow path again.
+  // ARP's memo; a third, alone in its burst, rides the memo kept from the
+  // burst before (the neighbour is unchanged).
   Ip4 p;
   p.dst = kRemote;
   p.ttl = 64;
@@ -640,6 +641,14 @@ TEST_F(RouterTest, ForwardsToStaticGatewayFastAndSlowPathsAgree) {
   EXPECT_EQ(events(Event::ipv4_forwarded), 3u);
   EXPECT_EQ(all_drops(), 0u);
   EXPECT_TRUE(nothing_sent());
+  // The memo outlives a burst only while its neighbour is unchanged: the
+  // gateway's new MAC is used from the next burst on.
+  const rte_ether_addr moved = mac(0, 0x42);
+  ASSERT_TRUE(router_->arp_add("wan", kGateway, moved));
+  input({ipv4(p)});
+  auto again = sent_bytes(kWan);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_TRUE(same_mac(mac_at(again[0], 0), moved)) << "a changed neighbour is not served from the memo";
 }
 
 // RFC 1624 §3: updating the checksum as HC + 0x0100 (RFC 1141) yields 0xffff
