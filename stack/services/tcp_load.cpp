@@ -42,6 +42,7 @@ struct Session {
   bool first_byte = false;
   uint32_t requests_left = 0;
   uint64_t t_open = 0, t_request = 0;
+  uint64_t stop_at = UINT64_MAX;  // duration_ms: no request starts at or after this TSC
   uint64_t send_off = 0;   // bytes of the current request sent
   uint64_t read_left = 0;  // raw: response bytes still to read
   uint64_t request_len = 0;
@@ -278,6 +279,8 @@ class TcpLoad final : public CountingService {
     s.established = false;
     s.seen = {};
     s.requests_left = cfg_.requests;
+    // A probe (opened before the generator's start) counts the duration from its own open.
+    s.stop_at = cfg_.duration_ms ? (pw.start ? pw.start : now) + cfg_.duration_ms * tsc_hz_ / 1000 : UINT64_MAX;
     s.t_open = rte_rdtsc();
     s.deadline.store(s.t_open + timeout_, std::memory_order_release);
     pw.attempted.inc();
@@ -337,7 +340,9 @@ class TcpLoad final : public CountingService {
   // Starts the next request, or closes when none is left.
   void next_request(Session& s, TcpConn& c, uint64_t now) {
     PerWorker& k = *per_worker_[c.worker()];
-    if (s.requests_left == 0) return finish(s, c);
+    // After duration_ms no request starts (as wrk stops at -d): the connection
+    // ends after its current transaction, closed as configured.
+    if (s.requests_left == 0 || now >= s.stop_at) return finish(s, c);
     --s.requests_left;
     s.phase = Phase::request;
     s.t_request = now;
