@@ -58,7 +58,7 @@ HERE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 sys.path.insert(0, HERE)
 
 from ngslab import Lab, Ngstack, check, run_test, sh  # noqa: E402
-from tcp_peers import tcp_host_config  # noqa: E402
+from tcp_peers import nginx_conf, tcp_host_config  # noqa: E402
 
 PEER, ADDR = "198.18.1.2", "198.18.1.1"
 NGINX_PORT = 8080
@@ -67,28 +67,6 @@ CONNS = int(os.environ.get("NGS_WRK_CONNS", "64"))
 SECONDS = float(os.environ.get("NGS_WRK_SECONDS", "3"))
 ROUNDS = int(os.environ.get("NGS_WRK_ROUNDS", "2"))
 TOL = 0.10
-
-NGINX_CONF = """worker_processes 1;
-daemon off;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 4096; }}
-http {{
-  log_format t '$msec $request_uri $status $bytes_sent $request_length';
-  access_log {d}/access.log t;
-  client_body_temp_path {d}/body;
-  proxy_temp_path {d}/proxy;
-  fastcgi_temp_path {d}/fastcgi;
-  uwsgi_temp_path {d}/uwsgi;
-  scgi_temp_path {d}/scgi;
-  keepalive_requests 1000000;
-  server {{
-    listen {addr}:{port};
-    location / {{ default_type text/plain; return 200 "ngstack load test\\n"; }}
-  }}
-}}
-"""
-
 
 def cpu_seconds(pid):
     """User + system CPU time of a process (and its waited-for children)."""
@@ -202,7 +180,7 @@ def start_nginx(lab, d):
     check(os.path.exists(nginx), "nginx (Debian package nginx-light) is installed")
     conf = os.path.join(d, "nginx.conf")
     with open(conf, "w") as f:
-        f.write(NGINX_CONF.format(d=d, addr=PEER, port=NGINX_PORT))
+        f.write(nginx_conf(d, PEER, NGINX_PORT, keepalive_requests=1000000))
     h1 = lab.host(1)
     ngx = subprocess.Popen(["ip", "netns", "exec", h1, "taskset", "-c", str(NGINX_CPU), nginx, "-p", d, "-c", conf],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

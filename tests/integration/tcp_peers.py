@@ -652,3 +652,31 @@ def main():
 
 if __name__ == "__main__":
     main()
+
+
+def nginx_conf(d, addr, port, body="ngstack load test\n", listen_extra="", keepalive_requests=100000):
+    """An nginx.conf for one worker process serving `body` on addr:port, its
+    pid, error log, temp paths and access log (one line per request:
+    $msec $request_uri $status $bytes_sent $request_length) all in `d`."""
+    body = body.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return f"""worker_processes 1;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 4096; }}
+http {{
+  log_format t '$msec $request_uri $status $bytes_sent $request_length';
+  access_log {d}/access.log t;
+  client_body_temp_path {d}/body;
+  proxy_temp_path {d}/proxy;
+  fastcgi_temp_path {d}/fastcgi;
+  uwsgi_temp_path {d}/uwsgi;
+  scgi_temp_path {d}/scgi;
+  keepalive_requests {keepalive_requests};
+  server {{
+    listen {addr}:{port}{listen_extra};
+    location / {{ default_type text/plain; return 200 "{body}"; }}
+  }}
+}}
+"""
+

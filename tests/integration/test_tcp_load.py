@@ -127,7 +127,7 @@ if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "serve":
     sys.exit(0)
 
 from ngslab import Lab, Ngstack, check, run_test, sh, workers_arg  # noqa: E402
-from tcp_peers import tcp_host_config  # noqa: E402
+from tcp_peers import nginx_conf, tcp_host_config  # noqa: E402
 
 WORKERS = workers_arg()
 
@@ -210,28 +210,6 @@ def run_rate_and_errors(lab):
     print(f"ok: errors: {ERRS} refused, {ERRS} reset, {ERRS} bad_response, {ERRS} timeout, each exactly", flush=True)
 
 
-NGINX_CONF = """worker_processes 1;
-daemon off;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 4096; }}
-http {{
-  log_format t '$msec $request_uri $status $bytes_sent $request_length';
-  access_log {d}/access.log t;
-  client_body_temp_path {d}/body;
-  proxy_temp_path {d}/proxy;
-  fastcgi_temp_path {d}/fastcgi;
-  uwsgi_temp_path {d}/uwsgi;
-  scgi_temp_path {d}/scgi;
-  keepalive_requests 100000;
-  server {{
-    listen {addr}:{port};
-    location / {{ default_type text/plain; return 200 "ngstack load test\\n"; }}
-  }}
-}}
-"""
-
-
 def run_nginx(lab, tmp):
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     check(os.path.exists(nginx), "nginx (Debian package nginx-light) is installed")
@@ -240,7 +218,7 @@ def run_nginx(lab, tmp):
     os.makedirs(d)
     conf = os.path.join(d, "nginx.conf")
     with open(conf, "w") as f:
-        f.write(NGINX_CONF.format(d=d, addr=PEER, port=NGINX_PORT))
+        f.write(nginx_conf(d, PEER, NGINX_PORT))
     ngx = subprocess.Popen(["ip", "netns", "exec", h1, nginx, "-p", d, "-c", conf], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
     try:

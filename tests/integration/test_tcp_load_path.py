@@ -58,7 +58,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ngslab import Lab, Ngstack, check, run_test, sh  # noqa: E402
-from tcp_peers import NGSTACK_ADDR, Impairer, tcp_host_config, tun_impairer  # noqa: E402
+from tcp_peers import NGSTACK_ADDR, Impairer, nginx_conf, tcp_host_config, tun_impairer  # noqa: E402
 
 PEER = "198.18.2.2"
 ROUTES = [("198.18.2.0/24", "198.18.1.2")]
@@ -77,35 +77,14 @@ DELAY_CONNS, DELAY_REQS, DELAY_RATE = 300, 2, 200
 TOL_REL, TOL_ABS_US = 0.10, 2000
 PEAK_TOL = 2
 
-NGINX_CONF = """worker_processes 1;
-daemon off;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 4096; }}
-http {{
-  log_format t '$msec $request_uri $status $bytes_sent $request_length';
-  access_log {d}/access.log t;
-  client_body_temp_path {d}/body;
-  proxy_temp_path {d}/proxy;
-  fastcgi_temp_path {d}/fastcgi;
-  uwsgi_temp_path {d}/uwsgi;
-  scgi_temp_path {d}/scgi;
-  keepalive_requests 100000;
-  server {{
-    listen {addr}:{port} backlog=4096;
-    location / {{ default_type text/plain; return 200 "ngstack load test: the generator's view of the path\\n"; }}
-  }}
-}}
-"""
-
-
 class Nginx:
     def __init__(self, ns, tmp):
         self.dir = os.path.join(tmp, "nginx")
         os.makedirs(self.dir)
         conf = os.path.join(self.dir, "nginx.conf")
         with open(conf, "w") as f:
-            f.write(NGINX_CONF.format(d=self.dir, addr=PEER, port=NGINX_PORT))
+            f.write(nginx_conf(self.dir, PEER, NGINX_PORT, body="ngstack load test: the generator's view of the path\n",
+                               listen_extra=" backlog=4096"))
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         check(os.path.exists(nginx), "nginx (Debian package nginx-light) is installed")
         self.proc = subprocess.Popen(["ip", "netns", "exec", ns, "taskset", "-c", HELPER_CPU, nginx, "-p", self.dir,
