@@ -60,8 +60,23 @@ def testpmd_command(pcaps, burst=32, workers=1):
     return cmd
 
 
-def run_testpmd(pcaps, seconds, burst=32, workers=1):
-    cmd = testpmd_command(pcaps, burst, workers)
+def testpmd_txonly_command(burst=32, workers=1, frame=60):
+    """testpmd --forward-mode=txonly --txonly-multi-flow into a net_null sink:
+    frames of `frame` bytes without FCS (60: 64 on the wire), one tx queue
+    per forwarding core."""
+    lmap = lcores_arg(workers)
+    prefix = f"ngs-perf-testpmd-{os.getpid()}"
+    return ["dpdk-testpmd", "--lcores", ",".join(f"{l}@{c}" for l, c in lmap.items()), "--main-lcore", "0",
+            "--no-huge", "-m", "1024", "--no-pci", "--file-prefix", prefix, "--log-level", "notice",
+            "--vdev", "net_null0,no-rx=1", "--", "--forward-mode=txonly", "--txonly-multi-flow",
+            f"--txpkts={frame}", "--stats-period", "1", "--no-mlockall", "--total-num-mbufs=32768",
+            f"--burst={burst}", "--txd=1024", f"--rxq={workers}", f"--txq={workers}", f"--nb-cores={workers}"]
+
+
+def run_testpmd(pcaps, seconds, burst=32, workers=1, cmd=None):
+    """testpmd's median per-second tx rate summed over its ports (the mac
+    forwarder's by default; `cmd` runs another, e.g. testpmd_txonly_command)."""
+    cmd = cmd or testpmd_command(pcaps, burst, workers)
     prefix = cmd[cmd.index("--file-prefix") + 1]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(seconds + 1.5)

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """ngstack router and bridge beside dpdk-testpmd --forward-mode=mac and DPDK's
-l3fwd example (LPM), side by side.
+l3fwd example (LPM), and the traffic generator beside testpmd
+--forward-mode=txonly --txonly-multi-flow, side by side.
 
 Router: 64-byte UDP frames from 1024 flows per worker (net_pcap infinite_rx,
 addressed to the router's MAC) are routed through a FIB of --routes routes
@@ -11,10 +12,14 @@ each frame is flooded to the one other port). testpmd runs the same sources
 into the same sink with the same number of forwarding cores. l3fwd
 (--lookup=lpm, built from dpdk-doc's sources: perf/l3fwd.py) routes the same
 frames to the same sink through the same routes, as many as its table holds
-(1024), on as many cores. Runs alternate; medians of per-second rates; the
-ratios are ngstack/testpmd and, for the router, ngstack/l3fwd.
+(1024), on as many cores. Generator (mode `generator`, not run by default):
+one traffic-mode generator per worker, 64-byte UDP frames over 1024 flows
+each with per-flow sequence numbers and timestamps, into the net_null sink,
+beside testpmd txonly multi-flow with 60-byte frames (64 on the wire) on as
+many cores. Runs alternate; medians of per-second rates; the ratios are
+ngstack/testpmd and, for the router, ngstack/l3fwd.
 
-  perf/router_bench.py [--modes router,bridge] [--workers 1,2] [--routes 10000]
+  perf/router_bench.py [--modes router,bridge,generator] [--workers 1,2] [--routes 10000]
                        [--peers testpmd,l3fwd] [--rounds 3] [--seconds 5]
                        [--l3fwd-build DIR] [--baseline BIN] [--json FILE]
 
@@ -57,7 +62,23 @@ def routes_yaml(n):
     return "\n".join(f"    - {{prefix: {p}, via: {GATEWAY}}}" for p in route_prefixes(n))
 
 
+def generator_config(workers, burst=32):
+    """Traffic mode: one generator per worker (64-byte UDP frames, 1 024 flows
+    each, sequence numbers and timestamps stamped) into a net_null sink."""
+    gens = "".join(f'    - {{port: sink, protocol: udp, size: 64, dst_mac: "02:00:00:00:00:02", '
+                   f'src: 198.18.{i}.1-198.18.{i}.255, dst: 198.19.0.1-198.19.0.4, sport: 1024-2047, dport: 9, '
+                   f'flows: 1024, burst: {burst}}}\n' for i in range(workers))
+    return f"""mode: traffic
+{benchlib.eal_yaml(workers)}ports:
+  - {{name: sink, device: "net_null0,no-rx=1"}}
+{benchlib.workers_yaml(workers, burst)}traffic:
+  generators:
+{gens}"""
+
+
 def config(mode, pcaps, workers, routes, burst=32):
+    if mode == "generator":
+        return generator_config(workers, burst)
     # One source port with one rx queue per worker (one capture each).
     rx = ",".join(f"rx_pcap={p}" for p in pcaps)
     head = f"""mode: {mode}
@@ -155,10 +176,14 @@ def main():
             for r in range(a.rounds):
                 row = {"workers": w, "round": r + 1}
                 line = f"workers {w} round {r + 1}:"
-                if "testpmd" in peers:
+                if "testpmd" in peers and set(modes) - {"generator"}:
                     row["testpmd_mac_pps"] = tp = benchlib.run_testpmd(pcaps, a.seconds, 32, w)
                     line += f" testpmd mac {tp / 1e6:7.3f} Mpps"
-                if l3fwd_cmd:
+                if "testpmd" in peers and "generator" in modes:
+                    row["testpmd_txonly_pps"] = tp = benchlib.run_testpmd(
+                        [], a.seconds, 32, w, cmd=benchlib.testpmd_txonly_command(32, w))
+                    line += f" testpmd txonly {tp / 1e6:7.3f} Mpps"
+                if l3fwd_cmd and "router" in modes:
                     row["l3fwd_lpm_pps"] = lf = l3fwd.run(l3fwd_cmd, a.seconds, tmp)
                     line += f"   l3fwd lpm {lf / 1e6:7.3f} Mpps"
                 for mode in modes:
@@ -172,7 +197,7 @@ def main():
                             raise RuntimeError(f"{mode}: the run's accounting failed ({binary})")
                         row[f"{prefix}{mode}_pps"], row[f"{prefix}{mode}_cycles_per_packet"] = pps, cpp
                     pps, cpp = row[f"{mode}_pps"], row[f"{mode}_cycles_per_packet"]
-                    line += f"   {mode} {pps / 1e6:7.3f} Mpps ({cpp:5.1f} cycles/packet{ratios(mode, pps, row)})"
+                    line += f"   {mode} {pps / 1e6:7.3f} Mpps ({cycles_text(cpp)}{ratios(mode, pps, row)})"
                     if a.baseline:
                         bp = row[f"baseline_{mode}_pps"]
                         row[f"{mode}_ratio_baseline"] = pps / bp
@@ -188,13 +213,15 @@ def main():
         rows = [r for r in results if r["workers"] == w]
         med = {k: statistics.median(r[k] for r in rows) for k in rows[0] if k not in ("workers", "round")}
         peer_text = "".join(f"{name} {med[key] / 1e6:.3f} Mpps, " for name, key in
-                            (("testpmd mac", "testpmd_mac_pps"), ("l3fwd lpm", "l3fwd_lpm_pps")) if key in med)
+                            (("testpmd mac", "testpmd_mac_pps"), ("testpmd txonly", "testpmd_txonly_pps"),
+                             ("l3fwd lpm", "l3fwd_lpm_pps")) if key in med)
         for mode in modes:
             ng, cpp = med[f"{mode}_pps"], med[f"{mode}_cycles_per_packet"]
             item = {"mode": mode, "workers": w, "ngstack_pps": ng, "cycles_per_packet": cpp}
             text = ""
-            if "testpmd_mac_pps" in med:
-                item.update(testpmd_mac_pps=med["testpmd_mac_pps"], ratio=ng / med["testpmd_mac_pps"])
+            tkey = testpmd_key(mode)
+            if tkey in med:
+                item.update({tkey: med[tkey], "ratio": ng / med[tkey]})
                 text += f", ratio ngstack/testpmd = {item['ratio']:.3f}"
             if "l3fwd_lpm_pps" in med and mode == "router":
                 item.update(l3fwd_lpm_pps=med["l3fwd_lpm_pps"], ratio_l3fwd=ng / med["l3fwd_lpm_pps"])
@@ -207,7 +234,7 @@ def main():
                          f"({item['baseline_cycles_per_packet']:.1f} cycles/packet), ratio ngstack/baseline = "
                          f"{item['ratio_baseline']:.3f} (median of the rounds' ratios)")
             summary.append(item)
-            print(f"median, {w} worker(s): {peer_text}ngstack {mode} {ng / 1e6:.3f} Mpps ({cpp:.1f} cycles/packet)"
+            print(f"median, {w} worker(s): {peer_text}ngstack {mode} {ng / 1e6:.3f} Mpps ({cycles_text(cpp)})"
                   f"{text}")
     if a.json:
         with open(a.json, "w") as f:
@@ -216,11 +243,21 @@ def main():
                        "summary": summary}, f, indent=2)
 
 
+def testpmd_key(mode):
+    """The testpmd run a mode is compared with: txonly for the generator, mac for the rest."""
+    return "testpmd_txonly_pps" if mode == "generator" else "testpmd_mac_pps"
+
+
+def cycles_text(cpp):
+    # Busy cycles count loop iterations that received something: a generator receives nothing.
+    return f"{cpp:5.1f} cycles/packet" if cpp else "cycles n/a"
+
+
 def ratios(mode, pps, row):
     """", ngstack/testpmd R, ngstack/l3fwd R" for the peers of this round; l3fwd is a router's peer only."""
     out = ""
-    if "testpmd_mac_pps" in row:
-        out += f", ngstack/testpmd {pps / row['testpmd_mac_pps']:.3f}"
+    if testpmd_key(mode) in row:
+        out += f", ngstack/testpmd {pps / row[testpmd_key(mode)]:.3f}"
     if "l3fwd_lpm_pps" in row and mode == "router":
         out += f", ngstack/l3fwd {pps / row['l3fwd_lpm_pps']:.3f}"
     return out

@@ -340,9 +340,12 @@ class TcpLoad final : public CountingService {
   // Starts the next request, or closes when none is left.
   void next_request(Session& s, TcpConn& c, uint64_t now) {
     PerWorker& k = *per_worker_[c.worker()];
-    // After duration_ms no request starts (as wrk stops at -d): the connection
-    // ends after its current transaction, closed as configured.
-    if (s.requests_left == 0 || now >= s.stop_at) return finish(s, c);
+    // After duration_ms no further request starts (as wrk stops at -d): the
+    // connection ends after its current transaction, closed as configured.
+    // Its first request always runs: a connection opened within the duration
+    // is one transaction, not an empty one.
+    const bool first = s.requests_left == cfg_.requests;
+    if (s.requests_left == 0 || (now >= s.stop_at && !first)) return finish(s, c);
     --s.requests_left;
     s.phase = Phase::request;
     s.t_request = now;
