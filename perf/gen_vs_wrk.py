@@ -47,7 +47,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -58,7 +57,7 @@ HERE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 sys.path.insert(0, HERE)
 
 from ngslab import Lab, Ngstack, check, run_test, sh  # noqa: E402
-from tcp_peers import nginx_conf, tcp_host_config  # noqa: E402
+from tcp_peers import nginx_conf, stop_nginx, tcp_host_config  # noqa: E402
 
 PEER, ADDR = "198.18.1.2", "198.18.1.1"
 NGINX_PORT = 8080
@@ -200,15 +199,6 @@ def start_nginx(lab, d):
     check(len(kids) == 1, f"nginx runs one worker process: {kids}")
     worker = int(kids[0])
     return ngx, worker
-
-
-def stop_nginx(ngx):
-    ngx.send_signal(signal.SIGQUIT)  # graceful: the log is written out
-    try:
-        ngx.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        ngx.kill()
-        ngx.wait()
 
 
 def within(a, b):

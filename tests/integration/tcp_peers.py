@@ -680,3 +680,16 @@ http {{
 }}
 """
 
+
+def stop_nginx(proc):
+    """Stops an nginx started in the foreground (daemon off) gracefully, so
+    that its access log is written out; kills it if it has not gone in 10 s."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGQUIT)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+

@@ -127,7 +127,7 @@ if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "serve":
     sys.exit(0)
 
 from ngslab import Lab, Ngstack, check, run_test, sh, workers_arg  # noqa: E402
-from tcp_peers import nginx_conf, tcp_host_config  # noqa: E402
+from tcp_peers import nginx_conf, stop_nginx, tcp_host_config  # noqa: E402
 
 WORKERS = workers_arg()
 
@@ -236,12 +236,7 @@ def run_nginx(lab, tmp):
         ]
         clients = run_ngstack(client_config(lab, f"ngt-loadn-{os.getpid()}", gens, {"msl_ms": 500}))
     finally:
-        ngx.send_signal(signal.SIGQUIT)  # graceful: the log is written out
-        try:
-            ngx.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            ngx.kill()
-            ngx.wait()
+        stop_nginx(ngx)
     log = {}
     with open(os.path.join(d, "access.log")) as f:
         for line in f:

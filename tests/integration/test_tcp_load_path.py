@@ -58,7 +58,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ngslab import Lab, Ngstack, check, run_test, sh  # noqa: E402
-from tcp_peers import NGSTACK_ADDR, Impairer, nginx_conf, tcp_host_config, tun_impairer  # noqa: E402
+from tcp_peers import NGSTACK_ADDR, Impairer, nginx_conf, stop_nginx, tcp_host_config, tun_impairer  # noqa: E402
 
 PEER = "198.18.2.2"
 ROUTES = [("198.18.2.0/24", "198.18.1.2")]
@@ -96,13 +96,7 @@ class Nginx:
             time.sleep(0.1)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)  # graceful: the log is written out
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_nginx(self.proc)
 
     def log(self):
         """uri -> [(bytes_sent, request_length)]"""
